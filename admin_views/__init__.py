@@ -1,0 +1,28 @@
+"""The Flask-Admin console. :func:`init_admin` builds it inside the application factory."""
+from pathlib import Path
+
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+from jinja2 import ChoiceLoader, FileSystemLoader
+
+from admin_views.base import ConsoleIndexView
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def init_admin(app):
+    """Create the console at ``/admin`` and register every screen (see :data:`SCREENS`)."""
+    from admin_views.screens import SCREENS
+
+    app.jinja_loader = ChoiceLoader([FileSystemLoader(str(TEMPLATES)), app.jinja_loader])
+    admin = Admin(
+        app,
+        name="Firmsync",
+        url="/admin",
+        index_view=ConsoleIndexView(name="Dashboard", url="/admin", template="admin/firmsync_index.html"),
+        theme=Bootstrap4Theme(swatch=app.config.get("FLASK_ADMIN_SWATCH", "cerulean"), base_template="admin/firmsync_base.html"),
+    )
+    for screen in SCREENS:
+        admin.add_view(screen())
+    app.extensions["firmsync.admin"] = admin
+    return admin

@@ -1,0 +1,269 @@
+"""The one secure base view of the Firmsync console.
+
+Every console screen derives from :class:`SecureModelView` (model screens) or
+:class:`SecureBaseView` (custom screens). They enforce, on the server and for every
+request:
+
+* authentication (anonymous users go to the login page) and console access (pulse users
+  get 403: they only have the portal);
+* the role of the current :class:`~app.access.Actor` against a per-view permission table
+  for each operation: ``list`` (also detail), ``create``, ``edit``, ``delete``, ``export``
+  and each named action; a forbidden operation answers 403;
+* firm and dossier scoping of every query: list, count, detail/edit/delete by id (an id
+  outside the scope answers 404), action ids and exports all go through :meth:`get_query`;
+* server-side checks that related rows chosen in a form belong to the actor's firm;
+* an :class:`~app.models.AuditEvent` for every create, update and delete, with secret
+  values masked;
+* CSRF on every form and action (forms derive from Flask-WTF's ``FlaskForm``, and
+  ``CSRFProtect`` guards every POST of the application).
+
+Permission tables name roles from :class:`app.models.Role` plus :data:`SUPPORT` for
+platform support staff, who are read-only unless a view grants them more.
+"""
+from flask import abort, redirect, request, url_for
+from flask_admin import AdminIndexView, BaseView
+from flask_admin.contrib.sqla import ModelView
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import inspect as sa_inspect
+from wtforms.validators import ValidationError
+
+from app import audit
+from app.access import current_actor, dossier_visibility, visible_dossier_ids
+from app.crypto import EncryptedJSON
+from app.extensions import db
+from app.models import Dossier, Membership, Role, User
+
+SUPPORT = "support"
+OPERATIONS = ("list", "create", "edit", "delete", "export")
+
+#: Flask-Admin view method name -> our operation name
+_VIEW_OPERATIONS = {
+    "index_view": "list",
+    "details_view": "list",
+    "ajax_lookup": "list",
+    "create_view": "create",
+    "edit_view": "edit",
+    "ajax_update": "edit",
+    "delete_view": "delete",
+    "export": "export",
+    "action_view": None,  # checked per action in is_action_allowed / action_view
+}
+
+
+def effective_role(actor):
+    """The key used in permission tables: ``"support"`` for support staff, else the role."""
+    if actor is None:
+        return None
+    return SUPPORT if actor.is_support else actor.role
+
+
+class AccessMixin:
+    """Authentication, console access and role checks shared by all console views."""
+
+    #: operation -> roles allowed (Role.* values and SUPPORT)
+    permissions = {}
+
+    @property
+    def actor(self):
+        return current_actor()
+
+    def allowed(self, operation):
+        """May the current actor do ``operation`` in this view?"""
+        actor = self.actor
+        if actor is None or not actor.uses_console:
+            return False
+        return effective_role(actor) in self.permissions.get(operation, ())
+
+    def is_accessible(self):
+        return self.allowed("list")
+
+    def is_visible(self):
+        return self.allowed("list")
+
+    def inaccessible_callback(self, name, **kwargs):
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path))
+        abort(403)
+
+
+class SecureBaseView(AccessMixin, BaseView):
+    """Base of custom (non-model) console screens."""
+
+    def _handle_view(self, name, **kwargs):
+        if not current_user.is_authenticated or not self.is_accessible():
+            return self.inaccessible_callback(name, **kwargs)
+        return None
+
+
+class SecureModelView(AccessMixin, ModelView):
+    """Base of every model screen: role permissions, firm/dossier scoping, audit.
+
+    Subclasses set :attr:`permissions`, :attr:`action_permissions` and :attr:`scope`:
+
+    * ``"firm"``: the model has ``firm_id``; rows of the actor's firm (support: all);
+    * ``"dossier"``: the model has ``dossier_id``; rows of dossiers the actor may see;
+    * ``"dossier_self"``: the model is :class:`Dossier`;
+    * ``"none"``: the subclass overrides :meth:`scope_query`.
+    """
+
+    form_base_class = FlaskForm
+    scope = "firm"
+    action_permissions = {}
+    #: attribute names whose values never appear in the audit trail
+    secret_fields = ()
+    can_view_details = True
+    can_set_page_size = True
+    page_size = 50
+    list_template = "admin/firmsync_list.html"
+
+    # -- permissions ---------------------------------------------------------------
+    @property
+    def can_create(self):
+        return self.allowed("create")
+
+    @property
+    def can_edit(self):
+        return self.allowed("edit")
+
+    @property
+    def can_delete(self):
+        return self.allowed("delete")
+
+    @property
+    def can_export(self):
+        return self.allowed("export")
+
+    def is_action_allowed(self, name):
+        if name == "delete":
+            return self.allowed("delete")
+        actor = self.actor
+        return actor is not None and effective_role(actor) in self.action_permissions.get(name, ())
+
+    def _handle_view(self, name, **kwargs):
+        if not current_user.is_authenticated or not self.is_accessible():
+            return self.inaccessible_callback(name, **kwargs)
+        operation = _VIEW_OPERATIONS.get(name, "list")
+        if operation and not self.allowed(operation):
+            abort(403)
+        if name == "action_view":
+            action = request.form.get("action", "")
+            if not self.is_action_allowed(action):
+                abort(403)
+        return None
+
+    # -- scoping -------------------------------------------------------------------
+    def scope_query(self, query):
+        """Restrict ``query`` (over :attr:`model`) to the rows the actor may see."""
+        actor = self.actor
+        if actor is None:
+            return query.filter(db.false())
+        if self.scope == "firm":
+            return query if actor.is_support else query.filter(self.model.firm_id == actor.firm_id)
+        if self.scope == "dossier":
+            return query.filter(self.model.dossier_id.in_(visible_dossier_ids(actor)))
+        if self.scope == "dossier_self":
+            return query.filter(dossier_visibility(actor))
+        raise NotImplementedError(f"{type(self).__name__} must override scope_query")
+
+    def get_query(self):
+        return self.scope_query(super().get_query())
+
+    def get_count_query(self):
+        return self.scope_query(super().get_count_query())
+
+    def get_one(self, id):
+        pk = sa_inspect(self.model).primary_key[0]
+        try:
+            value = pk.type.python_type(id)
+        except (TypeError, ValueError):
+            abort(404)
+        row = self.get_query().filter(pk == value).one_or_none()
+        if row is None:
+            abort(404)
+        return row
+
+    def scoped(self, ids):
+        """The rows among ``ids`` that the actor may see (for actions)."""
+        pk = sa_inspect(self.model).primary_key[0]
+        try:
+            values = [pk.type.python_type(i) for i in ids]
+        except (TypeError, ValueError):
+            abort(400)
+        return self.get_query().filter(pk.in_(values)).all()
+
+    # -- writes --------------------------------------------------------------------
+    def on_model_change(self, form, model, is_created):
+        actor = self.actor
+        if is_created and hasattr(model, "firm_id") and self.scope in ("firm", "dossier_self"):
+            model.firm_id = actor.firm_id
+        self.check_related_rows(model)
+        changes = self.changes_of(model)
+        if not is_created and not changes:
+            return
+        db.session.flush()
+        audit.record(
+            actor, "create" if is_created else "update", model,
+            summary=f"{'Created' if is_created else 'Updated'} {self.name.lower()} {model}",
+            changes=changes,
+        )
+
+    def on_model_delete(self, model):
+        audit.record(self.actor, "delete", model, summary=f"Deleted {self.name.lower()} {model}")
+
+    def check_related_rows(self, model):
+        """Refuse related rows (picked in a form) that belong to another firm."""
+        actor = self.actor
+        for rel in sa_inspect(type(model)).relationships:
+            value = getattr(model, rel.key, None)
+            for target in value if isinstance(value, (list, set, tuple)) else [value]:
+                if target is None:
+                    continue
+                if isinstance(target, Dossier):
+                    if not db.session.query(Dossier.id).filter(
+                        Dossier.id == target.id, dossier_visibility(actor)
+                    ).first():
+                        raise ValidationError(f"{target} is not one of your dossiers.")
+                elif hasattr(target, "firm_id") and target.firm_id != actor.firm_id and not actor.is_support:
+                    raise ValidationError(f"{target} belongs to another firm.")
+                elif isinstance(target, User) and not actor.is_support:
+                    member = db.session.query(Membership.id).filter_by(user_id=target.id, firm_id=actor.firm_id).first()
+                    if member is None:
+                        raise ValidationError(f"{target} is not a member of this firm.")
+
+    def changes_of(self, model):
+        """``{field: [old, new]}`` of the pending changes, secrets masked."""
+        state = sa_inspect(model)
+        changes = {}
+        for attr in state.mapper.column_attrs:
+            hist = state.attrs[attr.key].history
+            if not hist.has_changes():
+                continue
+            column = attr.columns[0]
+            if attr.key in self.secret_fields or isinstance(column.type, EncryptedJSON) or attr.key == "password_hash":
+                changes[attr.key] = [audit.SECRET_MARK, audit.SECRET_MARK]
+                continue
+            old = hist.deleted[0] if hist.deleted else None
+            new = hist.added[0] if hist.added else None
+            if old != new:
+                changes[attr.key] = [old, new]
+        return changes
+
+    def handle_view_exception(self, exc):
+        if isinstance(exc, ValidationError):
+            from flask import flash
+
+            flash(str(exc), "error")
+            return True
+        return super().handle_view_exception(exc)
+
+
+class ConsoleIndexView(AccessMixin, AdminIndexView):
+    """The console's home (the firm dashboard grows here)."""
+
+    permissions = {"list": {Role.ADMIN, Role.STAFF, Role.EXTERNAL, SUPPORT}}
+
+    def _handle_view(self, name, **kwargs):
+        if not current_user.is_authenticated or not self.is_accessible():
+            return self.inaccessible_callback(name, **kwargs)
+        return None

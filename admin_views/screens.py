@@ -1,0 +1,2 @@
+"""The list of console screens, in menu order."""
+SCREENS = []

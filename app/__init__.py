@@ -1,0 +1,90 @@
+"""Firmsync application factory."""
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, redirect, url_for
+
+from config import CONFIGS, environment_overrides
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config_name=None, **overrides):
+    """Create and configure a Flask application.
+
+    ``config_name`` picks a class of :mod:`config` (default: ``$FIRMSYNC_ENV`` or
+    ``development``); the environment then overrides it, and ``overrides`` win last
+    (tests use them). Nothing runs at import time: every extension, the console and the
+    blueprints are bound here.
+    """
+    config_name = config_name or os.environ.get("FIRMSYNC_ENV", "development")
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("FIRMSYNC_INSTANCE_PATH", str(PROJECT_ROOT / "instance")),
+    )
+    app.config.from_object(CONFIGS[config_name])
+    app.config["ENV_NAME"] = config_name
+    app.config.update(environment_overrides())
+    app.config.update(overrides)
+    _fill_local_defaults(app)
+
+    from app import extensions
+    from app.crypto import init_keyring
+    from app.redis_connection import init_redis
+
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=str(PROJECT_ROOT / "migrations"))
+    extensions.csrf.init_app(app)
+    init_keyring(app)
+    init_redis(app)
+
+    from app import auth, cli, i18n, portal
+
+    auth.init_app(app)
+    i18n.init_app(app)
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(portal.blueprint)
+    cli.init_app(app)
+
+    from admin_views import init_admin
+
+    init_admin(app)
+
+    from app.secret_scrubbing import install_log_filter
+
+    install_log_filter(app)
+
+    @app.route("/")
+    def home():
+        return redirect(url_for("auth.landing"))
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app
+
+
+def _fill_local_defaults(app):
+    """Development conveniences: a SQLite file and a session key kept under ``instance/``."""
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + str(Path(app.instance_path) / "firmsync.db")
+    if not app.config.get("SECRET_KEY"):
+        if app.config["ENV_NAME"] == "production":
+            raise RuntimeError("FIRMSYNC_SECRET_KEY must be set in production")
+        path = Path(app.instance_path) / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            os.chmod(path, 0o600)
+        app.config["SECRET_KEY"] = path.read_text().strip()
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite: no pool pre-ping needed, and foreign keys must be switched on per connection.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+    logging.getLogger("firmsync").setLevel(logging.INFO)

@@ -1,0 +1,83 @@
+"""Configuration classes for Firmsync.
+
+Values come from the class defaults, then from the environment: ``DATABASE_URL``,
+``REDIS_URL`` and any ``FIRMSYNC_<NAME>`` variable (``FIRMSYNC_SECRET_KEY`` sets
+``SECRET_KEY``, ``FIRMSYNC_ENCRYPTION_KEYS`` sets ``ENCRYPTION_KEYS``...). Nothing here
+touches the disk or the network: the application factory does that.
+"""
+import os
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    SECRET_KEY = None  # development generates one under instance/; production must set it
+    SQLALCHEMY_DATABASE_URI = None  # default: sqlite file under instance/
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = "redis://127.0.0.1:6379/0"
+    RQ_QUEUES = ["sync", "default"]
+    ENCRYPTION_KEYS = None  # comma-separated Fernet keys, first is current
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
+    LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
+    LOGIN_THROTTLE_WINDOW_SECONDS = 15 * 60
+    NIGHTLY_DEFAULT_TIME = "02:00"
+    STALE_AFTER_HOURS = 36
+    SANDBOX_URL = "http://127.0.0.1:5050"
+    FLASK_ADMIN_SWATCH = "cerulean"
+    BABEL_DEFAULT_LOCALE = "en"
+    LANGUAGES = ["en", "fr", "nl"]
+
+
+class DevelopmentConfig(Config):
+    DEBUG = True
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing-secret-key"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    REDIS_URL = "redis://127.0.0.1:6379/15"
+    # A fixed, throwaway key so encrypted rows are readable inside one test run.
+    ENCRYPTION_KEYS = "Pz7v7lH6o0oUuWcT9nW0b3r7bXqkQk5a0lX4c2p9y1E="
+    LOGIN_MAX_FAILURES_PER_ACCOUNT = 3
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 6
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def environment_overrides(environ=None):
+    """Return the settings given by the environment, as a dict ready for ``config.update``."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for key, value in environ.items():
+        if key.startswith("FIRMSYNC_") and key != "FIRMSYNC_ENV":
+            values[key[len("FIRMSYNC_"):]] = value
+    if environ.get("DATABASE_URL"):
+        values["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(environ["DATABASE_URL"])
+    if environ.get("REDIS_URL"):
+        values["REDIS_URL"] = environ["REDIS_URL"]
+    return values
+
+
+def normalise_database_url(url):
+    """Point plain ``postgres://``/``postgresql://`` URLs at the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
