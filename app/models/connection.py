@@ -31,7 +31,7 @@ class Connection(db.Model):
     last_check_ok = db.Column(db.Boolean, nullable=True)
     last_check_message = db.Column(db.String(500), nullable=True)
     #: dossier-level packages (Xero, QuickBooks...) keep their grant in a connection owned by one dossier
-    owner_dossier_id = db.Column(db.Integer, db.ForeignKey("dossier.id", ondelete="CASCADE", use_alter=True), nullable=True)
+    owner_dossier_id = db.Column(db.Integer, db.ForeignKey("dossier.id", ondelete="CASCADE"), nullable=True)
     created_at = created_at_column()
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
