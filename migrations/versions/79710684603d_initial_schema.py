@@ -8,6 +8,8 @@ Create Date: 2026-11-27 21:52:26.894116
 from alembic import op
 import sqlalchemy as sa
 
+import app.crypto  # noqa: F401  (EncryptedJSON columns)
+
 
 # revision identifiers, used by Alembic.
 revision = '79710684603d'
