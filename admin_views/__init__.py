@@ -5,7 +5,7 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from admin_views.base import ConsoleIndexView
+from admin_views.dashboard import DashboardView
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -19,7 +19,7 @@ def init_admin(app):
         app,
         name="Firmsync",
         url="/admin",
-        index_view=ConsoleIndexView(name="Dashboard", url="/admin", template="admin/firmsync_index.html"),
+        index_view=DashboardView(name="Dashboard", url="/admin", template="admin/firmsync_index.html"),
         theme=Bootstrap4Theme(swatch=app.config.get("FLASK_ADMIN_SWATCH", "cerulean"), base_template="admin/firmsync_base.html"),
     )
     for screen in SCREENS:

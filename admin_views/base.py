@@ -20,7 +20,9 @@ request:
 Permission tables name roles from :class:`app.models.Role` plus :data:`SUPPORT` for
 platform support staff, who are read-only unless a view grants them more.
 """
-from flask import abort, redirect, request, url_for
+import logging
+
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
@@ -33,6 +35,8 @@ from app.access import current_actor, dossier_visibility, visible_dossier_ids
 from app.crypto import EncryptedJSON
 from app.extensions import db
 from app.models import Dossier, Membership, Role, User
+
+log = logging.getLogger("firmsync.console")
 
 SUPPORT = "support"
 OPERATIONS = ("list", "create", "edit", "delete", "export")
@@ -105,7 +109,15 @@ class SecureModelView(AccessMixin, ModelView):
     * ``"dossier"``: the model has ``dossier_id``; rows of dossiers the actor may see;
     * ``"dossier_self"``: the model is :class:`Dossier`;
     * ``"none"``: the subclass overrides :meth:`scope_query`.
+
+    A screen is instantiated without arguments (see ``admin_views.screens.SCREENS``): it
+    names its model in :attr:`model_class`, its menu entry in :attr:`menu_name` and its
+    endpoint (also its URL under ``/admin/``) in :attr:`screen_endpoint`.
     """
+
+    model_class = None
+    menu_name = None
+    screen_endpoint = None
 
     form_base_class = FlaskForm
     scope = "firm"
@@ -116,6 +128,13 @@ class SecureModelView(AccessMixin, ModelView):
     can_set_page_size = True
     page_size = 50
     list_template = "admin/firmsync_list.html"
+
+    def __init__(self, model=None, session=None, name=None, endpoint=None, url=None, **kwargs):
+        endpoint = endpoint or self.screen_endpoint
+        super().__init__(
+            model or self.model_class, session or db.session, name=name or self.menu_name,
+            endpoint=endpoint, url=url or (f"/admin/{endpoint}" if endpoint else None), **kwargs,
+        )
 
     # -- permissions ---------------------------------------------------------------
     @property
@@ -203,13 +222,14 @@ class SecureModelView(AccessMixin, ModelView):
             return
         db.session.flush()
         audit.record(
-            actor, "create" if is_created else "update", model,
+            actor, "create" if is_created else "update", model, firm_id=firm_of(model),
             summary=f"{'Created' if is_created else 'Updated'} {self.name.lower()} {model}",
             changes=changes,
         )
 
     def on_model_delete(self, model):
-        audit.record(self.actor, "delete", model, summary=f"Deleted {self.name.lower()} {model}")
+        audit.record(self.actor, "delete", model, firm_id=firm_of(model),
+                     summary=f"Deleted {self.name.lower()} {model}")
 
     def check_related_rows(self, model):
         """Refuse related rows (picked in a form) that belong to another firm."""
@@ -223,13 +243,13 @@ class SecureModelView(AccessMixin, ModelView):
                     if not db.session.query(Dossier.id).filter(
                         Dossier.id == target.id, dossier_visibility(actor)
                     ).first():
-                        raise ValidationError(f"{target} is not one of your dossiers.")
+                        raise ValidationError("One of the chosen files is not one of your files.")
                 elif hasattr(target, "firm_id") and target.firm_id != actor.firm_id and not actor.is_support:
-                    raise ValidationError(f"{target} belongs to another firm.")
+                    raise ValidationError("One of the chosen entries belongs to another firm.")
                 elif isinstance(target, User) and not actor.is_support:
                     member = db.session.query(Membership.id).filter_by(user_id=target.id, firm_id=actor.firm_id).first()
                     if member is None:
-                        raise ValidationError(f"{target} is not a member of this firm.")
+                        raise ValidationError("One of the chosen people is not a member of this firm.")
 
     def changes_of(self, model):
         """``{field: [old, new]}`` of the pending changes, secrets masked."""
@@ -250,12 +270,27 @@ class SecureModelView(AccessMixin, ModelView):
         return changes
 
     def handle_view_exception(self, exc):
-        if isinstance(exc, ValidationError):
-            from flask import flash
+        """Show validation errors as they are; anything else gets a generic message.
 
+        Flask-Admin would otherwise flash ``str(exc)``, which for a database error holds
+        the statement's parameters (possibly encrypted credentials): never shown.
+        """
+        if isinstance(exc, ValidationError):
             flash(str(exc), "error")
             return True
-        return super().handle_view_exception(exc)
+        if current_app.config.get("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION"):
+            raise exc
+        log.exception("console write failed in %s", type(self).__name__)
+        flash("This could not be saved. Please check the form and try again.", "error")
+        return True
+
+
+def firm_of(model):
+    """The firm a row belongs to: its ``firm_id``, or its dossier's (for the audit trail)."""
+    firm_id = getattr(model, "firm_id", None)
+    if firm_id is None and getattr(model, "dossier_id", None) is not None:
+        firm_id = db.session.scalar(db.select(Dossier.firm_id).where(Dossier.id == model.dossier_id))
+    return firm_id
 
 
 class ConsoleIndexView(AccessMixin, AdminIndexView):

@@ -1,4 +1,4 @@
-"""Command-line interface: ``flask users create``, ``flask crypto rotate-keys``."""
+"""Command-line interface: ``flask users create``, ``flask crypto rotate-keys``, ``flask seed demo``."""
 import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
@@ -8,6 +8,7 @@ from app.models import Firm, Membership, Role, User
 
 users_cli = AppGroup("users", help="Manage users and memberships.")
 crypto_cli = AppGroup("crypto", help="Encryption keys of secrets at rest.")
+seed_cli = AppGroup("seed", help="Sample data for trying Firmsync out.")
 
 
 @users_cli.command("create")
@@ -58,6 +59,26 @@ def rotate_keys():
     click.echo(f"re-encrypted {count} value(s) with the current key")
 
 
+@seed_cli.command("demo")
+@click.option("--force", is_flag=True, help="Seed even in production (demo passwords are public).")
+def seed_demo_command(force):
+    """Create the demo firm, its users and dossiers (safe to run again), then print the logins."""
+    from flask import current_app
+
+    from app.demo_seed import login_table, seed_demo
+
+    if current_app.config.get("ENV_NAME") == "production" and not force:
+        raise click.UsageError("the demo logins have public passwords: not seeded in production (use --force)")
+    result = seed_demo(db)
+    created = ", ".join(f"{count} {kind}" for kind, count in result["created"].items() if count) or "nothing new"
+    click.echo(f"Demo firm \"{result['firm'].name}\" is ready ({created} created).")
+    click.echo(login_table(result["logins"]))
+
+
 def init_app(app):
     app.cli.add_command(users_cli)
     app.cli.add_command(crypto_cli)
+    app.cli.add_command(seed_cli)
+    from jobs.cli import init_app as init_jobs_cli
+
+    init_jobs_cli(app)

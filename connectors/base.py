@@ -77,6 +77,8 @@ class OAuthSpec:
     #: do not refresh before the token is about to expire (Exact rejects early refreshes)
     refresh_margin_seconds: int = 60
     extra_authorize_params: tuple[tuple[str, str], ...] = ()
+    #: how the client authenticates at the token endpoint: client_secret_basic | client_secret_post
+    token_auth_method: str = "client_secret_basic"
 
 
 @dataclass(frozen=True)
@@ -333,6 +335,9 @@ class ConnectorContext:
     mapping status codes to typed errors). ``save_credentials`` is called with the new
     credentials dict when a token is refreshed (the engine persists it in its own
     committed transaction under the connection lock before the call returns).
+    ``load_credentials`` re-reads the committed credentials (another worker may have
+    refreshed them); ``lock`` is a factory of the per-connection lock (a context manager)
+    held around a token refresh. Both default to working on ``credentials`` alone.
     """
 
     config: dict
@@ -342,6 +347,8 @@ class ConnectorContext:
     http: Any = None
     save_credentials: Any = None
     connection_id: int | None = None
+    load_credentials: Any = None
+    lock: Any = None
 
 
 class Connector:
@@ -356,6 +363,8 @@ class Connector:
         self.reference = context.reference
         self.options = context.options or {}
         self.http = context.http
+        if self.http is not None and getattr(self.http, "error_message", None) is None:
+            self.http.error_message = self.error_message
 
     # -- required -------------------------------------------------------------------
     def check(self) -> CheckResult:
@@ -375,6 +384,34 @@ class Connector:
         raise NotImplementedError
 
     # -- optional -------------------------------------------------------------------
+    @staticmethod
+    def error_message(response) -> str | None:
+        """Turn the package's error body into a sentence for an accountant (None: nothing useful)."""
+        return None
+
+    def token_manager(self, client_id, client_secret):
+        """A :class:`connectors.oauth.TokenManager` for this connection's OAuth grant.
+
+        Uses the context's ``load_credentials``, ``save_credentials`` and ``lock``; without
+        them it works on (and updates) ``context.credentials`` in memory.
+        """
+        import contextlib
+
+        from connectors.oauth import TokenManager
+
+        context = self.context
+
+        def load():
+            return context.load_credentials() if context.load_credentials else context.credentials
+
+        def save(creds):
+            if context.save_credentials:
+                context.save_credentials(creds)
+            context.credentials = self.credentials = creds
+
+        return TokenManager(self.spec, client_id, client_secret, load_credentials=load, save_credentials=save,
+                            lock=context.lock or contextlib.nullcontext, base_url=self.base_url)
+
     def lookup_reference(self, reference: str) -> CompanyRef:
         """For typed references: confirm ``reference`` exists and return its name."""
         raise NotImplementedError

@@ -8,6 +8,13 @@ from importlib import import_module
 #: dotted module paths; each module defines exactly one :class:`connectors.base.Connector` subclass
 CONNECTOR_MODULES = [
     "connectors.demo",
+    "connectors.demo_oauth",
+    "connectors.xero",
+    "connectors.xero_tb",
+    "connectors.exact_online_be",
+    "connectors.exact_online_fr",
+    "connectors.exact_online_nl",
+    "connectors.companies_house",
 ]
 
 

@@ -20,6 +20,8 @@ from app import create_app
 from app.extensions import db as _db
 from app.models import Firm, Membership, Role, User
 
+pytest_plugins = ["tests.fixtures_sandbox", "tests.fixtures_worker"]
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PASSWORD = "correct horse battery"
 

@@ -1,0 +1,112 @@
+"""Connection forms built from a connector's marshmallow ``config_schema``.
+
+Adding a package needs no console change: each schema field becomes a form field
+(strings, e-mails, URLs, numbers, dates, booleans, choices from ``validate.OneOf``).
+Fields marked ``metadata={"secret": True}`` are password inputs: write-only, never
+rendered back; left blank on edit, they keep the stored value. The schema itself
+validates the values (``schema.load``); its messages are shown on the fields and nothing
+is written while any remain.
+"""
+from datetime import date
+from decimal import Decimal
+
+from flask_wtf import FlaskForm
+from marshmallow import ValidationError as SchemaError
+from marshmallow import fields, validate
+from wtforms import BooleanField, DateField, DecimalField, EmailField, IntegerField, PasswordField, SelectField, StringField, URLField
+from wtforms.validators import DataRequired, Length, Optional
+
+
+def is_secret(field):
+    """Is this schema field a secret (stored encrypted, never shown)?"""
+    return bool(field.metadata.get("secret"))
+
+
+def _label(key, field):
+    return field.metadata.get("label") or key.replace("_", " ").capitalize()
+
+
+def _choices(field):
+    for validator in field.validators:
+        if isinstance(validator, validate.OneOf):
+            labels = validator.labels or validator.choices
+            return [(str(c), str(label)) for c, label in zip(validator.choices, labels)]
+    return None
+
+
+def form_field(key, field, editing):
+    """The WTForms field for one schema field."""
+    label, description = _label(key, field), field.metadata.get("description", "")
+    if is_secret(field):
+        if editing:
+            description = "Stored encrypted. Leave blank to keep the current value."
+        return PasswordField(label, description=description)
+    choices = _choices(field)
+    if choices is not None:
+        return SelectField(label, choices=[("", "—")] + choices, description=description)
+    kinds = [
+        (fields.Boolean, BooleanField), (fields.Integer, IntegerField), (fields.Decimal, DecimalField),
+        (fields.Float, DecimalField), (fields.Date, DateField), (fields.Email, EmailField), (fields.Url, URLField),
+    ]
+    for schema_type, form_type in kinds:
+        if isinstance(field, schema_type):
+            validators = [] if form_type is BooleanField else [Optional()]
+            return form_type(label, validators=validators, description=description)
+    return StringField(label, description=description)
+
+
+class ConnectionForm(FlaskForm):
+    """Base of the generated connection forms; :attr:`spec` is set on each generated class.
+
+    After :meth:`validate` succeeds, :attr:`config` holds the non-secret values and
+    :attr:`secrets` the secret ones, both as the schema dumps them (JSON-ready).
+    """
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)],
+                       description="How your firm calls this connection, e.g. “Exact – main office”.")
+    spec = None
+
+    def __init__(self, *args, stored=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: the connection's current values (config and credentials), on edit
+        self.stored = stored or {}
+        self.config, self.secrets = {}, {}
+
+    def schema_fields(self):
+        return [(key, field) for key, field in self.spec.config_schema().fields.items()
+                if not field.dump_only and key in self]
+
+    def validate(self, extra_validators=None):
+        valid = super().validate(extra_validators)
+        schema = self.spec.config_schema()
+        data = {}
+        for key, field in self.schema_fields():
+            value = self[key].data
+            if is_secret(field) and value in (None, ""):
+                value = self.stored.get(key)
+            if value in (None, ""):
+                continue
+            data[key] = value.isoformat() if isinstance(value, date) else str(value) if isinstance(value, Decimal) else value
+        try:
+            loaded = schema.load(data)
+        except SchemaError as error:
+            for key, messages in error.normalized_messages().items():
+                target = self[key] if key in self else self.name
+                target.errors = list(target.errors) + (messages if isinstance(messages, list) else [str(messages)])
+            return False
+        if not valid:
+            return False
+        dumped = schema.dump(loaded)
+        secret_keys = {key for key, field in schema.fields.items() if is_secret(field)}
+        self.config = {k: v for k, v in dumped.items() if k not in secret_keys}
+        self.secrets = {k: v for k, v in dumped.items() if k in secret_keys}
+        return True
+
+
+def connection_form_class(spec, editing=False):
+    """A :class:`ConnectionForm` subclass with one field per field of ``spec.config_schema``."""
+    attrs = {"spec": spec}
+    for key, field in spec.config_schema().fields.items():
+        if not field.dump_only and key != "name":
+            attrs[key] = form_field(key, field, editing)
+    return type(f"{spec.key.title().replace('_', '')}ConnectionForm", (ConnectionForm,), attrs)

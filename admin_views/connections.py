@@ -1,0 +1,264 @@
+"""Firm-level connections: an administrator adds, edits, tests and deletes them; support lists them.
+
+The form of a connection is built from its connector's schema
+(:mod:`admin_views.connection_forms`); secret values go to ``Connection.credentials``
+(encrypted by the column type) and never come back into a page, a list, an export, a log
+or the audit trail.
+"""
+import logging
+
+from flask import abort, flash, request
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.helpers import get_form_data
+from markupsafe import Markup, escape
+from sqlalchemy import func, select
+
+from admin_views.base import SUPPORT, SecureModelView
+from admin_views.connection_forms import ConnectionForm, connection_form_class, is_secret
+from admin_views.formatting import status_badge, timestamp
+from app import audit
+from app.extensions import db
+from app.models import Connection, ConnectionStatus, DossierLink, Role
+from app.models.base import utcnow
+from app.redis_connection import redis_connection
+from app.secret_scrubbing import scrub_text, secret_values
+from connectors import registry
+from connectors.base import FIRM, AuthError, ConnectorContext, ConnectorError
+
+log = logging.getLogger("firmsync.console")
+ADMIN_ONLY = {Role.ADMIN}
+
+
+def package_spec(key):
+    """The spec of a registered firm-level package, or None."""
+    return next((spec for spec in registry.specs(level=FIRM) if spec.key == key), None)
+
+
+def connector_for(connection):
+    """A connector instance for ``connection`` (the one place that builds them for the console).
+
+    The HTTP client counts against the package's shared Redis budget, like the sync does;
+    no company reference is set (checks and listings are connection-wide).
+    """
+    from connectors.http import budget_scope, build_client, secrets_for
+    from jobs.sync import credentials_saver
+
+    cls = registry.get_connector(connection.package)
+    config, credentials = dict(connection.config or {}), dict(connection.credentials or {})
+    tenant = budget_scope(cls.spec, connection_id=connection.id,
+                          api_key=credentials.get("api_key") or config.get("api_key"))
+    http = build_client(cls.spec, redis=redis_connection(), tenant=tenant,
+                        secrets=secrets_for(cls.spec, config, credentials))
+    return cls(ConnectorContext(
+        config=config, credentials=credentials, http=http,
+        save_credentials=credentials_saver(connection.id), connection_id=connection.id,
+    ))
+
+
+def _call_connector(connection, what):
+    """Run ``what(connector)``; answer ``(result, error message)`` with the message scrubbed."""
+    secrets = secret_values(connection.credentials or {}) + [
+        str(v) for v in (connection.credentials or {}).values() if isinstance(v, (str, int))
+    ]
+    try:
+        return what(connector_for(connection)), None
+    except AuthError as error:
+        connection.status = ConnectionStatus.NEEDS_RECONNECT
+        return None, scrub_text(error.message, secrets)
+    except ConnectorError as error:
+        return None, scrub_text(error.message, secrets)
+    except NotImplementedError:
+        return None, "Firmsync cannot do this for this package yet."
+    except Exception:  # noqa: BLE001 - a connector bug must not break the console
+        log.exception("connector call failed for connection %s", connection.id)
+        return None, "Something went wrong while contacting the package; the details are in the server log."
+
+
+def test_connection(connection, actor=None):
+    """Call the connector's ``check()`` and record the outcome on ``connection`` (not committed)."""
+    result, error = _call_connector(connection, lambda connector: connector.check())
+    connection.last_check_at = utcnow()
+    connection.last_check_ok = bool(result and result.ok)
+    connection.last_check_message = (error or (result.message if result else ""))[:500]
+    if connection.last_check_ok and connection.status == ConnectionStatus.NEEDS_RECONNECT:
+        connection.status = ConnectionStatus.ACTIVE
+    audit.record(actor, "connection.check", connection,
+                 summary=f"Tested connection {connection.name}: {'OK' if connection.last_check_ok else 'failed'}")
+    return connection.last_check_ok, connection.last_check_message
+
+
+def refresh_references(connection, actor=None):
+    """Cache the companies the connection can reach; answer ``(count or None, error message)``."""
+    refs, error = _call_connector(connection, lambda connector: connector.list_references())
+    if error is not None:
+        return None, error
+    connection.references = [{"reference": ref.reference, "name": ref.name} for ref in refs]
+    connection.references_refreshed_at = utcnow()
+    audit.record(actor, "connection.references", connection,
+                 summary=f"Refreshed the companies of {connection.name}: {len(refs)} found")
+    return len(refs), None
+
+
+def _package_name(view, context, model, name):
+    spec = package_spec(model.package)
+    return spec.display_name if spec else model.package
+
+
+def _last_check(view, context, model, name):
+    if model.last_check_at is None:
+        return "never"
+    mark = "✓" if model.last_check_ok else "✗"
+    return Markup(f'<span title="{escape(model.last_check_message or "")}">{mark} {escape(timestamp(model.last_check_at))}</span>')
+
+
+def _linked_dossiers(view, context, model, name):
+    return db.session.scalar(
+        select(func.count(func.distinct(DossierLink.dossier_id)))
+        .where(DossierLink.connection_id == model.id, DossierLink.ended_at.is_(None))
+    )
+
+
+class ConnectionView(SecureModelView):
+    model_class = Connection
+    menu_name = "Connections"
+    screen_endpoint = "connections"
+    permissions = {
+        "list": {Role.ADMIN, SUPPORT},
+        "create": ADMIN_ONLY,
+        "edit": ADMIN_ONLY,
+        "delete": ADMIN_ONLY,
+    }
+    action_permissions = {"check": ADMIN_ONLY, "refresh_references": ADMIN_ONLY}
+    create_template = "admin/connection_create.html"
+
+    column_list = ("name", "package", "kind", "status", "last_check_at", "references", "linked_dossiers")
+    column_details_list = (
+        "name", "package", "kind", "level", "status", "config", "last_check_at", "last_check_message",
+        "references", "references_refreshed_at", "created_at", "updated_at",
+    )
+    column_sortable_list = ("name", "package", "kind", "status", "last_check_at")
+    column_searchable_list = ("name",)
+    column_filters = ("status", "kind", "package")
+    column_default_sort = "name"
+    column_labels = {
+        "package": "Package", "last_check_at": "Last check", "last_check_message": "Last check result",
+        "references": "Companies", "linked_dossiers": "Linked files", "references_refreshed_at": "Companies refreshed",
+        "config": "Settings",
+    }
+    column_formatters = {
+        "package": _package_name,
+        "status": status_badge,
+        "last_check_at": _last_check,
+        "references": lambda v, c, m, n: len(m.references or []),
+        "linked_dossiers": _linked_dossiers,
+        "references_refreshed_at": lambda v, c, m, n: timestamp(m.references_refreshed_at),
+    }
+    column_formatters_detail = {
+        **column_formatters,
+        "references": lambda v, c, m, n: ", ".join(f"{r.get('name')} ({r.get('reference')})" for r in m.references or []) or "none",
+    }
+
+    def scope_query(self, query):
+        """Firm scope (support: all firms), firm-level connections only."""
+        return super().scope_query(query).filter(Connection.level == FIRM)
+
+    # -- forms ---------------------------------------------------------------------
+    def get_create_form(self):
+        return ConnectionForm
+
+    def get_edit_form(self):
+        return ConnectionForm
+
+    def create_form(self, obj=None):
+        spec = package_spec(request.args.get("package", ""))
+        if spec is None:
+            abort(404)
+        return connection_form_class(spec)(get_form_data())
+
+    def edit_form(self, obj=None):
+        spec = package_spec(obj.package)
+        if spec is None:
+            abort(404)
+        stored = {**(obj.config or {}), **(obj.credentials or {})}
+        return connection_form_class(spec, editing=True)(
+            get_form_data(), data={"name": obj.name, **(obj.config or {})}, stored=stored,
+        )
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        """First choose the package (grouped by kind), then fill in its form."""
+        if package_spec(request.args.get("package", "")) is None:
+            grouped = {}
+            for spec in registry.specs(level=FIRM):
+                grouped.setdefault(spec.kind, []).append(spec)
+            return self.render("admin/connection_packages.html", grouped=grouped)
+        return super().create_view()
+
+    # -- writes --------------------------------------------------------------------
+    def create_model(self, form):
+        actor, spec = self.actor, form.spec
+        connection = Connection(
+            firm_id=actor.firm_id, package=spec.key, kind=spec.kind, level=spec.level,
+            name=form.name.data.strip(), config=form.config, credentials=form.secrets or None,
+            status=ConnectionStatus.ACTIVE,
+        )
+        db.session.add(connection)
+        db.session.flush()
+        changes = {"name": [None, connection.name], "package": [None, spec.key]}
+        changes.update({k: [None, v] for k, v in form.config.items()})
+        changes.update({k: [audit.SECRET_MARK, audit.SECRET_MARK] for k in form.secrets})
+        audit.record(actor, "create", connection, summary=f"Added connection {connection.name} ({spec.display_name})",
+                     changes=changes)
+        db.session.commit()
+        return connection
+
+    def update_model(self, form, model):
+        changes = {}
+        name = form.name.data.strip()
+        if name != model.name:
+            changes["name"] = [model.name, name]
+            model.name = name
+        old_config = model.config or {}
+        for key in sorted(set(old_config) | set(form.config)):
+            if old_config.get(key) != form.config.get(key):
+                changes[key] = [old_config.get(key), form.config.get(key)]
+        model.config = form.config
+        credentials = dict(model.credentials or {})
+        for key, value in form.secrets.items():
+            if credentials.get(key) != value:
+                changes[key] = [audit.SECRET_MARK, audit.SECRET_MARK]
+                credentials[key] = value
+        model.credentials = credentials or None
+        if changes:
+            audit.record(self.actor, "update", model, summary=f"Updated connection {model.name}", changes=changes)
+        db.session.commit()
+        return True
+
+    def delete_model(self, model):
+        """Refused while a dossier link (active or ended) refers to the connection."""
+        links = db.session.scalar(select(func.count(DossierLink.id)).where(DossierLink.connection_id == model.id))
+        if links:
+            flash(f"“{model.name}” cannot be deleted: {links} file link(s) use it (including past links). "
+                  "Switch those files to another source first.", "error")
+            return False
+        return super().delete_model(model)
+
+    # -- actions -------------------------------------------------------------------
+    @action("check", "Test connection")
+    def action_check(self, ids):
+        for connection in self.scoped(ids):
+            ok, message = test_connection(connection, self.actor)
+            flash(f"{connection.name}: {'connection works' if ok else 'test failed'}. {message}".strip(),
+                  "success" if ok else "error")
+        db.session.commit()
+
+    @action("refresh_references", "Refresh companies")
+    def action_refresh_references(self, ids):
+        for connection in self.scoped(ids):
+            count, error = refresh_references(connection, self.actor)
+            if error is None:
+                flash(f"{connection.name}: {count} companies found.", "success")
+            else:
+                flash(f"{connection.name}: the companies could not be refreshed. {error}", "error")
+        db.session.commit()

@@ -1,0 +1,27 @@
+"""Groups of people in a firm; a dossier can be granted to a group."""
+from wtforms.validators import DataRequired, Length
+
+from admin_views.base import SecureModelView
+from admin_views.choices import firm_members
+from app.models import Group, Role
+
+ADMIN_ONLY = {Role.ADMIN}
+
+
+class GroupView(SecureModelView):
+    model_class = Group
+    menu_name = "Groups"
+    screen_endpoint = "groups"
+    permissions = {op: ADMIN_ONLY for op in ("list", "create", "edit", "delete")}
+
+    column_list = ("name", "members", "created_at")
+    column_labels = {"members": "Members", "created_at": "Created"}
+    column_searchable_list = ("name",)
+    column_filters = ("name",)
+    column_default_sort = "name"
+    column_formatters = {"members": lambda v, c, m, n: ", ".join(sorted(str(u) for u in m.members))}
+    form_columns = ("name", "members")
+    form_args = {
+        "name": {"validators": [DataRequired(), Length(max=200)]},
+        "members": {"query_factory": firm_members, "label": "Members"},
+    }

@@ -1,0 +1,292 @@
+"""The one HTTP client every connector uses (ARCHITECTURE sections 5 and 6).
+
+:class:`HttpClient` wraps a :class:`requests.Session` and, for every request:
+
+* waits for the package's budget in :class:`connectors.rate_limit.RateLimiter` (short
+  waits are slept, long ones raise :class:`RateLimited` so the engine defers the run);
+* applies timeouts (connect 10 s, read 60 s unless told otherwise);
+* counts the calls it makes (:attr:`HttpClient.api_calls`);
+* maps the answer to the typed errors through ONE table, :data:`STATUS_ERRORS`;
+* retries 5xx answers, timeouts and connection errors with capped exponential backoff;
+* writes messages for an accountant that name the package and never contain a secret.
+
+Build one per connection with :func:`build_client`.
+"""
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import time
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import requests
+
+from connectors.base import (
+    AuthError,
+    DataError,
+    NotFoundError,
+    PermissionError,
+    RateLimited,
+    TransientError,
+)
+from connectors.rate_limit import RateLimiter
+from connectors.scrubbing import scrub_text, secret_values
+
+#: (connect, read) seconds
+DEFAULT_TIMEOUT = (10, 60)
+DEFAULT_RETRY_AFTER = 60.0
+RETRY = "retry"
+
+#: status -> (error class, message for an accountant, action). ``"5xx"`` covers 500-599,
+#: ``"4xx"`` every other client error. ``{package}`` is the package's display name.
+STATUS_ERRORS = {
+    401: (AuthError, "{package} no longer accepts the credentials of this connection. "
+                     "An administrator must reconnect it.", None),
+    403: (PermissionError, "{package} does not allow this connection to read this data. "
+                           "Check the rights of the user who set up the connection in {package}.", None),
+    404: (NotFoundError, "{package} could not find this company or record. It may have been removed "
+                         "or is no longer shared with this connection.", None),
+    409: (DataError, "{package} refused the request because its data is in an unexpected state.", None),
+    422: (DataError, "{package} refused the request because its data is in an unexpected state.", None),
+    429: (RateLimited, "{package} asked Firmsync to slow down. The sync will continue later.", RETRY),
+    "5xx": (TransientError, "{package} had a problem on its side (HTTP {status}, {tries} tries). "
+                            "The sync will try again.", RETRY),
+    "4xx": (DataError, "{package} refused a request from Firmsync (HTTP {status}).", None),
+}
+TIMEOUT_MESSAGE = "{package} did not answer in time ({tries} tries). The sync will try again."
+CONNECTION_MESSAGE = "Firmsync could not reach {package} ({tries} tries). The sync will try again."
+BAD_JSON_MESSAGE = "{package} sent an answer Firmsync could not read."
+WAIT_MESSAGE = "The {package} API budget for this connection is used up for now. The sync will continue later."
+DAILY_MESSAGE = "The daily {package} API budget for this connection is used up. The sync will continue tomorrow."
+
+
+def status_rule(status):
+    """The :data:`STATUS_ERRORS` entry for an HTTP status (None for success)."""
+    if status < 400:
+        return None
+    if status in STATUS_ERRORS:
+        return STATUS_ERRORS[status]
+    return STATUS_ERRORS["5xx"] if status >= 500 else STATUS_ERRORS["4xx"]
+
+
+def parse_retry_after(value, default=DEFAULT_RETRY_AFTER, now=None):
+    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date); ``default`` when absent."""
+    if value is None or str(value).strip() == "":
+        return float(default)
+    value = str(value).strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return float(default)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+class HttpClient:
+    """A rate-limited, counting, error-mapping HTTP client for one connection.
+
+    :param package: the package's display name, used in messages.
+    :param session: a :class:`requests.Session` (a new one when omitted).
+    :param limiter: a :class:`RateLimiter`, or None for no shared budget (tests, one-off checks).
+    :param budget: the :class:`connectors.base.RateBudget` to count against.
+    :param budget_key: ``(package key, scope value)`` under which the budget is counted.
+    :param secrets: values that must never appear in a message.
+    :param error_message: ``error_message(response) -> str | None`` turning a vendor error
+        body into a sentence (the connector's hook); appended to the standard message.
+    :param auth: a :class:`requests.auth.AuthBase` (or tuple) applied to every request.
+    :param timeout: ``(connect, read)`` seconds.
+    :param max_retries: retries after the first try for 5xx, timeouts, connection errors
+        and short 429s; then :class:`TransientError` / :class:`RateLimited`.
+    :param backoff: first backoff in seconds (doubles each retry, capped at ``backoff_cap``).
+    :param max_wait: longest wait (seconds) the client sleeps for a budget or a
+        ``Retry-After``; longer waits raise :class:`RateLimited` so the run is deferred.
+    :param sleep: the sleep function (tests inject a fake one).
+    """
+
+    def __init__(self, package, *, session=None, limiter=None, budget=None, budget_key=None, secrets=(),
+                 error_message=None, auth=None, timeout=DEFAULT_TIMEOUT, max_retries=3, backoff=0.5,
+                 backoff_cap=8.0, max_wait=5.0, sleep=time.sleep):
+        self.package = package
+        self.session = session or requests.Session()
+        self.limiter = limiter if (limiter is not None and budget is not None) else None
+        self.budget = budget
+        self.budget_key = budget_key or (package, "default")
+        self.secrets = [s for s in secrets if s]
+        self.error_message = error_message
+        self.auth = auth
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.backoff_cap = backoff_cap
+        self.max_wait = max_wait
+        self.sleep = sleep
+        #: HTTP requests sent (including retries), for the SyncRun's "API calls" count
+        self.api_calls = 0
+
+    # -- public ----------------------------------------------------------------------
+    def request(self, method, url, *, params=None, json=None, data=None, headers=None, auth=None,
+                timeout=None) -> requests.Response:
+        """Send one request (retrying as described) and return the successful response.
+
+        Raises the typed error of :data:`STATUS_ERRORS` for an error status.
+        """
+        tries = 0
+        while True:
+            tries += 1
+            permit = self._wait_for_budget()
+            try:
+                self.api_calls += 1
+                response = self.session.request(
+                    method, url, params=params, json=json, data=data, headers=headers,
+                    auth=auth if auth is not None else self.auth, timeout=timeout or self.timeout,
+                )
+            except requests.Timeout as exc:
+                if tries <= self.max_retries:
+                    self._backoff(tries)
+                    continue
+                raise TransientError(self._text(TIMEOUT_MESSAGE, tries=tries), detail=self._detail(method, url, exc))
+            except requests.ConnectionError as exc:
+                if tries <= self.max_retries:
+                    self._backoff(tries)
+                    continue
+                raise TransientError(self._text(CONNECTION_MESSAGE, tries=tries),
+                                     detail=self._detail(method, url, exc))
+            finally:
+                if permit is not None:
+                    self.limiter.release(permit)
+
+            rule = status_rule(response.status_code)
+            if rule is None:
+                return response
+            error_class, template, action = rule
+            if error_class is RateLimited:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if self.limiter is not None:
+                    self.limiter.block(*self.budget_key, retry_after)
+                if retry_after <= self.max_wait and tries <= self.max_retries:
+                    if self.limiter is None:
+                        self.sleep(retry_after)
+                    continue
+                raise RateLimited(self._message(template, response, tries), retry_after=retry_after,
+                                  detail=self._detail(method, url, response.status_code))
+            if action == RETRY and tries <= self.max_retries:
+                self._backoff(tries)
+                continue
+            raise error_class(self._message(template, response, tries),
+                              detail=self._detail(method, url, response.status_code))
+
+    def get(self, url, **kwargs):
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url, **kwargs):
+        return self.request("POST", url, **kwargs)
+
+    def get_json(self, url, **kwargs):
+        """GET ``url`` and decode its JSON body (:class:`DataError` when it is not JSON)."""
+        return self.json_of(self.request("GET", url, **kwargs))
+
+    def post_json(self, url, **kwargs):
+        return self.json_of(self.request("POST", url, **kwargs))
+
+    def json_of(self, response):
+        """The decoded JSON body of ``response``; :class:`DataError` when it cannot be read."""
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise DataError(self._text(BAD_JSON_MESSAGE),
+                            detail=self._detail(response.request.method, response.url, exc)) from None
+
+    def scrub(self, text):
+        """``text`` without this client's secrets or anything shaped like a credential."""
+        return scrub_text(text, self.secrets)
+
+    # -- internals -------------------------------------------------------------------
+    def _wait_for_budget(self):
+        if self.limiter is None:
+            return None
+        while True:
+            permit = self.limiter.acquire(*self.budget_key, self.budget)
+            if permit.granted:
+                return permit
+            if permit.wait > self.max_wait or permit.daily:
+                template = DAILY_MESSAGE if permit.daily else WAIT_MESSAGE
+                raise RateLimited(self._text(template), retry_after=permit.wait, daily=permit.daily)
+            self.sleep(permit.wait)
+
+    def _backoff(self, tries):
+        self.sleep(min(self.backoff_cap, self.backoff * (2 ** (tries - 1))))
+
+    def _text(self, template, **values):
+        return self.scrub(template.format(package=self.package, **values))
+
+    def _message(self, template, response, tries):
+        message = template.format(package=self.package, status=response.status_code, tries=tries)
+        vendor = None
+        if self.error_message is not None:
+            try:
+                vendor = self.error_message(response)
+            except Exception:  # a broken error body must not hide the real error
+                vendor = None
+        if vendor:
+            message = f"{message} {self.package} says: \u201c{vendor.strip()}\u201d"
+        return self.scrub(message)
+
+    def _detail(self, method, url, what):
+        # the path only: query strings may carry keys
+        return self.scrub(f"{method} {urlsplit(str(url)).path} -> {what}")
+
+
+def secrets_for(spec, config=None, credentials=None):
+    """Every secret value of a connection: secret config fields and secret-looking credential keys."""
+    config, credentials = config or {}, credentials or {}
+    found = secret_values(config) + secret_values(credentials)
+    schema = spec.config_schema() if isinstance(spec.config_schema, type) else spec.config_schema
+    for name, schema_field in getattr(schema, "fields", {}).items():
+        if schema_field.metadata.get("secret") and config.get(name):
+            found.append(str(config[name]))
+    return sorted(set(found))
+
+
+def budget_scope(spec, *, reference=None, connection_id=None, api_key=None):
+    """The value a connection's budget is counted for, following ``spec.rate_budget.per``.
+
+    An API key is hashed: secrets never end up in Redis key names.
+    """
+    per = spec.rate_budget.per
+    if per == "ip":
+        return "server"
+    if per == "key" and api_key:
+        return "key-" + hashlib.sha256(str(api_key).encode()).hexdigest()[:16]
+    if per == "tenant" and reference:
+        return f"tenant-{reference}"
+    if connection_id is not None:
+        return f"connection-{connection_id}"
+    return f"tenant-{reference}" if reference else "default"
+
+
+def build_client(spec, *, redis=None, tenant=None, secrets=(), error_message=None, auth=None,
+                 session=None, sleep=time.sleep, max_retries=3, timeout=DEFAULT_TIMEOUT, max_wait=5.0,
+                 limiter=None) -> HttpClient:
+    """The :class:`HttpClient` for one connection of the package described by ``spec``.
+
+    :param redis: a redis-py client; its :class:`RateLimiter` enforces ``spec.rate_budget``
+        (None: no shared budget, e.g. in unit tests).
+    :param tenant: the value the budget is counted for (see :func:`budget_scope`).
+    :param secrets: values to scrub from messages (see :func:`secrets_for`).
+    :param error_message: the connector's vendor-error hook; when omitted the connector
+        sets its own :meth:`connectors.base.Connector.error_message` on the client.
+    """
+    if limiter is None and redis is not None:
+        limiter = RateLimiter(redis)
+    return HttpClient(
+        spec.display_name, session=session, limiter=limiter, budget=spec.rate_budget,
+        budget_key=(spec.key, tenant or "default"), secrets=secrets, error_message=error_message,
+        auth=auth, timeout=timeout, max_retries=max_retries, max_wait=max_wait, sleep=sleep,
+    )

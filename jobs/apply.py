@@ -1,0 +1,560 @@
+"""Applying canonical records to a dossier: the one writer of synced bookkeeping data.
+
+:class:`SyncWriter` takes the records a connector yields (any order of streams, any
+size) and upserts them into the dossier of one link on their natural keys:
+
+================  ===============================
+row               natural key
+================  ===============================
+Account           (dossier, number)
+FiscalYear        (dossier, start)
+Period            (dossier, end)
+PeriodBalance     (dossier, account, period)
+LedgerLine        (link, source id)
+OpeningBalance    (dossier, account, date)
+================  ===============================
+
+Rules it enforces (ARCHITECTURE sections 6 to 8):
+
+* **Idempotent.** Only rows whose values differ are written; a resync with unchanged
+  source data executes no INSERT, UPDATE or DELETE and reports ``changed=False``.
+* **Bounded memory, bulk SQL.** Ledger lines and deletes are buffered in batches
+  (:data:`BATCH_SIZE`); per batch, the existing rows are loaded in ONE query by natural
+  key and only the differences are written with Core ``executemany`` statements (no ORM
+  object per line). Balances and opening balances are small (accounts x periods) and are
+  written at :meth:`SyncWriter.finish`.
+* **Periods.** A line lands in the dossier period containing its booking period end (its
+  booking date when the package has no booking period). Balances with basis ``ytd``
+  (within the package's fiscal year) or ``closing`` are converted to period movements;
+  several package periods inside one dossier period (a quarterly dossier fed monthly)
+  add up.
+* **Transfer date** (``link.valid_from``): records for periods before it are not written,
+  those periods keep their origin. At the set-up run (``opening_balance_taken_at`` empty)
+  the opening balance at the transfer date is computed once per account as the sum of
+  everything before it and stored as :class:`~app.models.OpeningBalance` rows; later runs
+  never change it.
+* **Locked fiscal years** (support) are never changed, nor the data of their periods.
+* **One transaction.** The writer never commits; the caller commits once, or rolls back
+  and the dossier's data is exactly as before.
+
+Usage (the sync job)::
+
+    writer = SyncWriter(db.session, link_id, run_id)
+    for record in records:
+        writer.write(record)
+    result = writer.finish()
+    db.session.commit()
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timezone
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import bindparam, delete, insert, select, update
+
+from app import fiscal
+from app.models import (
+    Account, Dossier, DossierLink, FiscalYear, LedgerLine, OpeningBalance, Period, PeriodBalance,
+)
+from app.models.base import utcnow
+from connectors.base import (
+    AccountRecord, BalanceRecord, DataError, DeletedRecord, FiscalYearRecord, LedgerLineRecord,
+    OpeningBalanceRecord,
+)
+
+#: ledger lines and deletes buffered before one read query and one write per kind
+BATCH_SIZE = 1000
+CENT = Decimal("0.01")
+
+_LINE_FIELDS = (
+    "account_id", "period_id", "booking_date", "amount", "description", "reference", "journal",
+    "dimensions", "modified_at",
+)
+
+
+@dataclass
+class WriteResult:
+    """What one write touched. ``accounts`` and ``balances`` count rows inserted, changed or
+    removed; ``changed`` is False when nothing at all was written."""
+
+    accounts: int = 0
+    balances: int = 0
+    lines_inserted: int = 0
+    lines_updated: int = 0
+    lines_deleted: int = 0
+    opening_balances: int = 0
+    fiscal_years: int = 0
+    periods: int = 0
+    #: records not written because they fall before the transfer date or in a locked year
+    skipped: int = 0
+    changed: bool = False
+
+
+def money(value, what="amount"):
+    """``value`` as a Decimal rounded to the cent (DataError when it is not a number)."""
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
+        return amount.quantize(CENT)
+    except (InvalidOperation, ValueError, TypeError):
+        raise DataError(f"The package sent {what} {value!r}, which is not a number.") from None
+
+
+def _naive_utc(moment):
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+class SyncWriter:
+    """Write canonical records into one dossier; see the module docstring for the rules.
+
+    ``link_id`` is the origin link; ``None`` writes manual data (uploads) into
+    ``dossier_id`` with no transfer date. ``run_id`` is kept for logging only.
+    """
+
+    def __init__(self, session, link_id, run_id=None, *, dossier_id=None, batch_size=BATCH_SIZE):
+        self.session = session
+        self.run_id = run_id
+        self.batch_size = batch_size
+        self.link = session.get(DossierLink, link_id) if link_id is not None else None
+        if link_id is not None and self.link is None:
+            raise ValueError(f"dossier link {link_id} does not exist")
+        self.link_id = link_id
+        self.dossier = session.get(Dossier, dossier_id if self.link is None else self.link.dossier_id)
+        if self.dossier is None:
+            raise ValueError("a manual write needs the dossier id")
+        self.valid_from = self.link.valid_from if self.link else None
+        self.valid_to = self.link.valid_to if self.link else None
+        #: the set-up run of a link with a transfer date takes the opening balance once
+        self.taking_opening = bool(self.link and self.valid_from and self.link.opening_balance_taken_at is None)
+        self.year_origin = "sync" if self.link else "manual"
+        self.result = WriteResult()
+
+        self._accounts = {
+            number: (account_id, name, kind)
+            for account_id, number, name, kind in session.execute(
+                select(Account.id, Account.number, Account.name, Account.kind).where(Account.dossier_id == self.dossier.id)
+            )
+        }
+        self._pending_accounts = {}
+        self._pending_years = []
+        self._all_years = []  # every FiscalYearRecord of the package (ytd conversion)
+        self._years_settled = False
+        self._line_ops = {}
+        self._balances = []
+        self._openings = {}
+        #: movements before the transfer date, for the opening balance: {(account, date): amount}
+        self._before_from_lines = defaultdict(Decimal)
+        self._before_from_balances = defaultdict(Decimal)
+        self._period_rows = []
+        self._period_starts = []
+        self._locked_period_ids = set()
+        self._finished = False
+
+    # ----------------------------------------------------------------------------------
+    # Public surface
+    # ----------------------------------------------------------------------------------
+    def write(self, record):
+        """Take one canonical record (buffered; written by batch or at :meth:`finish`)."""
+        if self._finished:
+            raise RuntimeError("this writer has finished")
+        if isinstance(record, LedgerLineRecord) or isinstance(record, DeletedRecord):
+            self._line_ops[record.source_id] = record
+            if len(self._line_ops) >= self.batch_size:
+                self._flush_lines()
+        elif isinstance(record, AccountRecord):
+            self._pending_accounts[str(record.number)] = record
+            if len(self._pending_accounts) >= self.batch_size:
+                self._flush_accounts()
+        elif isinstance(record, BalanceRecord):
+            self._balances.append(record)
+        elif isinstance(record, FiscalYearRecord):
+            self._pending_years.append(record)
+            self._all_years.append(record)
+            self._years_settled = False
+        elif isinstance(record, OpeningBalanceRecord):
+            self._openings[(str(record.account), record.date)] = money(record.amount, "an opening balance")
+        else:
+            raise TypeError(f"SyncWriter cannot write {type(record).__name__} records")
+
+    def finish(self) -> WriteResult:
+        """Write everything still buffered and return the counts (nothing is committed)."""
+        self._settle_years()
+        self._flush_accounts()
+        self._flush_lines()
+        self._write_balances()
+        self._write_openings()
+        self._finished = True
+        r = self.result
+        r.changed = any((r.accounts, r.balances, r.lines_inserted, r.lines_updated, r.lines_deleted,
+                         r.opening_balances, r.fiscal_years, r.periods))
+        return r
+
+    # ----------------------------------------------------------------------------------
+    # Fiscal years and periods
+    # ----------------------------------------------------------------------------------
+    def _settle_years(self):
+        if self._years_settled:
+            return
+        if self._pending_years:
+            self.result.fiscal_years += fiscal.apply_fiscal_year_records(
+                self.session, self.dossier, self._pending_years, not_before=self.valid_from
+            )
+            self._pending_years = []
+        self.result.periods += fiscal.ensure_periods(self.session, self.dossier)
+        self._load_periods()
+        self._years_settled = True
+
+    def _load_periods(self):
+        rows = self.session.execute(
+            select(Period.id, Period.start, Period.end, FiscalYear.locked)
+            .join(FiscalYear, Period.fiscal_year_id == FiscalYear.id)
+            .where(Period.dossier_id == self.dossier.id)
+            .order_by(Period.start)
+        ).all()
+        self._period_rows = rows
+        self._period_starts = [row.start for row in rows]
+        self._locked_period_ids = {row.id for row in rows if row.locked}
+
+    def _find_period(self, day):
+        index = bisect_right(self._period_starts, day) - 1
+        if index >= 0 and self._period_rows[index].end >= day:
+            return self._period_rows[index]
+        return None
+
+    def _period_of(self, day):
+        """The period row containing ``day``; derives the fiscal year when none covers it."""
+        self._settle_years()
+        row = self._find_period(day)
+        if row is None:
+            before = len(fiscal.years_of(self.dossier.id, self.session))
+            fiscal.ensure_year_for(self.session, self.dossier, day, origin=self.year_origin)
+            self.result.fiscal_years += len(fiscal.years_of(self.dossier.id, self.session)) - before
+            self.result.periods += fiscal.ensure_periods(self.session, self.dossier)
+            self._load_periods()
+            row = self._find_period(day)
+        return row
+
+    def _in_scope(self, day):
+        """Does data dated ``day`` belong to this link (transfer date, end date)?"""
+        if self.valid_from is not None and day < self.valid_from:
+            return False
+        return self.valid_to is None or day <= self.valid_to
+
+    # ----------------------------------------------------------------------------------
+    # Accounts
+    # ----------------------------------------------------------------------------------
+    def _flush_accounts(self):
+        pending, self._pending_accounts = self._pending_accounts, {}
+        inserts, updates = [], []
+        for number, record in pending.items():
+            name, kind = (record.name or "")[:300], record.kind or "other"
+            known = self._accounts.get(number)
+            if known is None:
+                inserts.append({"dossier_id": self.dossier.id, "number": number[:50], "name": name, "kind": kind,
+                                "origin_link_id": self.link_id})
+            elif (known[1], known[2]) != (name, kind):
+                updates.append({"_id": known[0], "name": name, "kind": kind})
+                self._accounts[number] = (known[0], name, kind)
+        if updates:
+            table = Account.__table__
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("_id"))
+                .values(name=bindparam("name"), kind=bindparam("kind")),
+                updates,
+            )
+        self._insert_accounts(inserts)
+        self.result.accounts += len(inserts) + len(updates)
+
+    def _insert_accounts(self, rows):
+        if not rows:
+            return
+        self.session.execute(insert(Account.__table__), rows)
+        numbers = [row["number"] for row in rows]
+        for account_id, number, name, kind in self.session.execute(
+            select(Account.id, Account.number, Account.name, Account.kind)
+            .where(Account.dossier_id == self.dossier.id, Account.number.in_(numbers))
+        ):
+            self._accounts[number] = (account_id, name, kind)
+
+    def _account_ids(self, numbers):
+        """``{number: id}`` for ``numbers``, creating the accounts the dossier lacks."""
+        missing = {n for n in numbers if n not in self._accounts}
+        if missing & self._pending_accounts.keys():  # their AccountRecords are still buffered
+            self._flush_accounts()
+            missing = {n for n in numbers if n not in self._accounts}
+        self._insert_accounts([
+            {"dossier_id": self.dossier.id, "number": n[:50], "name": "", "kind": "other", "origin_link_id": self.link_id}
+            for n in sorted(missing)
+        ])
+        self.result.accounts += len(missing)
+        return {n: self._accounts[n][0] for n in numbers}
+
+    # ----------------------------------------------------------------------------------
+    # Ledger lines and deletes
+    # ----------------------------------------------------------------------------------
+    def _flush_lines(self):
+        if not self._line_ops:
+            return
+        self._settle_years()
+        if self._pending_accounts:
+            self._flush_accounts()
+        ops, self._line_ops = self._line_ops, {}
+        table = LedgerLine.__table__
+        link_condition = table.c.link_id == self.link_id if self.link_id is not None else table.c.link_id.is_(None)
+        # Filter on (link, source id) only, so every database uses the unique index; the
+        # dossier is checked here (manual lines, link NULL, carry the dossier in their ids).
+        existing = {
+            row.source_id: row
+            for row in self.session.execute(
+                select(table.c.id, table.c.source_id, table.c.dossier_id, *[table.c[name] for name in _LINE_FIELDS])
+                .where(link_condition, table.c.source_id.in_(list(ops)))
+            )
+            if row.dossier_id == self.dossier.id
+        }
+        lines = [r for r in ops.values() if isinstance(r, LedgerLineRecord)]
+        account_ids = self._account_ids({str(r.account) for r in lines}) if lines else {}
+
+        inserts, updates, delete_ids = [], [], []
+        for source_id, record in ops.items():
+            row = existing.get(source_id)
+            if isinstance(record, DeletedRecord):
+                if row is not None:
+                    if row.period_id in self._locked_period_ids:
+                        self.result.skipped += 1
+                    else:
+                        delete_ids.append(row.id)
+                continue
+            amount = money(record.amount, f"an amount for line {source_id}")
+            bucket = record.booking_period_end or record.booking_date
+            if self.taking_opening and bucket < self.valid_from:
+                self._before_from_lines[(str(record.account), bucket)] += amount
+            if not self._in_scope(bucket):
+                self.result.skipped += 1
+                continue
+            period = self._period_of(bucket)
+            if period is None or period.id in self._locked_period_ids or (
+                row is not None and row.period_id in self._locked_period_ids
+            ):
+                self.result.skipped += 1
+                continue
+            values = {
+                "account_id": account_ids[str(record.account)],
+                "period_id": period.id,
+                "booking_date": record.booking_date,
+                "amount": amount,
+                "description": (record.description or "")[:500],
+                "reference": (record.reference or "")[:120],
+                "journal": (record.journal or "")[:60],
+                "dimensions": dict(record.dimensions or {}),
+                "modified_at": _naive_utc(record.modified_at),
+            }
+            if row is None:
+                inserts.append({"dossier_id": self.dossier.id, "link_id": self.link_id, "source_id": source_id[:120], **values})
+            elif any(getattr(row, name) != values[name] for name in _LINE_FIELDS):
+                updates.append({"_id": row.id, **values})
+
+        if inserts:
+            self.session.execute(insert(table), inserts)
+        if updates:
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("_id"))
+                .values({name: bindparam(name) for name in _LINE_FIELDS}),
+                updates,
+            )
+        if delete_ids:
+            self.session.execute(delete(table).where(table.c.id.in_(delete_ids)))
+        self.result.lines_inserted += len(inserts)
+        self.result.lines_updated += len(updates)
+        self.result.lines_deleted += len(delete_ids)
+
+    # ----------------------------------------------------------------------------------
+    # Balances
+    # ----------------------------------------------------------------------------------
+    def _year_key(self, day):
+        """The package's fiscal year containing ``day`` (for ytd balances)."""
+        for record in self._all_years:
+            if record.start <= day <= record.end:
+                return record.start
+        year = self.session.scalar(
+            select(FiscalYear.start).where(
+                FiscalYear.dossier_id == self.dossier.id, FiscalYear.start <= day, FiscalYear.end >= day
+            )
+        )
+        if year is not None:
+            return year
+        pattern = self.dossier.first_fiscal_year_end
+        return fiscal.year_end_on_or_after(day, pattern.month if pattern else 12, pattern.day if pattern else 31)
+
+    def _movements(self):
+        """``{(account, period_end): movement}`` from the buffered balances, whatever their basis."""
+        movements = defaultdict(Decimal)
+        running = defaultdict(list)  # (basis, account, year key) -> [(period_end, amount)]
+        for record in self._balances:
+            amount = money(record.amount, f"a balance for account {record.account}")
+            account = str(record.account)
+            if record.basis == "movement":
+                movements[(account, record.period_end)] += amount
+            elif record.basis == "ytd":
+                running[(account, self._year_key(record.period_end))].append((record.period_end, amount))
+            elif record.basis == "closing":
+                running[(account, None)].append((record.period_end, amount))
+            else:
+                raise DataError(f"The package sent a balance with an unknown basis {record.basis!r}.")
+        for (account, _), points in running.items():
+            previous = Decimal("0.00")
+            for period_end, amount in sorted(points):
+                movements[(account, period_end)] += amount - previous
+                previous = amount
+        return movements
+
+    def _write_balances(self):
+        if not self._balances:
+            return
+        self._settle_years()
+        movements = self._movements()
+        self._balances = []
+        target = defaultdict(Decimal)
+        covered = set()
+        numbers = set()
+        for (account, period_end), amount in movements.items():
+            if self.taking_opening and period_end < self.valid_from:
+                self._before_from_balances[(account, period_end)] += amount
+            if not self._in_scope(period_end):
+                self.result.skipped += 1
+                continue
+            period = self._period_of(period_end)
+            if period is None or period.id in self._locked_period_ids:
+                self.result.skipped += 1
+                continue
+            covered.add(period.id)
+            target[(account, period.id)] += amount
+            numbers.add(account)
+        account_ids = self._account_ids(numbers)
+        wanted = {(account_ids[a], p): amount for (a, p), amount in target.items() if amount != 0}
+
+        table = PeriodBalance.__table__
+        existing = {
+            (row.account_id, row.period_id): row
+            for row in self.session.execute(
+                select(table.c.id, table.c.account_id, table.c.period_id, table.c.amount, table.c.origin_link_id)
+                .where(table.c.dossier_id == self.dossier.id, table.c.period_id.in_(covered))
+            )
+        } if covered else {}
+        inserts, updates = [], []
+        for key, amount in wanted.items():
+            row = existing.pop(key, None)
+            if row is None:
+                inserts.append({"dossier_id": self.dossier.id, "account_id": key[0], "period_id": key[1],
+                                "amount": amount, "origin_link_id": self.link_id})
+            elif row.amount != amount or row.origin_link_id != self.link_id:
+                updates.append({"_id": row.id, "amount": amount, "origin_link_id": self.link_id})
+        delete_ids = [row.id for row in existing.values()]
+        if inserts:
+            self.session.execute(insert(table), inserts)
+        if updates:
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("_id"))
+                .values(amount=bindparam("amount"), origin_link_id=bindparam("origin_link_id")),
+                updates,
+            )
+        if delete_ids:
+            self.session.execute(delete(table).where(table.c.id.in_(delete_ids)))
+        self.result.balances += len(inserts) + len(updates) + len(delete_ids)
+
+    # ----------------------------------------------------------------------------------
+    # Opening balances
+    # ----------------------------------------------------------------------------------
+    def _write_openings(self):
+        target = {}  # (account, date) -> amount
+        for (account, day), amount in self._openings.items():
+            if self.valid_from is not None and day <= self.valid_from:
+                continue  # before the transfer date: only used to compute the opening balance
+            if not self._in_scope(day) or self._in_locked_year(day):
+                self.result.skipped += 1
+                continue
+            target[(account, day)] = amount
+        replace_dates = {day for _, day in target}
+        if self.taking_opening:
+            if self._in_locked_year(self.valid_from):
+                self.result.skipped += 1
+            else:
+                for account, amount in self._opening_at_transfer().items():
+                    target[(account, self.valid_from)] = amount
+                replace_dates.add(self.valid_from)
+            self.link.opening_balance_taken_at = utcnow()
+        if not replace_dates:
+            return
+        account_ids = self._account_ids({account for account, _ in target})
+        wanted = {(account_ids[a], d): amount for (a, d), amount in target.items()}
+        table = OpeningBalance.__table__
+        existing = {
+            (row.account_id, row.date): row
+            for row in self.session.execute(
+                select(table.c.id, table.c.account_id, table.c.date, table.c.amount, table.c.origin_link_id)
+                .where(table.c.dossier_id == self.dossier.id, table.c.date.in_(replace_dates))
+            )
+        }
+        inserts, updates = [], []
+        for key, amount in wanted.items():
+            row = existing.pop(key, None)
+            if row is None:
+                inserts.append({"dossier_id": self.dossier.id, "account_id": key[0], "date": key[1],
+                                "amount": amount, "origin_link_id": self.link_id})
+            elif row.amount != amount or row.origin_link_id != self.link_id:
+                updates.append({"_id": row.id, "amount": amount, "origin_link_id": self.link_id})
+        # At the transfer date the computed set replaces what was there; package opening
+        # balances on later dates replace only the accounts they name.
+        delete_ids = [row.id for (_, day), row in existing.items() if self.taking_opening and day == self.valid_from]
+        if inserts:
+            self.session.execute(insert(table), inserts)
+        if updates:
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("_id"))
+                .values(amount=bindparam("amount"), origin_link_id=bindparam("origin_link_id")),
+                updates,
+            )
+        if delete_ids:
+            self.session.execute(delete(table).where(table.c.id.in_(delete_ids)))
+        self.result.opening_balances += len(inserts) + len(updates) + len(delete_ids)
+
+    def _opening_at_transfer(self):
+        """Per account, the sum of everything before the transfer date (zeros left out).
+
+        Movements come from the balances when the package sent any before the date, else
+        from the ledger lines. An opening balance the package sent on or before the date
+        is the starting point: the earliest one per account, plus the movements from its
+        date up to the transfer date.
+        """
+        movements = self._before_from_balances or self._before_from_lines
+        starts = {}
+        for (account, day), amount in sorted(self._openings.items(), key=lambda item: item[0][1]):
+            if day <= self.valid_from and account not in starts:
+                starts[account] = (day, amount)
+        totals = defaultdict(Decimal)
+        for account, (_, amount) in starts.items():
+            totals[account] += amount
+        for (account, day), amount in movements.items():
+            if account in starts and day < starts[account][0]:
+                continue
+            totals[account] += amount
+        return {account: amount.quantize(CENT) for account, amount in totals.items() if amount != 0}
+
+    def _in_locked_year(self, day):
+        return self.session.scalar(
+            select(FiscalYear.id).where(
+                FiscalYear.dossier_id == self.dossier.id, FiscalYear.locked.is_(True),
+                FiscalYear.start <= day, FiscalYear.end >= day,
+            )
+        ) is not None
+
+
+def write_records(session, link_id, records, run_id=None, **options) -> WriteResult:
+    """Convenience: feed ``records`` to a :class:`SyncWriter` and finish it (no commit)."""
+    writer = SyncWriter(session, link_id, run_id, **options)
+    for record in records:
+        writer.write(record)
+    return writer.finish()

@@ -1,0 +1,134 @@
+"""Progress and heartbeat of a running sync, written beside its open transaction.
+
+The sync's data goes into one long database transaction. What the console shows while it
+runs (current stream, records so far, percent) and the heartbeat the reaper checks are
+written elsewhere so they are visible before that commit:
+
+* in the RQ job's ``meta`` and the Redis heartbeat hash (always);
+* on the :class:`SyncRun` row through a **separate** database connection (best effort:
+  SQLite allows one writer at a time, so while the sync holds the write lock these
+  updates are skipped after a very short wait; PostgreSQL takes them at once).
+"""
+import logging
+import threading
+import time
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from app.models import SyncRun
+from app.models.base import utcnow
+from jobs import locks
+
+log = logging.getLogger("firmsync.jobs")
+
+
+class SyncCancelled(Exception):
+    """Raised inside a running sync when its cancellation was requested."""
+
+
+def write_run_fields(engine, run_id, **values):
+    """UPDATE the run row through its own short transaction; False when the database is busy."""
+    try:
+        with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA busy_timeout = 50")
+            try:
+                conn.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
+                conn.commit()
+            finally:
+                if sqlite:
+                    conn.rollback()
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 5000")
+        return True
+    except OperationalError as exc:  # "database is locked": the sync's own transaction writes
+        log.debug("run %s: progress not written to the database (%s)", run_id, exc.__class__.__name__)
+        return False
+
+
+def cancel_requested(engine, run_id):
+    """Whether the run's row asks for cancellation (read through a separate connection)."""
+    try:
+        with engine.connect() as conn:
+            return bool(conn.scalar(select(SyncRun.cancel_requested).where(SyncRun.id == run_id)))
+    except OperationalError:
+        return False
+
+
+class Progress:
+    """Counts records and publishes progress every ``every_records`` records or ``every_seconds``.
+
+    Each publication also checks for cancellation and raises :class:`SyncCancelled`.
+    """
+
+    def __init__(self, engine, run_id, job=None, *, every_records=500, every_seconds=2.0, redis=None):
+        self.engine = engine
+        self.run_id = run_id
+        self.job = job
+        self.redis = redis
+        self.every_records = every_records
+        self.every_seconds = every_seconds
+        self.records = 0
+        self.stream = None
+        self.percent = None
+        self._stream_records = 0
+        self._last_records = 0
+        self._last_time = time.monotonic()
+
+    def start_stream(self, name):
+        self.stream = name
+        self._stream_records = 0
+        self.publish()
+
+    def tick(self, total=None):
+        self.records += 1
+        self._stream_records += 1
+        if total:
+            self.percent = min(99, int(self._stream_records * 100 / total))
+        if (self.records - self._last_records >= self.every_records
+                or time.monotonic() - self._last_time >= self.every_seconds):
+            self.publish()
+
+    def publish(self):
+        self._last_records, self._last_time = self.records, time.monotonic()
+        if self.job is not None:
+            self.job.meta.update(progress={"stream": self.stream, "records": self.records, "percent": self.percent})
+            self.job.save_meta()
+        write_run_fields(self.engine, self.run_id, progress_stream=self.stream, progress_records=self.records,
+                         progress_percent=self.percent, heartbeat_at=utcnow())
+        if locks.cancel_flagged(self.run_id, self.redis) or cancel_requested(self.engine, self.run_id):
+            raise SyncCancelled()
+
+
+class Heartbeat(threading.Thread):
+    """A daemon thread that keeps a running sync's dossier lock and heartbeat fresh.
+
+    Every ``interval`` seconds it extends the lock to ``lock_seconds`` and records a beat.
+    If the process dies, both stop: the lock expires and the reaper sees the silence.
+    """
+
+    def __init__(self, run_id, lock, *, redis, engine, interval=10.0, lock_seconds=60):
+        super().__init__(name=f"sync-heartbeat-{run_id}", daemon=True)
+        self.run_id, self.lock, self.redis, self.engine = run_id, lock, redis, engine
+        self.interval, self.lock_seconds = interval, lock_seconds
+        self._stop_event = threading.Event()
+        self.lost_lock = False
+
+    def run(self):
+        while not self._stop_event.wait(self.interval):
+            self.beat()
+
+    def beat(self):
+        locks.beat(self.run_id, self.redis)
+        try:
+            self.lock.extend(self.lock_seconds, replace_ttl=True)
+        except Exception:  # the lock expired and may be someone else's now
+            self.lost_lock = True
+            log.warning("run %s: lost its dossier lock", self.run_id)
+        write_run_fields(self.engine, self.run_id, heartbeat_at=utcnow())
+
+    def stop(self):
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout=5)

@@ -1,0 +1,38 @@
+"""The RQ queues Firmsync uses and the deterministic ids of its jobs.
+
+Sync runs go to the ``sync`` queue; maintenance jobs (nightly fan-out, reaper) started by
+``rq cron`` go to ``default``. Every queue is bound to the application's Redis connection
+(:func:`app.redis_connection.redis_connection`) and to :class:`jobs.worker.AppJob`, so a
+job runs inside an application context whichever worker picks it up.
+"""
+from rq import Queue
+
+from app.redis_connection import redis_connection
+
+SYNC_QUEUE = "sync"
+MAINTENANCE_QUEUE = "default"
+
+
+def sync_job_id(run_id):
+    """The RQ job id of a sync run: ``sync-run-<run_id>`` (one job per run, ever)."""
+    return f"sync-run-{int(run_id)}"
+
+
+def run_id_from_job_id(job_id):
+    """The run id encoded in a sync job id, or None for other jobs."""
+    prefix = "sync-run-"
+    if job_id and job_id.startswith(prefix) and job_id[len(prefix):].isdigit():
+        return int(job_id[len(prefix):])
+    return None
+
+
+def get_queue(name=SYNC_QUEUE, connection=None):
+    """The RQ queue ``name`` on the application's Redis (or ``connection``)."""
+    from jobs.worker import AppJob
+
+    return Queue(name, connection=connection or redis_connection(), job_class=AppJob)
+
+
+def sync_queue():
+    """The queue of sync runs."""
+    return get_queue(SYNC_QUEUE)

@@ -1,0 +1,79 @@
+"""RQ workers that run Firmsync jobs inside a Flask application context.
+
+Two ways to start one (both listen to the ``sync`` and ``default`` queues by default):
+
+* ``flask worker [--burst] [--with-scheduler]`` (:mod:`jobs.cli`): the application is the
+  one the ``flask`` command loaded;
+* plain RQ: ``rq worker --url $REDIS_URL --with-scheduler -w jobs.worker.FirmsyncWorker
+  sync default`` (or ``--job-class jobs.worker.AppJob``): the application is created once per
+  process from the environment (``FIRMSYNC_ENV``, ``DATABASE_URL``, ``REDIS_URL``...).
+
+The scheduler (``--with-scheduler``) is needed for deferred runs and retries: they are
+scheduled jobs that RQ moves back to the queue when their time comes.
+"""
+import os
+
+from flask import current_app, has_app_context
+from rq import Worker
+from rq.job import Job
+
+_process_app = None
+_engine_pid = None
+
+
+def job_app():
+    """The Flask app jobs run in: the current one if a context is active, else one per process."""
+    global _process_app
+    if has_app_context():
+        return current_app._get_current_object()
+    if _process_app is None:
+        from app import create_app
+
+        _process_app = create_app()
+    return _process_app
+
+
+class AppJob(Job):
+    """An RQ job that performs inside an application context.
+
+    In a forked work horse, the database engine's pooled connections were opened by the
+    parent process: they are dropped (not closed, the parent still owns them) before the
+    first job of the process, as SQLAlchemy recommends for ``fork``.
+    """
+
+    def perform(self):
+        app = job_app()
+        with app.app_context():
+            _drop_inherited_connections()
+            return super().perform()
+
+
+def _drop_inherited_connections():
+    global _engine_pid
+    if _engine_pid != os.getpid():
+        from app.extensions import db
+
+        db.engine.dispose(close=False)
+        _engine_pid = os.getpid()
+
+
+class FirmsyncWorker(Worker):
+    """RQ's forking worker with :class:`AppJob` as its job class."""
+
+    job_class = AppJob
+
+    def work(self, *args, **kwargs):
+        """Create (or take) the application once in the parent so work horses inherit it."""
+        job_app()
+        return super().work(*args, **kwargs)
+
+
+def make_worker(queue_names=None, connection=None, name=None):
+    """A :class:`FirmsyncWorker` on ``queue_names`` (default ``RQ_QUEUES``) and the app's Redis."""
+    from app.redis_connection import redis_connection
+    from jobs.queues import get_queue
+
+    connection = connection or redis_connection()
+    names = queue_names or current_app.config.get("RQ_QUEUES", ["sync", "default"])
+    queues = [get_queue(n, connection=connection) for n in names]
+    return FirmsyncWorker(queues, connection=connection, name=name, job_class=AppJob)

@@ -1,0 +1,50 @@
+"""The local emulator of the vendor APIs (ARCHITECTURE section 9).
+
+One module per emulated package (listed in :data:`PACKAGES`, each with
+``register(app, state)``), a deterministic data generator (:mod:`sandbox.books`), and
+control endpoints for tests under ``/_sandbox`` (:mod:`sandbox.control`): reset, fault
+injection, mutations, budgets and statistics. Run it with
+``python -m sandbox --host 127.0.0.1 --port 5050``.
+"""
+from importlib import import_module
+
+from flask import Flask
+
+from sandbox.books import DEFAULT_COMPANIES
+from sandbox.state import SandboxState
+
+#: one module per emulated package
+PACKAGES = [
+    "sandbox.demo",
+    "sandbox.demo_oauth",
+    "sandbox.exact_online",
+    "sandbox.companies_house",
+    "sandbox.xero",
+]
+DEFAULT_API_KEYS = ("demo-key",)
+
+
+def create_app(seed=42, companies=None, *, api_keys=DEFAULT_API_KEYS, oauth_clients=None, budgets=None,
+               token_seconds=None):
+    """Build a sandbox app.
+
+    :param seed: seeds every generated company (same seed, same data).
+    :param companies: :class:`sandbox.books.CompanySpec` objects or dicts of their fields
+        (default: :data:`sandbox.books.DEFAULT_COMPANIES`).
+    :param api_keys: API keys Demo Books accepts.
+    :param oauth_clients: ``{client_id: client_secret}`` for the OAuth packages.
+    :param budgets: ``{package key: {"per_minute": n, "window_seconds": 60}}`` enforced
+        per tenant (company) with 429 + ``Retry-After``.
+    :param token_seconds: access token lifetime override for the OAuth packages.
+    """
+    app = Flask(__name__)
+    app.config["SANDBOX"] = {"oauth_clients": oauth_clients, "token_seconds": token_seconds}
+    state = SandboxState(seed=seed, companies=companies or DEFAULT_COMPANIES, api_keys=api_keys,
+                         budgets=budgets)
+    app.extensions["sandbox"] = state
+    from sandbox import control
+
+    control.register(app, state)
+    for path in PACKAGES:
+        import_module(path).register(app, state)
+    return app

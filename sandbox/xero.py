@@ -1,0 +1,395 @@
+"""Xero: identity, OAuth2 and the Accounting API 2.0 over the generated books (``connectors/xero.py``).
+
+Under ``/xero`` (a connection's ``identity_url`` is ``<sandbox>/xero`` and its ``base_url``
+``<sandbox>/xero/api.xro/2.0``):
+
+* ``GET /identity/connect/authorize``: consent page listing the organisations; ``POST`` decides;
+* ``POST /connect/token``: authorization code (PKCE checked) and rotating refresh tokens;
+* ``GET /connections``, ``DELETE /connections/<id>`` (the organisation leaves the grant);
+* ``GET /api.xro/2.0/Organisation``, ``Accounts``, ``Journals?offset=`` (100 per page by
+  JournalNumber, ``If-Modified-Since``), ``Reports/TrialBalance?date=``.
+
+Each generated company is an organisation (tenantId derived from its id). Responses are
+shaped as in Xero's OpenAPI spec: MS-JSON dates, numbers in journals, strings in reports.
+Errors: 401 problem JSON for a bad token, 403 ``AuthenticationUnsuccessful`` for a missing
+or disconnected ``xero-tenant-id``, 429 with ``Retry-After`` and ``X-Rate-Limit-Problem``
+(``minute``, ``day``, ``concurrent``) from per-tenant limits (60/min unless the sandbox's
+``budgets`` say otherwise, 5,000/day, 5 concurrent).
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+
+from flask import Blueprint, current_app, g, jsonify, render_template_string, request
+
+from sandbox.books import BASE_MODIFIED, month_end, parse_ts
+from sandbox.oauth_server import AUTHORIZE_PARAMS, OAuthProvider
+
+PACKAGE = "xero"
+PREFIX = "/xero"
+DEFAULT_CLIENTS = {"xero-sandbox-client": "xero-sandbox-secret"}
+JOURNALS_PAGE = 100
+PER_MINUTE, PER_DAY, CONCURRENT = 60, 5000, 5
+NAMESPACE = uuid.UUID("5b0c8a9e-7f4d-4c1e-9a53-2d6f0e1b7c44")
+
+#: generated account kinds -> (Xero Type, Class, trial balance section)
+ACCOUNT_TYPES = {
+    "asset": ("CURRENT", "ASSET", "Assets"),
+    "liability": ("CURRLIAB", "LIABILITY", "Liabilities"),
+    "equity": ("EQUITY", "EQUITY", "Equity"),
+    "income": ("REVENUE", "REVENUE", "Revenue"),
+    "expense": ("EXPENSE", "EXPENSE", "Expenses"),
+}
+JOURNAL_SOURCES = {"SALES": "ACCREC", "PURCH": "ACCPAY", "BANK": "CASHREC", "MISC": "MANJOURNAL"}
+SECTIONS = ("Revenue", "Expenses", "Assets", "Liabilities", "Equity")
+
+CONSENT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Xero: connect Firmsync</title></head><body>
+<h1>Xero</h1>
+<p><strong>{{ client_id }}</strong> wants to access your organisations ({{ scope }}).</p>
+<form method="post">
+  {% for name, value in params.items() %}<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}
+  <ul>{% for org in organisations %}<li><label><input type="checkbox" checked disabled> {{ org }}</label></li>{% endfor %}</ul>
+  <button type="submit" name="decision" value="allow" id="allow">Allow access</button>
+  <button type="submit" name="decision" value="deny" id="deny">Cancel</button>
+</form></body></html>"""
+
+
+def tenant_id(company_id):
+    return str(uuid.uuid5(NAMESPACE, f"tenant:{company_id}"))
+
+
+def account_id(company_id, number):
+    return str(uuid.uuid5(NAMESPACE, f"account:{company_id}:{number}"))
+
+
+def ms_date(day):
+    return ms_datetime(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+
+
+def ms_datetime(moment):
+    return f"/Date({int(moment.timestamp() * 1000)}+0000)/"
+
+
+class XeroProvider(OAuthProvider):
+    """Xero's grants plus its per-tenant limits and disconnected organisations."""
+
+    def reset(self):
+        super().reset()
+        self.disconnected = set()
+        self.day_calls = Counter()
+        self.running = defaultdict(int)
+        self.limit_lock = threading.Lock()
+
+    def authorize(self):
+        if request.method == "GET" and request.values.get("client_id") in self.clients:
+            params = {k: request.values[k] for k in AUTHORIZE_PARAMS if request.values.get(k)}
+            names = [book.spec.name for book in _state().books.values()]
+            return render_template_string(CONSENT_PAGE, client_id=request.values["client_id"],
+                                          scope=request.values.get("scope", ""), params=params, organisations=names)
+        return super().authorize()
+
+
+def _state():
+    return current_app.extensions["sandbox"]
+
+
+def _provider():
+    return _state().oauth[PACKAGE]
+
+
+def _problem(status, title, detail):
+    response = jsonify({"Type": None, "Title": title, "Status": status, "Detail": detail,
+                        "Instance": str(uuid.uuid4()), "Extensions": {}})
+    response.status_code = status
+    return response
+
+
+def _too_many(problem, retry_after):
+    response = jsonify({"Title": "Too Many Requests", "Status": 429, "Detail": f"Rate limit exceeded: {problem}"})
+    response.status_code = 429
+    response.headers["Retry-After"] = str(int(retry_after))
+    response.headers["X-Rate-Limit-Problem"] = problem
+    return response
+
+
+def _envelope(**payload):
+    return jsonify({"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": "Firmsync sandbox",
+                    "DateTimeUTC": ms_datetime(datetime.now(timezone.utc)).replace("+0000", ""), **payload})
+
+
+# --------------------------------------------------------------------------------------
+# identity
+# --------------------------------------------------------------------------------------
+
+identity = Blueprint("xero_identity", __name__, url_prefix=PREFIX)
+
+
+@identity.before_request
+def _bearer_only():
+    if request.endpoint in ("xero_identity.authorize", "xero_identity.token"):
+        return None
+    if not _provider().valid_bearer(request.headers.get("Authorization")):
+        return _problem(401, "Unauthorized", "TokenExpired: token expired or invalid")
+    return None
+
+
+@identity.route("/identity/connect/authorize", methods=["GET", "POST"], endpoint="authorize")
+def authorize():
+    return _provider().authorize()
+
+
+@identity.post("/connect/token", endpoint="token")
+def token():
+    return _provider().token()
+
+
+@identity.get("/connections")
+def connections():
+    provider = _provider()
+    return jsonify([
+        {"id": str(uuid.uuid5(NAMESPACE, f"connection:{book.spec.id}")), "tenantId": tenant_id(book.spec.id),
+         "tenantType": "ORGANISATION", "tenantName": book.spec.name,
+         "createdDateUtc": "2024-01-02T09:00:00.0000000", "updatedDateUtc": "2024-01-02T09:00:00.0000000"}
+        for book in _state().books.values() if tenant_id(book.spec.id) not in provider.disconnected
+    ])
+
+
+@identity.delete("/connections/<connection>")
+def disconnect(connection):
+    for book in _state().books.values():
+        if str(uuid.uuid5(NAMESPACE, f"connection:{book.spec.id}")) == connection:
+            _provider().disconnected.add(tenant_id(book.spec.id))
+            return "", 204
+    return "", 404
+
+
+# --------------------------------------------------------------------------------------
+# accounting API
+# --------------------------------------------------------------------------------------
+
+api = Blueprint("xero_api", __name__, url_prefix=f"{PREFIX}/api.xro/2.0")
+
+
+@api.before_request
+def _authenticate_and_limit():
+    provider, state = _provider(), _state()
+    if not provider.valid_bearer(request.headers.get("Authorization")):
+        return _problem(401, "Unauthorized", "TokenExpired: token expired or invalid")
+    tenant = request.headers.get("xero-tenant-id", "")
+    book = next((b for b in state.books.values() if tenant_id(b.spec.id) == tenant), None)
+    if book is None or tenant in provider.disconnected:
+        return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
+    with provider.limit_lock:
+        if provider.day_calls[tenant] >= PER_DAY:
+            return _too_many("day", 3600)
+        if provider.running[tenant] >= CONCURRENT:
+            return _too_many("concurrent", 1)
+        provider.day_calls[tenant] += 1
+        provider.running[tenant] += 1
+    g.xero_tenant = tenant
+    wait = state.spend(PACKAGE, tenant)
+    if wait:
+        return _too_many("minute", wait)
+    g.xero_book = book
+    return None
+
+
+@api.teardown_request
+def _release(_exc=None):
+    tenant = g.pop("xero_tenant", None)
+    if tenant is not None:
+        provider = _provider()
+        with provider.limit_lock:
+            provider.running[tenant] -= 1
+
+
+def _chart(book):
+    return {account["number"]: account for account in book.accounts}
+
+
+def _year_end(book):
+    return book.fiscal_years[0][1]
+
+
+@api.get("/Organisation")
+def organisation():
+    book = g.xero_book
+    year_end = _year_end(book)
+    return _envelope(Organisations=[{
+        "OrganisationID": tenant_id(book.spec.id), "APIKey": book.spec.id.upper().replace("-", ""),
+        "Name": book.spec.name, "LegalName": book.spec.name, "PaysTax": True, "Version": "GLOBAL",
+        "OrganisationType": "COMPANY", "BaseCurrency": book.spec.currency, "CountryCode": book.spec.country,
+        "IsDemoCompany": False, "OrganisationStatus": "ACTIVE", "TaxNumber": book.spec.vat_number,
+        "FinancialYearEndDay": year_end.day, "FinancialYearEndMonth": year_end.month,
+        "SalesTaxBasis": "ACCRUALS", "SalesTaxPeriod": "QUARTERLY1", "DefaultSalesTax": "Tax Exclusive",
+        "DefaultPurchasesTax": "Tax Exclusive", "CreatedDateUTC": "/Date(1704186000000)/",
+        "OrganisationEntityType": "COMPANY", "Timezone": "UTC", "ShortCode": "!" + book.spec.id[-4:],
+        "Edition": "BUSINESS", "Class": "PREMIUM", "Addresses": [], "Phones": [], "ExternalLinks": [],
+        "PaymentTerms": {},
+    }])
+
+
+def _account(book, account):
+    xero_type, xero_class, _ = ACCOUNT_TYPES[account["type"]]
+    if account["name"].startswith("Bank account"):
+        xero_type = "BANK"
+    row = {"AccountID": account_id(book.spec.id, account["number"]), "Code": account["number"],
+           "Name": account["name"], "Status": "ACTIVE", "Type": xero_type, "TaxType": "NONE", "Class": xero_class,
+           "EnablePaymentsToAccount": False, "ShowInExpenseClaims": False, "HasAttachments": False,
+           "UpdatedDateUTC": "/Date(1704186000000+0000)/", "AddToWatchlist": False}
+    if xero_type == "BANK":
+        row.update(BankAccountType="BANK", BankAccountNumber="0000" + account["number"], CurrencyCode=book.spec.currency)
+    return row
+
+
+@api.get("/Accounts")
+def accounts():
+    book = g.xero_book
+    return _envelope(Accounts=[_account(book, account) for account in book.accounts])
+
+
+def _journal(book, number, lines, chart):
+    first = lines[0]
+    created = datetime.fromtimestamp(parse_ts(first["modified_at"]), timezone.utc)
+    journal_lines = []
+    for line in lines:
+        account = chart[line["account"]]
+        amount = Decimal(line["amount"])
+        row = {"JournalLineID": str(uuid.uuid5(NAMESPACE, f"line:{book.spec.id}:{line['id']}")),
+               "AccountID": account_id(book.spec.id, account["number"]), "AccountCode": account["number"],
+               "AccountType": _account(book, account)["Type"], "AccountName": account["name"],
+               "Description": line["description"], "NetAmount": float(amount), "GrossAmount": float(amount),
+               "TaxAmount": 0.0, "TrackingCategories": []}
+        if line["dimensions"].get("cost_centre"):
+            row["TrackingCategories"] = [{
+                "TrackingCategoryID": str(uuid.uuid5(NAMESPACE, "tracking:cost_centre")),
+                "TrackingOptionID": str(uuid.uuid5(NAMESPACE, f"option:{line['dimensions']['cost_centre']}")),
+                "Name": "Cost centre", "Option": line["dimensions"]["cost_centre"]}]
+        journal_lines.append(row)
+    return {"JournalID": str(uuid.uuid5(NAMESPACE, f"journal:{book.spec.id}:{number}")),
+            "JournalDate": ms_date(date.fromisoformat(first["date"])), "JournalNumber": number,
+            "CreatedDateUTC": ms_datetime(created), "Reference": first["reference"],
+            "SourceID": str(uuid.uuid5(NAMESPACE, f"source:{book.spec.id}:{number}")),
+            "SourceType": JOURNAL_SOURCES[first["journal"]], "JournalLines": journal_lines}
+
+
+def journal_entries(book, offset, since=None):
+    """``(JournalNumber, lines)`` after ``offset`` (created at or after ``since``, UNIX seconds), in order.
+
+    Journal n is generated entry n-1; entries added through the sandbox's mutations follow.
+    Xero journals never change: changed or deleted generated lines are not emulated here.
+    """
+    start = max(offset, (since - BASE_MODIFIED) if since else 0, 0)
+    for entry in range(start, book.entry_count):
+        yield entry + 1, book.base_entry(entry)
+    added = defaultdict(list)
+    for line in sorted(book.added.values(), key=lambda line: line["id"]):
+        added[line["entry_id"]].append(line)
+    for number, lines in sorted(added.items()):
+        if number > offset and (not since or parse_ts(lines[0]["modified_at"]) >= since):
+            yield number, lines
+
+
+@api.get("/Journals")
+def journals():
+    book = g.xero_book
+    try:
+        offset = int(request.args.get("offset", 0))
+    except ValueError:
+        return jsonify({"ErrorNumber": 10, "Type": "ValidationException", "Message": "offset must be a number"}), 400
+    since = None
+    if request.headers.get("If-Modified-Since"):
+        since = _parse_since(request.headers["If-Modified-Since"])
+        if since is None:
+            return jsonify({"ErrorNumber": 10, "Type": "ValidationException",
+                            "Message": "If-Modified-Since is not a date"}), 400
+    chart, page = _chart(book), []
+    for number, lines in journal_entries(book, offset, since):
+        page.append(_journal(book, number, lines, chart))
+        if len(page) == JOURNALS_PAGE:
+            break
+    return _envelope(Journals=page)
+
+
+def _parse_since(value):
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+def _fiscal_year_start(book, day):
+    """Xero's fiscal year start for ``day`` (the year-end day/month repeats every year)."""
+    year_end = _year_end(book)
+    end = month_end(date(day.year, year_end.month, 1))
+    if end < day:
+        end = month_end(date(day.year + 1, year_end.month, 1))
+    return month_end(date(end.year - 1, year_end.month, 1)) + timedelta(days=1)
+
+
+@api.get("/Reports/TrialBalance")
+def trial_balance():
+    book = g.xero_book
+    try:
+        as_at = date.fromisoformat(request.args.get("date") or date.today().isoformat())
+    except ValueError:
+        return jsonify({"ErrorNumber": 10, "Type": "ValidationException", "Message": "date is not a date"}), 400
+    year_start, chart = _fiscal_year_start(book, as_at), _chart(book)
+    totals = defaultdict(Decimal)
+    for line in book.all_lines():
+        day = date.fromisoformat(line["date"])
+        kind = chart[line["account"]]["type"]
+        if day <= as_at and (kind in ("asset", "liability", "equity") or day >= year_start):
+            totals[line["account"]] += Decimal(line["amount"])
+        elif day < year_start and kind in ("income", "expense"):  # earlier years' result sits in equity
+            totals["_retained"] += Decimal(line["amount"])
+    retained = next((a["number"] for a in book.accounts if a["type"] == "equity"), None)
+    if retained and totals.get("_retained"):
+        totals[retained] += totals["_retained"]
+    totals.pop("_retained", None)
+    sections = defaultdict(list)
+    for account in book.accounts:
+        amount = totals.get(account["number"])
+        if not amount:
+            continue
+        aid = account_id(book.spec.id, account["number"])
+        values = [f"{account['name']} ({account['number']})", "", "",
+                  f"{amount:.2f}" if amount > 0 else "", f"{-amount:.2f}" if amount < 0 else ""]
+        sections[ACCOUNT_TYPES[account["type"]][2]].append(
+            {"RowType": "Row", "Cells": [{"Value": v, "Attributes": [{"Value": aid, "Id": "account"}]} for v in values]})
+    debit = sum((v for v in totals.values() if v > 0), Decimal(0))
+    credit = -sum((v for v in totals.values() if v < 0), Decimal(0))
+    rows = [{"RowType": "Header", "Cells": [{"Value": v} for v in ("Account", "Debit", "Credit", "YTD Debit", "YTD Credit")]}]
+    rows += [{"RowType": "Section", "Title": title, "Rows": sections[title]} for title in SECTIONS if sections[title]]
+    rows.append({"RowType": "Section", "Title": "", "Rows": [{"RowType": "SummaryRow", "Cells": [
+        {"Value": "Total"}, {"Value": ""}, {"Value": ""}, {"Value": f"{debit:.2f}"}, {"Value": f"{credit:.2f}"}]}]})
+    label = f"{as_at.day} {as_at.strftime('%B %Y')}"
+    return _envelope(Reports=[{"ReportID": "TrialBalance", "ReportName": "Trial Balance", "ReportType": "TrialBalance",
+                               "ReportTitles": ["Trial Balance", book.spec.name, f"As at {label}"],
+                               "ReportDate": label, "UpdatedDateUTC": ms_datetime(datetime.now(timezone.utc)),
+                               "Fields": [], "Rows": rows}])
+
+
+def register(app, state):
+    """Mount Xero's identity, OAuth and accounting API under ``/xero``."""
+    settings = app.config["SANDBOX"]
+    provider = XeroProvider(PACKAGE, "Xero", state, clients=settings.get("oauth_clients") or DEFAULT_CLIENTS,
+                            access_seconds=settings.get("token_seconds") or 1800, rotating=True)
+    state.oauth[PACKAGE] = provider
+    # Xero's 60 calls a minute per organisation, unless the sandbox was given other budgets
+    state.initial_budgets.setdefault(PACKAGE, {"per_minute": PER_MINUTE})
+    state.budgets.setdefault(PACKAGE, dict(state.initial_budgets[PACKAGE]))
+    app.register_blueprint(identity)
+    app.register_blueprint(api)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# `make run`: install what is missing, migrate, seed the demo firm, then run every process
+# (redis, web, worker, cron, sandbox) with its output prefixed by its name. Ctrl-C stops
+# everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/install.sh
+
+install_debian_packages redis-server
+install_python_env
+
+export FIRMSYNC_ENV=development
+flask=(.venv/bin/flask --app wsgi)
+"${flask[@]}" db upgrade
+"${flask[@]}" seed demo
+
+declare -A names=()  # pid (= process group id) -> process name
+
+prefix_lines() {
+    sed -u "s/^/$(printf '%-8s|' "$1") /"
+}
+
+# start NAME COMMAND...: run COMMAND in its own process group, output prefixed with NAME.
+start() {
+    local name=$1
+    shift
+    "$@" </dev/null > >(prefix_lines "$name") 2>&1 &
+    names[$!]=$name
+}
+
+stop_all() {
+    trap - EXIT INT TERM
+    set +m  # no job-status lines while shutting down
+    local pid
+    ((${#names[@]})) || return 0
+    echo "firmsync: stopping ${names[*]}"
+    for pid in "${!names[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || true
+    done
+    for _ in {1..50}; do
+        for pid in "${!names[@]}"; do
+            kill -0 -- "-$pid" 2>/dev/null || unset "names[$pid]"
+        done
+        ((${#names[@]})) || return 0
+        sleep 0.2
+    done
+    for pid in "${!names[@]}"; do
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+redis_answers() {
+    if command -v redis-cli >/dev/null; then
+        redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
+    else
+        (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null
+    fi
+}
+
+set -m  # every process gets its own process group, so stopping one stops its children too
+
+if redis_answers; then
+    echo "firmsync: using the Redis server already answering on 127.0.0.1:6379"
+else
+    mkdir -p instance/redis
+    start redis redis-server --bind 127.0.0.1 --port 6379 --dir "$PWD/instance/redis" \
+        --save 300 1 --appendonly no
+    for _ in {1..50}; do
+        redis_answers && break
+        sleep 0.1
+    done
+fi
+
+start web "${flask[@]}" run -h 127.0.0.1 -p 5000
+start worker "${flask[@]}" worker
+start cron "${flask[@]}" sync cron
+start sandbox .venv/bin/python -m sandbox --port 5050
+
+echo "firmsync: open http://127.0.0.1:5000 and log in with a demo login above (Ctrl-C stops everything)"
+
+# Keep running while the web server runs; report any other process that stops.
+while ((${#names[@]})); do
+    status=0
+    wait -n -p finished "${!names[@]}" || status=$?
+    [[ -n ${finished:-} ]] || continue
+    name=${names[$finished]}
+    unset "names[$finished]"
+    echo "firmsync: $name stopped (exit status $status)"
+    [[ $name != web ]] || exit "$status"
+    finished=
+done

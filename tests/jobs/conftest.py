@@ -1,0 +1,123 @@
+"""Fixtures of the job-pipeline tests: a linked dossier, a scriptable in-process connector."""
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import (Account, Connection, Dossier, DossierLink, FiscalYear, LedgerLine, OpeningBalance, Period,
+                        PeriodBalance, Role)
+from connectors.base import (ACCOUNTING, AUTH_API_KEY, FIRM, AccountRecord, Connector, ConnectorSpec,
+                             FiscalYearRecord, LedgerLineRecord, RateBudget, StreamDef)
+from tests.conftest import make_user
+
+
+class ScriptedBooks(Connector):
+    """An in-process connector whose data and failures each test scripts.
+
+    ``ScriptedBooks.lines`` is the number of ledger lines; ``fail_at`` (stream, index,
+    exception) raises inside a stream; ``on_record`` is called with each line index.
+    """
+
+    spec = ConnectorSpec(
+        key="scripted", display_name="Scripted Books", kind=ACCOUNTING, level=FIRM, auth=AUTH_API_KEY,
+        config_schema=None, api_version="1", docs_url="https://example.invalid/scripted",
+        rate_budget=RateBudget(per_minute=1000, per="tenant"),
+    )
+    lines = 30
+    fail_at = None
+    on_record = None
+    seen_bookmarks = []
+
+    def streams(self):
+        return [StreamDef("fiscal_years", FiscalYearRecord), StreamDef("accounts", AccountRecord),
+                StreamDef("ledger_lines", LedgerLineRecord, incremental=True, primary_key="source_id")]
+
+    def read(self, stream, state, window):
+        type(self).seen_bookmarks.append((stream, state.bookmark))
+        if stream == "fiscal_years":
+            yield FiscalYearRecord(date(2024, 1, 1), date(2024, 12, 31))
+        elif stream == "accounts":
+            for index, (number, name) in enumerate((("400000", "Customers"), ("700000", "Sales"), ("550000", "Bank"))):
+                self._maybe_fail(stream, index)
+                yield AccountRecord(number, name)
+        else:
+            state.total = self.lines
+            for i in range(self.lines):
+                self._maybe_fail(stream, i)
+                if type(self).on_record:
+                    type(self).on_record(i)
+                account = "400000" if i % 2 == 0 else "700000"
+                amount = Decimal("100.00") if i % 2 == 0 else Decimal("-100.00")
+                yield LedgerLineRecord(source_id=f"L{i}", booking_date=date(2024, 1 + i % 12, 15), account=account,
+                                       amount=amount, description=f"Invoice {i // 2}")
+            state.advance(f"cursor-{self.lines}")
+
+    def _maybe_fail(self, stream, index):
+        if self.fail_at and self.fail_at[0] == stream and self.fail_at[1] == index:
+            raise self.fail_at[2]
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Register :class:`ScriptedBooks` (key ``scripted``) for this test and reset its script."""
+    import connectors.registry as registry
+
+    real = registry.all_connectors()
+    monkeypatch.setattr(registry, "all_connectors", lambda: {**real, "scripted": ScriptedBooks})
+    monkeypatch.setattr(ScriptedBooks, "lines", 30)
+    monkeypatch.setattr(ScriptedBooks, "fail_at", None)
+    monkeypatch.setattr(ScriptedBooks, "on_record", None)
+    monkeypatch.setattr(ScriptedBooks, "seen_bookmarks", [])
+    return ScriptedBooks
+
+
+@pytest.fixture
+def linked_dossier(db, firm):
+    """``linked_dossier(package="scripted", reference="C1", config=..., credentials=...)`` -> Dossier."""
+    def _make(package="scripted", reference="C1", config=None, credentials=None, name="Bakery Janssens", **dossier):
+        connection = Connection(firm_id=firm.id, package=package, kind="accounting", name=f"{package} connection",
+                                config=config or {"base_url": "http://books.invalid"},
+                                credentials=credentials or {"api_key": "sk-test-very-secret-key"})
+        d = Dossier(firm_id=firm.id, name=name, frequency="month", **dossier)
+        db.session.add_all([connection, d])
+        db.session.flush()
+        db.session.add(DossierLink(firm_id=firm.id, dossier_id=d.id, connection_id=connection.id,
+                                   reference=reference, scenario="replace"))
+        db.session.commit()
+        return d
+
+    return _make
+
+
+@pytest.fixture
+def users(firm, other_firm):
+    """One user per role (plus staff without access to private dossiers, and an outsider)."""
+    return {
+        "admin": make_user("admin@alpha.test", firm, Role.ADMIN),
+        "staff": make_user("staff@alpha.test", firm, Role.STAFF),
+        "staff_no_access": make_user("limited@alpha.test", firm, Role.STAFF, multi_file_access=False),
+        "external": make_user("external@alpha.test", firm, Role.EXTERNAL),
+        "pulse": make_user("pulse@alpha.test", firm, Role.PULSE),
+        "outsider": make_user("admin@beta.test", other_firm, Role.ADMIN),
+        "support": make_user("support@firmsync.test", None, support=True),
+    }
+
+
+BOOKKEEPING = (Account, FiscalYear, Period, PeriodBalance, LedgerLine, OpeningBalance)
+
+
+def bookkeeping_snapshot(db, dossier_id):
+    """Every bookkeeping row of a dossier as sorted tuples (compare two snapshots with ==)."""
+    db.session.expire_all()
+    rows = {}
+    for model in BOOKKEEPING:
+        table = model.__table__
+        result = db.session.execute(select(*table.columns).where(table.c.dossier_id == dossier_id))
+        rows[model.__name__] = sorted(tuple(str(v) for v in row) for row in result)
+    return rows
+
+
+def line_count(db, dossier_id):
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(LedgerLine).where(LedgerLine.dossier_id == dossier_id))

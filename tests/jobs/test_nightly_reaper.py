@@ -1,0 +1,116 @@
+"""Nightly fan-out (once per firm-local night), the reaper, and the ``flask sync`` commands."""
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from app.models import ConnectionStatus, DossierLink, RunStatus, SyncRun, Trigger
+from app.models.base import utcnow
+from jobs import locks
+from jobs.nightly import fan_out
+from jobs.queues import sync_job_id, sync_queue
+from jobs.reaper import INTERRUPTED, reap
+from jobs.sync import run
+from jobs.triggers import request_sync
+
+
+def runs(db):
+    db.session.expire_all()
+    return db.session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
+
+
+# Brussels is UTC+1 in January: 01:30 UTC is 02:30 local, after the default 02:00.
+AFTER_NIGHTLY = datetime(2025, 1, 15, 1, 30)
+BEFORE_NIGHTLY = datetime(2025, 1, 15, 0, 30)
+
+
+def test_nightly_fan_out_twice_creates_runs_once(db, linked_dossier):
+    a, b = linked_dossier(name="A"), linked_dossier(name="B", reference="C2")
+    first = fan_out(now=AFTER_NIGHTLY)
+    assert len(first) == 2
+    keys = sorted(r.nightly_key for r in runs(db))
+    links = sorted(db.session.scalars(select(DossierLink.id)))
+    assert keys == sorted(f"{link_id}:2025-01-15" for link_id in links)
+    assert all(r.trigger == Trigger.NIGHTLY for r in runs(db))
+    assert fan_out(now=AFTER_NIGHTLY + timedelta(minutes=5)) == []
+    # even after tonight's runs finished, tonight is done
+    for r in runs(db):
+        r.status = RunStatus.SUCCEEDED
+    db.session.commit()
+    assert fan_out(now=AFTER_NIGHTLY + timedelta(hours=1)) == []
+    assert len(runs(db)) == 2
+    # the next night queues again
+    assert len(fan_out(now=AFTER_NIGHTLY + timedelta(days=1))) == 2
+
+
+def test_nightly_waits_for_the_firms_local_time(db, firm, linked_dossier):
+    linked_dossier()
+    assert fan_out(now=BEFORE_NIGHTLY) == []
+    firm.timezone, firm.nightly_time = "America/New_York", "23:00"
+    db.session.commit()
+    assert fan_out(now=AFTER_NIGHTLY) == []  # 20:30 the previous evening in New York
+    assert len(fan_out(now=datetime(2025, 1, 15, 4, 5))) == 1  # 23:05 in New York
+    assert runs(db)[0].nightly_key.endswith(":2025-01-14")
+
+
+def test_nightly_skips_connections_that_need_reconnecting(db, linked_dossier):
+    dossier = linked_dossier()
+    dossier.links[0].connection.status = ConnectionStatus.NEEDS_RECONNECT
+    db.session.commit()
+    assert fan_out(now=AFTER_NIGHTLY) == []
+
+
+def test_nightly_does_not_double_a_dossier_already_syncing(db, linked_dossier):
+    dossier = linked_dossier()
+    manual = request_sync(dossier.id, Trigger.MANUAL)
+    assert fan_out(now=AFTER_NIGHTLY) == []
+    assert [r.id for r in runs(db)] == [manual.id]
+    assert fan_out(now=AFTER_NIGHTLY) == []
+
+
+def test_reaper_fails_a_silent_run_releases_its_lock_and_queues_a_retry(db, scripted, linked_dossier):
+    dossier = linked_dossier()
+    dead = request_sync(dossier.id, Trigger.MANUAL)
+    dead.status, dead.started_at, dead.heartbeat_at = RunStatus.RUNNING, utcnow(), utcnow()
+    db.session.commit()
+    lock = locks.dossier_lock(dossier.id)
+    assert lock.acquire(blocking=False, token=locks.run_token(dead.id))
+    locks.beat(dead.id)
+
+    assert reap()["reaped"] == []  # alive a moment ago: left alone
+    later = utcnow() + timedelta(minutes=10)
+    result = reap(now=later)
+    assert result["reaped"] == [dead.id] and len(result["retries"]) == 1
+    reaped = db.session.get(SyncRun, dead.id)
+    db.session.refresh(reaped)
+    assert reaped.status == RunStatus.FAILED and reaped.message == INTERRUPTED
+    assert locks.dossier_lock_holder(dossier.id) is None
+    retry = db.session.get(SyncRun, result["retries"][0])
+    assert retry.trigger == Trigger.RETRY and retry.status == RunStatus.QUEUED
+    assert sync_job_id(retry.id) in sync_queue().job_ids
+    run(retry.id)
+    db.session.expire_all()
+    assert db.session.get(SyncRun, retry.id).status == RunStatus.SUCCEEDED
+    assert reap(now=later)["reaped"] == []
+
+
+def test_reaper_reenqueues_a_queued_run_whose_job_was_lost(db, linked_dossier, redis_url):
+    queued = request_sync(linked_dossier().id, Trigger.MANUAL)
+    sync_queue().empty()
+    assert reap(now=utcnow() + timedelta(minutes=10))["requeued"] == [queued.id]
+    assert sync_job_id(queued.id) in sync_queue().job_ids
+
+
+def test_cli_sync_now_nightly_reap_and_cron(app, db, linked_dossier):
+    dossier = linked_dossier()
+    cli = app.test_cli_runner()
+    out = cli.invoke(args=["sync", "now", "--dossier", str(dossier.id)])
+    assert out.exit_code == 0 and "is queued" in out.output
+    assert cli.invoke(args=["sync", "now", "--dossier", "999999"]).exit_code != 0
+    out = cli.invoke(args=["sync", "reap"])
+    assert out.exit_code == 0 and "0 interrupted run(s) reaped" in out.output
+    out = cli.invoke(args=["sync", "cron", "--rounds", "1", "--interval", "1"])
+    assert out.exit_code == 0 and "cron stopped" in out.output
+    out = cli.invoke(args=["sync", "nightly"])
+    assert out.exit_code == 0 and "nightly run(s) queued" in out.output
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(SyncRun)) == 1  # all merged into the queued run
