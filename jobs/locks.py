@@ -27,8 +27,18 @@ HEARTBEATS_KEY = f"{PREFIX}:heartbeats"
 
 
 def setting(name, default):
-    """A sync setting from the app config (``SYNC_*``), with its default."""
-    return current_app.config.get(name, default)
+    """A sync setting from the app config (``SYNC_*``), with its default.
+
+    Values from the environment (``FIRMSYNC_SYNC_HEARTBEAT_SECONDS=5``) arrive as text and
+    are read like the default: a number, or a comma-separated list of numbers.
+    """
+    value = current_app.config.get(name, default)
+    if isinstance(value, str) and not isinstance(default, str):
+        numbers = [float(part) for part in value.split(",") if part.strip()]
+        if isinstance(default, (tuple, list)):
+            return tuple(numbers)
+        return type(default)(numbers[0]) if isinstance(default, (int, float)) else numbers[0]
+    return value
 
 
 def dossier_lock_key(dossier_id):

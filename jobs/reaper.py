@@ -16,7 +16,6 @@ Run it every minute: ``flask sync reap`` (or ``flask sync cron``, or ``rq cron j
 import logging
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select, update
@@ -42,7 +41,7 @@ def reap(now=None):
     from jobs.triggers import enqueue_run, request_sync
 
     now = now or utcnow()
-    stale_after = timedelta(seconds=current_app.config.get("SYNC_STALE_AFTER_SECONDS", 120))
+    stale_after = timedelta(seconds=locks.setting("SYNC_STALE_AFTER_SECONDS", 120))
     redis = redis_connection()
     reaped, retries, requeued = [], [], []
 

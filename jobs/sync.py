@@ -364,4 +364,4 @@ def _calls(http_holder):
 
 
 def _setting(name, default):
-    return current_app.config.get(name, default)
+    return locks.setting(name, default)

@@ -1,6 +1,7 @@
 """Demo Books and Demo Cloud end to end against the running sandbox (real HTTP on 127.0.0.1)."""
 import json
 import multiprocessing
+import re
 import threading
 import time
 from decimal import Decimal
@@ -16,7 +17,6 @@ from connectors.base import (
     ConnectorContext,
     DataError,
     DeletedRecord,
-    LedgerLineRecord,
     RateLimited,
     StreamState,
     SyncWindow,
@@ -139,7 +139,7 @@ def authorize(sandbox, decision="allow", verifier=None):
     assert query["code_challenge_method"] == ["S256"] and query["state"] == ["st4te"]
     page = requests.get(url, timeout=10)
     assert page.status_code == 200 and ">Allow<" in page.text and ">Deny<" in page.text
-    form = dict(__import__("re").findall(r'name="([^"]+)" value="([^"]*)"', page.text))
+    form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.text))
     answer = requests.post(url.split("?")[0], data={**form, "decision": decision}, allow_redirects=False, timeout=10)
     assert answer.status_code == 302 and answer.headers["Location"].startswith(REDIRECT)
     return {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}, verifier
