@@ -15,6 +15,8 @@ CONNECTOR_MODULES = [
     "connectors.exact_online_fr",
     "connectors.exact_online_nl",
     "connectors.companies_house",
+    "connectors.quickbooks",
+    "connectors.economic",
 ]
 
 

@@ -20,6 +20,8 @@ PACKAGES = [
     "sandbox.exact_online",
     "sandbox.companies_house",
     "sandbox.xero",
+    "sandbox.quickbooks",
+    "sandbox.economic",
 ]
 DEFAULT_API_KEYS = ("demo-key",)
 

@@ -11,6 +11,7 @@ from functools import cache
 
 import pytest
 from flask import g
+from jinja2 import FileSystemBytecodeCache
 from werkzeug.security import generate_password_hash
 
 from app.extensions import db
@@ -33,8 +34,11 @@ EMAILS = {
 }
 
 
+_TEMPLATE_CACHE = {}
+
+
 @pytest.fixture(autouse=True)
-def fresh_request_globals(app):
+def fresh_request_globals(app, tmp_path_factory):
     """Forget the previous request's ``g`` values at the start of each test request.
 
     The ``app`` fixture keeps one application context for the whole test, so every test
@@ -42,6 +46,11 @@ def fresh_request_globals(app):
     session no longer holds it after login clears the session) and Flask-Login a cached
     user. In production each request has its own context; this restores that.
     """
+    # each test builds a new app: keep compiled templates across them (speed only)
+    if "cache" not in _TEMPLATE_CACHE:
+        _TEMPLATE_CACHE["cache"] = FileSystemBytecodeCache(str(tmp_path_factory.mktemp("jinja")))
+    app.jinja_env.bytecode_cache = _TEMPLATE_CACHE["cache"]
+
     @app.before_request
     def _forget_previous_request():
         for key in ("csrf_token", "_login_user"):
