@@ -40,7 +40,6 @@ EXPECTED = {
     "firms": {"list": "admin support", "edit": "admin"},
     "audit": {"list": "admin support", "export": "admin"},
 }
-BASIC = ("list", "details", "create_form", "create", "edit_form", "edit", "delete", "export")
 
 
 def expected_allowed(screen, operation, role):
@@ -298,7 +297,7 @@ def _perform(client, spec, screen, operation, fakes):
     if operation == "edit_form":
         return client.get(f"{base}/edit/?id={target}"), None
     if operation == "export":
-        return client.get(f"{base}/export/csv/"), None
+        return read_fully(client.get(f"{base}/export/csv/")), None
     token = csrf_token(client)
     if operation == "create":
         data = spec.create_data() if hasattr(spec, "create_data") else {"name": "x"}
@@ -316,6 +315,13 @@ def _perform(client, spec, screen, operation, fakes):
         spec.prepare(name)
     response = client.post(f"{base}/action/", data={"action": name, "rowid": str(target), "csrf_token": token})
     return response, lambda: spec.acted(name, fakes)
+
+
+def read_fully(response):
+    """Consume a (streamed) response so its request context closes in order."""
+    response.get_data()
+    response.close()
+    return response
 
 
 def _row_gone(screen, target):
