@@ -23,22 +23,19 @@ A job that must run again later returns :class:`rq.Retry`: RQ schedules the same
 (``sync-run-<run_id>``) again, so the worker must run with ``--with-scheduler``.
 """
 import logging
-import time
 import traceback
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 
-from flask import current_app
 from rq import Retry, get_current_job
-from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Connection, ConnectionStatus, Dossier, DossierLink, RunStatus, SyncRun
+from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, SyncRun
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text
-from connectors.base import (AuthError, CompanyProfileRecord, ConnectorContext, ConnectorError, RateLimited, StreamState, SyncWindow,
-                             TransientError)
+from connectors.base import (AuthError, CompanyProfileRecord, ConnectorContext, ConnectorError, RateLimited,
+                             StreamState, SyncWindow, TransientError)
 from jobs import locks
 from jobs.profiles import write_profile
 from jobs.progress import Heartbeat, Progress, SyncCancelled
@@ -283,10 +280,11 @@ def build_connector(link, *, http_holder=None):
         http=http, save_credentials=credentials_saver(connection.id), connection_id=connection.id,
     )
     names = {f.name for f in fields(ConnectorContext)}
+    connection_id = connection.id
     if "load_credentials" in names:
-        context_values["load_credentials"] = credentials_loader(connection.id)
+        context_values["load_credentials"] = credentials_loader(connection_id)
     if "lock" in names:
-        context_values["lock"] = lambda: locks.connection_lock(connection.id)
+        context_values["lock"] = lambda: locks.connection_lock(connection_id)
     return cls(ConnectorContext(**context_values))
 
 

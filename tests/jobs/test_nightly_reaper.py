@@ -114,3 +114,27 @@ def test_cli_sync_now_nightly_reap_and_cron(app, db, linked_dossier):
     assert out.exit_code == 0 and "nightly run(s) queued" in out.output
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(SyncRun)) == 1  # all merged into the queued run
+
+
+def test_rq_cron_config_registers_the_nightly_and_reaper_jobs(app, redis_url):
+    from pathlib import Path
+
+    from rq.cron import CronScheduler
+
+    from app.redis_connection import redis_connection
+
+    scheduler = CronScheduler(connection=redis_connection())
+    scheduler.load_config_from_file(str(Path(__file__).resolve().parents[2] / "jobs" / "cron.py"))
+    jobs = {(job.func_name, job.queue_name, job.interval) for job in scheduler.get_jobs()}
+    assert jobs == {("jobs.nightly.nightly_job", "default", 60), ("jobs.reaper.reap_job", "default", 60)}
+
+
+def test_the_cron_job_wrappers_run_fan_out_and_reap(db, linked_dossier):
+    from jobs.nightly import nightly_job
+    from jobs.reaper import reap_job
+
+    linked_dossier()
+    created = nightly_job()  # 0 or 1 depending on the hour in Brussels now
+    assert created == len([r for r in runs(db) if r.trigger == Trigger.NIGHTLY])
+    assert nightly_job() == 0  # never twice the same night
+    assert reap_job() == 0

@@ -202,3 +202,24 @@ def test_a_duplicate_job_of_a_finished_run_does_nothing(db, scripted, linked_dos
     scripted.seen_bookmarks.clear()
     assert run(done.id) is None
     assert scripted.seen_bookmarks == []
+
+
+def test_the_connector_gets_its_secret_config_and_saved_tokens_survive_a_rollback(db, linked_dossier):
+    from app.models import Account
+    from app.redis_connection import redis_connection
+    from jobs.sync import build_connector
+
+    dossier = linked_dossier(package="demo", reference="c-1003", config={"base_url": "http://books.invalid/demo"},
+                             credentials={"api_key": "demo-key"})
+    link = dossier.links[0]
+    connector = build_connector(link)
+    assert connector.config["api_key"] == "demo-key"  # the secret field comes back from the encrypted column
+    assert connector.reference == "c-1003" and connector.http is not None
+    context = connector.context
+    db.session.add(Account(dossier_id=dossier.id, number="999", name="pending in the sync's transaction"))
+    with context.lock():
+        assert redis_connection().exists(f"firmsync:sync:connection-lock:{link.connection_id}")
+        context.save_credentials({"api_key": "demo-key", "refresh_token": "rotated-once"})  # re-entrant lock
+    db.session.rollback()  # the sync fails afterwards
+    assert context.load_credentials()["refresh_token"] == "rotated-once"
+    assert fresh(db, Connection, link.connection_id).credentials["refresh_token"] == "rotated-once"

@@ -62,7 +62,7 @@ def test_kill_9_mid_sync_leaves_data_unchanged_and_the_rerun_matches_a_clean_syn
         db, workers, demo_dossier, sandbox, linked_dossier):
     dossier = demo_dossier(BIG, "Janssens Architecten")
     before = bookkeeping_snapshot(db, dossier.id)
-    sandbox.fault("slow", path=f"/demo/api/v1/companies/{BIG}/ledger-lines", count=20, delay=1.0)
+    sandbox.fault("slow", path=f"/demo/api/v1/companies/{BIG}/ledger-lines", count=20, delay=2.0)
     run = request_sync(dossier.id, Trigger.MANUAL)
     worker = workers.start(SYNC_HEARTBEAT_SECONDS=1, SYNC_PROGRESS_EVERY_SECONDS=0.2)
     workers.wait_for(lambda: (r := run_row(db, run.id)).status == RunStatus.RUNNING and r.progress_stream,
