@@ -24,6 +24,7 @@ import logging
 
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView
+from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -210,6 +211,13 @@ class SecureModelView(AccessMixin, ModelView):
         except (TypeError, ValueError):
             abort(400)
         return self.get_query().filter(pk.in_(values)).all()
+
+    @action("delete", "Delete", "Delete the selected records?")
+    def action_delete(self, ids):
+        """Bulk delete through :meth:`scoped` (typed ids, scoped rows) and :meth:`delete_model`."""
+        count = sum(1 for model in self.scoped(ids) if self.delete_model(model))
+        if count:
+            flash(f"{count} record(s) deleted.", "success")
 
     # -- writes --------------------------------------------------------------------
     def on_model_change(self, form, model, is_created):

@@ -4,6 +4,8 @@ A form may only offer (and accept) rows of the actor's firm: a forged id posted 
 row outside these queries fails validation as "Not a valid choice", and
 :meth:`admin_views.base.SecureModelView.check_related_rows` checks again before saving.
 """
+from flask_admin.contrib.sqla.fields import QuerySelectMultipleField
+
 from app.access import current_actor, dossier_visibility
 from app.extensions import db
 from app.models import Dossier, Group, Membership, User
@@ -32,3 +34,15 @@ def firm_groups():
 def visible_dossiers():
     """Dossiers the actor may see, by name."""
     return Dossier.query.filter(dossier_visibility(current_actor())).order_by(Dossier.name)
+
+
+class ScopedMultipleField(QuerySelectMultipleField):
+    """A multiple select that refuses ids outside its (scoped) query.
+
+    Flask-Admin 2.2's field checks its "invalid ids" flag before computing it, so a forged
+    id is silently dropped instead of refused; computing ``data`` first makes it an error.
+    """
+
+    def pre_validate(self, form):
+        self.data  # noqa: B018 - resolves the posted ids and flags unknown ones
+        super().pre_validate(form)

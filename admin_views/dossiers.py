@@ -12,7 +12,7 @@ from wtforms import SelectField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from admin_views.base import SUPPORT, SecureModelView
-from admin_views.choices import firm_groups, firm_members
+from admin_views.choices import ScopedMultipleField, firm_groups, firm_members
 from admin_views.formatting import status_badge, when, yes_no
 from app.access import can
 from app.extensions import db
@@ -112,7 +112,7 @@ class DossierView(SecureModelView):
         "name", "number", "company_number", "vat_number", "country", "currency", "frequency",
         "first_fiscal_year_end", "private", "users", "groups",
     )
-    form_overrides = {"frequency": SelectField}
+    form_overrides = {"frequency": SelectField, "users": ScopedMultipleField, "groups": ScopedMultipleField}
     form_args = {
         "name": {"validators": [DataRequired(), Length(max=200)]},
         "number": {"validators": [Optional(), Length(max=50)], "filters": [_blank_to_none]},

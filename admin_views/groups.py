@@ -2,7 +2,7 @@
 from wtforms.validators import DataRequired, Length
 
 from admin_views.base import SecureModelView
-from admin_views.choices import firm_members
+from admin_views.choices import ScopedMultipleField, firm_members
 from app.models import Group, Role
 
 ADMIN_ONLY = {Role.ADMIN}
@@ -21,6 +21,7 @@ class GroupView(SecureModelView):
     column_default_sort = "name"
     column_formatters = {"members": lambda v, c, m, n: ", ".join(sorted(str(u) for u in m.members))}
     form_columns = ("name", "members")
+    form_overrides = {"members": ScopedMultipleField}
     form_args = {
         "name": {"validators": [DataRequired(), Length(max=200)]},
         "members": {"query_factory": firm_members, "label": "Members"},
