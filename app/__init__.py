@@ -37,15 +37,18 @@ def create_app(config_name=None, **overrides):
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(PROJECT_ROOT / "migrations"))
     extensions.csrf.init_app(app)
+    with app.app_context():
+        extensions.configure_sqlite(extensions.db.engine)
     init_keyring(app)
     init_redis(app)
 
-    from app import auth, cli, i18n, portal
+    from app import auth, cli, i18n, oauth_flow, portal
 
     auth.init_app(app)
     i18n.init_app(app)
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(portal.blueprint)
+    app.register_blueprint(oauth_flow.blueprint)
     cli.init_app(app)
 
     from admin_views import init_admin
@@ -85,6 +88,6 @@ def _fill_local_defaults(app):
             os.chmod(path, 0o600)
         app.config["SECRET_KEY"] = path.read_text().strip()
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        # SQLite: no pool pre-ping needed, and foreign keys must be switched on per connection.
+        # SQLite: no pool pre-ping needed (pragmas are set by extensions.configure_sqlite).
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
     logging.getLogger("firmsync").setLevel(logging.INFO)
