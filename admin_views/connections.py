@@ -7,17 +7,18 @@ or the audit trail.
 """
 import logging
 
-from flask import abort, flash, request
+from flask import abort, flash, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.helpers import get_form_data
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 
 from admin_views.base import SUPPORT, SecureModelView
 from admin_views.connection_forms import ConnectionForm, connection_form_class, is_secret
 from admin_views.formatting import status_badge, timestamp
-from app import audit
+from app import audit, oauth_flow
 from app.extensions import db
 from app.models import Connection, ConnectionStatus, DossierLink, Role
 from app.models.base import utcnow
@@ -42,10 +43,10 @@ def connector_for(connection):
     no company reference is set (checks and listings are connection-wide).
     """
     from connectors.http import budget_scope, build_client, secrets_for
-    from jobs.sync import credentials_saver
+    from jobs.sync import connector_config, credentials_loader, credentials_saver
 
     cls = registry.get_connector(connection.package)
-    config, credentials = dict(connection.config or {}), dict(connection.credentials or {})
+    config, credentials = connector_config(cls.spec, connection)
     tenant = budget_scope(cls.spec, connection_id=connection.id,
                           api_key=credentials.get("api_key") or config.get("api_key"))
     http = build_client(cls.spec, redis=redis_connection(), tenant=tenant,
@@ -53,6 +54,7 @@ def connector_for(connection):
     return cls(ConnectorContext(
         config=config, credentials=credentials, http=http,
         save_credentials=credentials_saver(connection.id), connection_id=connection.id,
+        load_credentials=credentials_loader(connection.id) if connection.id else None,
     ))
 
 
@@ -119,6 +121,22 @@ def _linked_dossiers(view, context, model, name):
     )
 
 
+def reconnect_button(connection):
+    """A "Reconnect" button (POST with CSRF) starting :mod:`app.oauth_flow` for ``connection``."""
+    return Markup(
+        f'<form method="post" action="{escape(url_for("oauth.reconnect", connection_id=connection.id))}" '
+        f'class="d-inline fs-reconnect"><input type="hidden" name="csrf_token" value="{escape(generate_csrf())}">'
+        f'<button type="submit" class="btn btn-sm btn-warning ml-1" data-connection="{connection.id}">Reconnect</button></form>'
+    )
+
+
+def _status(view, context, model, name):
+    cell = status_badge(view, context, model, name)
+    if model.status == ConnectionStatus.NEEDS_RECONNECT and view.allowed("edit"):
+        cell += reconnect_button(model)
+    return cell
+
+
 class ConnectionView(SecureModelView):
     model_class = Connection
     menu_name = "Connections"
@@ -131,6 +149,7 @@ class ConnectionView(SecureModelView):
     }
     action_permissions = {"check": ADMIN_ONLY, "refresh_references": ADMIN_ONLY}
     create_template = "admin/connection_create.html"
+    details_template = "admin/connection_details.html"
 
     column_list = ("name", "package", "kind", "status", "last_check_at", "references", "linked_dossiers")
     column_details_list = (
@@ -148,7 +167,7 @@ class ConnectionView(SecureModelView):
     }
     column_formatters = {
         "package": _package_name,
-        "status": status_badge,
+        "status": _status,
         "last_check_at": _last_check,
         "references": lambda v, c, m, n: len(m.references or []),
         "linked_dossiers": _linked_dossiers,
@@ -156,7 +175,7 @@ class ConnectionView(SecureModelView):
     }
     column_formatters_detail = {
         **column_formatters,
-        "references": lambda v, c, m, n: ", ".join(f"{r.get('name')} ({r.get('reference')})" for r in m.references or []) or "none",
+        "references": lambda v, c, m, n: len(m.references or []),
     }
 
     def scope_query(self, query):
@@ -187,13 +206,34 @@ class ConnectionView(SecureModelView):
 
     @expose("/new/", methods=("GET", "POST"))
     def create_view(self):
-        """First choose the package (grouped by kind), then fill in its form."""
-        if package_spec(request.args.get("package", "")) is None:
+        """"Add new synchronisation": the kind, then the package (filtered by kind), then its form.
+
+        OAuth packages (Exact Online, Demo Cloud) take the name and the app's settings here,
+        then send the administrator to the package's consent page (:mod:`app.oauth_flow`);
+        the connection is created only when the consent comes back.
+        """
+        spec = package_spec(request.args.get("package", ""))
+        if spec is None:
+            kind = request.args.get("kind")
+            specs = [s for s in registry.specs(level=FIRM) if kind is None or s.kind == kind]
             grouped = {}
-            for spec in registry.specs(level=FIRM):
-                grouped.setdefault(spec.kind, []).append(spec)
-            return self.render("admin/connection_packages.html", grouped=grouped)
+            for package in specs:
+                grouped.setdefault(package.kind, []).append(package)
+            return self.render("admin/connection_packages.html", grouped=grouped, kind=kind,
+                               kinds={"accounting": "Accounting", "administration": "Administration"})
+        if request.method == "POST" and oauth_flow.uses_consent(spec):
+            form = self.create_form()
+            if form.validate():
+                return oauth_flow.start(oauth_flow.NEW_CONNECTION, spec.key, config={**form.config, **form.secrets},
+                                        details={"name": form.name.data.strip()})
         return super().create_view()
+
+    def render(self, template, **kwargs):
+        kwargs.setdefault("reconnect_button", reconnect_button)
+        if template == self.create_template:
+            spec = package_spec(request.args.get("package", ""))
+            kwargs["uses_consent"] = bool(spec and oauth_flow.uses_consent(spec))
+        return super().render(template, **kwargs)
 
     # -- writes --------------------------------------------------------------------
     def create_model(self, form):

@@ -4,7 +4,7 @@ Administrators and staff edit the files they can see; administrators and staff w
 "may create files" create them; only administrators delete them. "Resync selected"
 queues a sync for every chosen file that has a sync set up.
 """
-from flask import flash
+from flask import flash, url_for
 from flask_admin.actions import action
 from markupsafe import Markup, escape
 from sqlalchemy import delete, select, update
@@ -36,7 +36,8 @@ def _blank_to_none(value):
 
 def _name(view, context, model, name):
     number = f'<span class="text-muted">{escape(model.number)}</span> ' if model.number else ""
-    return Markup(f"{number}{escape(model.name)}")
+    page = escape(url_for("dossier.index", id=model.id))  # the dossier page (admin_views/dossier_page.py)
+    return Markup(f'{number}<a href="{page}" class="fs-dossier-link">{escape(model.name)}</a>')
 
 
 def _accounting_link(view, context, model, name):

@@ -1,16 +1,19 @@
 """The list of console screens, in menu order."""
 from admin_views.audit_log import AuditEventView
 from admin_views.connections import ConnectionView
+from admin_views.dossier_page import DossierPageView
 from admin_views.dossiers import DossierView
 from admin_views.firms import FirmView
 from admin_views.fiscal_years import FiscalYearView
 from admin_views.groups import GroupView
 from admin_views.links import DossierLinkView
+from admin_views.new_client import NewClientView
 from admin_views.sync_runs import SyncRunView
 from admin_views.users import UserView
 
 SCREENS = [
     DossierView,
+    NewClientView,
     DossierLinkView,
     SyncRunView,
     FiscalYearView,
@@ -19,4 +22,5 @@ SCREENS = [
     GroupView,
     FirmView,
     AuditEventView,
+    DossierPageView,  # hidden from the menu: /admin/dossier/?id=<id>
 ]

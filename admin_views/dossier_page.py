@@ -1,0 +1,217 @@
+"""The dossier page: ``/admin/dossier/?id=<id>``, one client file at a glance.
+
+Header (name, last successful sync, status, the sync-now arrows), the yellow
+administration-sync banner ("New data from Companies House: 3 fields changed") with its
+"use the data" buttons, and tabs: Company (adopted profile, officers, shareholders), Sync
+history, Fiscal years. ``/admin/dossier/progress?id=`` answers the active run's progress as
+JSON for the page's small poller.
+
+Every request is scope-checked on the server: a dossier outside the actor's scope (another
+firm's, or a private one not granted) answers 404, pulse users 403 (base view); the sync and
+adopt POSTs check ``sync_now`` and ``adopt_profile`` themselves (403), whatever the page showed.
+"""
+from flask import abort, flash, jsonify, redirect, request, url_for
+from flask_admin import expose
+from sqlalchemy import func, select
+
+from admin_views.base import SUPPORT, SecureBaseView
+from admin_views.formatting import STATUS_LABELS, badge, duration, timestamp
+from app import company_profile
+from app.access import can, dossier_visibility
+from app.extensions import db
+from app.models import Dossier, DossierLink, FiscalYear, Period, Role, RunStatus, SyncRun, Trigger
+
+HISTORY_ROWS = 25
+TRIGGER_LABELS = {"nightly": "Nightly", "manual": "Sync now", "bulk": "Resync selected", "setup": "Setup",
+                  "retry": "Retry"}
+
+
+class DossierPageView(SecureBaseView):
+    """One dossier's page (hidden from the menu; linked from the Files list)."""
+
+    permissions = {"list": {Role.ADMIN, Role.STAFF, Role.EXTERNAL, SUPPORT}}
+
+    def __init__(self):
+        super().__init__(name="File", endpoint="dossier", url="/admin/dossier")
+
+    def is_visible(self):
+        return False
+
+    # -- helpers -------------------------------------------------------------------
+    def dossier_or_404(self, value):
+        """The dossier with id ``value`` if the actor may see it, else 404."""
+        try:
+            dossier_id = int(value)
+        except (TypeError, ValueError):
+            abort(404)
+        dossier = db.session.scalar(select(Dossier).where(Dossier.id == dossier_id, dossier_visibility(self.actor)))
+        if dossier is None:
+            abort(404)
+        return dossier
+
+    def back(self, dossier):
+        return redirect(url_for(".index", id=dossier.id))
+
+    # -- pages ---------------------------------------------------------------------
+    @expose("/")
+    def index(self):
+        """The page itself."""
+        actor = self.actor
+        dossier = self.dossier_or_404(request.args.get("id"))
+        profile = company_profile.latest_profile(dossier.id)
+        links = {kind: dossier.active_link(kind) for kind in ("accounting", "administration")}
+        runs = db.session.scalars(
+            select(SyncRun).where(SyncRun.dossier_id == dossier.id).order_by(SyncRun.id.desc()).limit(HISTORY_ROWS)
+        ).all()
+        return self.render(
+            "admin/dossier_page/index.html",
+            dossier=dossier,
+            links=links,
+            profile=profile,
+            source=company_profile.source_name(profile) if profile else None,
+            changes=company_profile.pending_changes(dossier, profile),
+            company=_company_rows(dossier, profile),
+            officers=_people(dossier, profile, "officers"),
+            shareholders=_people(dossier, profile, "shareholders"),
+            runs=runs,
+            years=_years(dossier.id),
+            active=_active_run(dossier.id),
+            may_sync=can(actor, "sync_now", dossier.id) and not actor.is_support,
+            may_adopt=can(actor, "adopt_profile", dossier.id) and not actor.is_support,
+            may_setup=can(actor, "setup_sync", dossier.id) and not actor.is_support,
+            badge=badge, timestamp=timestamp, duration=duration, trigger_labels=TRIGGER_LABELS,
+            display=company_profile.display,
+        )
+
+    @expose("/sync", methods=["POST"])
+    def sync(self):
+        """The sync-now arrows: queue a manual run (of the administration link with ``link_id``)."""
+        from jobs.triggers import request_sync
+
+        actor = self.actor
+        dossier = self.dossier_or_404(request.form.get("id"))
+        if actor.is_support or not can(actor, "sync_now", dossier.id):
+            abort(403)
+        link_id = request.form.get("link_id", type=int)
+        if link_id is not None and db.session.scalar(
+                select(DossierLink.id).where(DossierLink.id == link_id, DossierLink.dossier_id == dossier.id,
+                                             DossierLink.ended_at.is_(None))) is None:
+            abort(404)
+        run = request_sync(dossier.id, Trigger.MANUAL, actor, link_id=link_id)
+        if run is None:
+            flash("This file has no sync set up yet.", "info")
+        else:
+            flash("The sync is queued." if run.status == RunStatus.QUEUED else "A sync of this file is already under way.",
+                  "success")
+        return self.back(dossier)
+
+    @expose("/adopt", methods=["POST"])
+    def adopt(self):
+        """"Use the data from …": all pending fields, or the one named ``field``."""
+        actor = self.actor
+        dossier = self.dossier_or_404(request.form.get("id"))
+        if actor.is_support or not can(actor, "adopt_profile", dossier.id):
+            abort(403)
+        field = request.form.get("field") or None
+        if field is not None and field not in company_profile.LABELS:
+            abort(400)
+        profile = company_profile.latest_profile(dossier.id)
+        if profile is None:
+            flash("There is no administration data to take over yet.", "info")
+            return self.back(dossier)
+        fields = [field] if field else [change.field for change in company_profile.pending_changes(dossier, profile)]
+        taken = company_profile.adopt(actor, dossier, fields, profile)
+        db.session.commit()
+        source = company_profile.source_name(profile)
+        if taken:
+            flash(f"Took over {len(taken)} field(s) from {source}.", "success")
+        else:
+            flash(f"The file already has the data from {source}.", "info")
+        return self.back(dossier)
+
+    @expose("/progress")
+    def progress(self):
+        """JSON: the newest run of the dossier (active first) and its progress."""
+        dossier = self.dossier_or_404(request.args.get("id"))
+        run = _active_run(dossier.id) or db.session.scalar(
+            select(SyncRun).where(SyncRun.dossier_id == dossier.id).order_by(SyncRun.id.desc()).limit(1))
+        return jsonify(run_progress(run, dossier))
+
+
+def run_progress(run, dossier):
+    """What the poller shows: status, label, stream, records, percent, and the last sync time.
+
+    While a run is active its progress comes from the RQ job's ``meta`` (always current),
+    else from the run row (written every few hundred records, and the final numbers).
+    """
+    answer = {"dossier_id": dossier.id, "last_synced_at": timestamp(dossier.last_synced_at),
+              "run_id": None, "status": dossier.sync_status, "active": False, "stream": None,
+              "records": 0, "percent": None, "message": None}
+    if run is None:
+        answer["label"] = STATUS_LABELS.get(dossier.sync_status, "Never synced")
+        return answer
+    answer.update(run_id=run.id, status=run.status, active=run.status in RunStatus.ACTIVE,
+                  stream=run.progress_stream, records=run.progress_records or 0, percent=run.progress_percent,
+                  message=run.message, label=STATUS_LABELS.get(run.status, run.status))
+    if run.status == RunStatus.RUNNING:
+        meta = _job_progress(run.id)
+        if meta:
+            answer.update(stream=meta.get("stream") or answer["stream"],
+                          records=max(int(meta.get("records") or 0), answer["records"]),
+                          percent=meta.get("percent") if meta.get("percent") is not None else answer["percent"])
+    return answer
+
+
+def _job_progress(run_id):
+    """The ``progress`` entry of the run's RQ job meta, or None (job gone, Redis down)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from app.redis_connection import redis_connection
+    from jobs.queues import sync_job_id
+
+    try:
+        job = Job.fetch(sync_job_id(run_id), connection=redis_connection())
+        return (job.get_meta(refresh=True) or {}).get("progress")
+    except NoSuchJobError:
+        return None
+    except Exception:  # progress is best effort; the row still answers
+        return None
+
+
+def _active_run(dossier_id):
+    return db.session.scalar(
+        select(SyncRun).where(SyncRun.dossier_id == dossier_id, SyncRun.status.in_(RunStatus.ACTIVE))
+        .order_by(SyncRun.id.desc()).limit(1))
+
+
+def _company_rows(dossier, profile):
+    """``[(label, value in effect, adopted version or None)]`` for the Company tab."""
+    adopted = dossier.adopted_profile or {}
+    rows = []
+    for field, label in company_profile.FIELDS:
+        if field in ("officers", "shareholders"):
+            continue
+        entry = adopted.get(field) if isinstance(adopted.get(field), dict) else {}
+        rows.append((label, company_profile.display(field, company_profile.value_in_effect(dossier, field)),
+                     entry.get("version")))
+    return rows
+
+
+def _people(dossier, profile, field):
+    """``(people, adopted)``: the adopted list, else the latest snapshot's (not adopted yet)."""
+    entry = (dossier.adopted_profile or {}).get(field)
+    if isinstance(entry, dict) and entry.get("value") is not None:
+        return entry["value"], True
+    return ((profile.data or {}).get(field) or [] if profile else []), False
+
+
+def _years(dossier_id):
+    """``[(FiscalYear, number of periods)]``, newest first."""
+    counts = dict(db.session.execute(
+        select(Period.fiscal_year_id, func.count(Period.id)).where(Period.dossier_id == dossier_id)
+        .group_by(Period.fiscal_year_id)).all())
+    years = db.session.scalars(select(FiscalYear).where(FiscalYear.dossier_id == dossier_id)
+                               .order_by(FiscalYear.start.desc())).all()
+    return [(year, counts.get(year.id, 0)) for year in years]
+

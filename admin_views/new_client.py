@@ -1,0 +1,173 @@
+"""The "Add new client" wizard: a client file and, when asked, its sync, in one go.
+
+Step 1 takes the client's details and where the data comes from: *Directly from the
+accounting* or *Manual*. Direct offers, grouped, the firm's connections to firm-level
+packages (step 2 then picks the company from the connection's list) and the dossier-level
+packages (Xero, QuickBooks...: "Save and continue" goes to the package's consent page
+through :mod:`app.oauth_flow`, which creates the file when the consent comes back).
+Administrators and staff who may create files use it; everything is checked on the server.
+"""
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, RadioField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional, Regexp
+
+from admin_views.base import SecureBaseView
+from admin_views.dossiers import FREQUENCY_LABELS
+from app import audit, oauth_flow
+from app.access import can
+from app.extensions import db
+from app.models import Connection, ConnectionStatus, Dossier, Role, Scenario, User
+from connectors import registry
+from connectors.base import ACCOUNTING, FIRM
+
+DIRECT, MANUAL = "direct", "manual"
+DETAIL_FIELDS = ("name", "number", "country", "currency", "frequency")
+
+
+def _upper(value):
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class ClientForm(FlaskForm):
+    """Step 1: the client's details and the source of its data."""
+
+    name = StringField("Client name", validators=[DataRequired(), Length(max=200)], filters=[_strip])
+    number = StringField("Client number", validators=[Optional(), Length(max=50)], filters=[_strip])
+    country = StringField("Country", default="BE", filters=[_upper], validators=[
+        DataRequired(), Regexp(r"^[A-Z]{2}$", message="Use the two-letter country code, e.g. BE.")])
+    currency = StringField("Currency", default="EUR", filters=[_upper], validators=[
+        DataRequired(), Regexp(r"^[A-Z]{3}$", message="Use the three-letter currency code, e.g. EUR.")])
+    frequency = SelectField("Reporting", choices=list(FREQUENCY_LABELS.items()), default="month")
+    source = RadioField("Where do you want to get the data from?", default=DIRECT,
+                        choices=[(DIRECT, "Directly from the accounting"), (MANUAL, "Manual")])
+    package = SelectField("Accounting package", validate_choice=False, validators=[Optional()])
+    connection_id = HiddenField()
+    reference = HiddenField()
+
+    def details(self):
+        return {name: self[name].data or None for name in DETAIL_FIELDS}
+
+
+def source_choices(actor):
+    """Grouped choices: ``connection:<id>`` (firm-level, the firm's active connections) and
+    ``package:<key>`` (dossier-level packages whose app is configured)."""
+    connections = db.session.scalars(
+        db.select(Connection).where(Connection.firm_id == actor.firm_id, Connection.level == FIRM,
+                                    Connection.kind == ACCOUNTING, Connection.status == ConnectionStatus.ACTIVE)
+        .order_by(Connection.name)
+    ).all()
+    groups = {}
+    if connections:
+        groups["Through one of your firm's connections"] = [
+            (f"connection:{c.id}", f"{c.name} ({_package_name(c.package)})") for c in connections]
+    packages = [spec for spec in oauth_flow.dossier_packages() if spec.kind == ACCOUNTING]
+    if packages:
+        groups["Sign in at the client's package"] = [(f"package:{s.key}", s.display_name) for s in packages]
+    return groups
+
+
+def _package_name(key):
+    try:
+        return registry.get_connector(key).spec.display_name
+    except KeyError:
+        return key
+
+
+def create_dossier(actor, details):
+    """Add the client file (not committed); staff creators are granted it so they keep access."""
+    dossier = Dossier(firm_id=actor.firm_id, name=details["name"], number=details.get("number") or None,
+                      country=details.get("country") or "BE", currency=details.get("currency") or "EUR",
+                      frequency=details.get("frequency") or "month")
+    db.session.add(dossier)
+    if actor.role == Role.STAFF:
+        dossier.users.append(db.session.get(User, actor.user_id))
+    db.session.flush()
+    audit.record(actor, "create", dossier, summary=f"Created file {dossier} with the new-client wizard",
+                 changes={k: [None, v] for k, v in details.items() if v})
+    return dossier
+
+
+class NewClientView(SecureBaseView):
+    """``/admin/new-client/``: the wizard (admin, and staff who may create files)."""
+
+    permissions = {"list": {Role.ADMIN, Role.STAFF}}
+
+    def __init__(self):
+        super().__init__(name="Add new client", endpoint="new_client", url="/admin/new-client")
+
+    def allowed(self, operation):
+        return super().allowed(operation) and can(self.actor, "create_dossiers")
+
+    def _connection(self, value):
+        """The firm-level connection named by ``connection:<id>`` (404 outside the actor's firm)."""
+        try:
+            connection_id = int(str(value).split(":", 1)[1])
+        except (IndexError, ValueError):
+            abort(404)
+        connection = db.session.get(Connection, connection_id)
+        if connection is None or connection.firm_id != self.actor.firm_id or connection.level != FIRM:
+            abort(404)
+        return connection
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self):
+        actor = self.actor
+        form = ClientForm()
+        groups = source_choices(actor)
+        form.package.choices = groups
+        if request.method == "POST" and form.validate():
+            if form.source.data == MANUAL:
+                dossier = create_dossier(actor, form.details())
+                db.session.commit()
+                flash(f"The file {dossier} was created. Its data comes by upload.", "success")
+                return redirect(url_for("dossiers.details_view", id=dossier.id))
+            choice = form.package.data or ""
+            if choice.startswith("package:"):
+                key = choice.split(":", 1)[1]
+                if key not in {spec.key for spec in oauth_flow.dossier_packages()}:
+                    abort(404)
+                return oauth_flow.start(oauth_flow.NEW_CLIENT, key, details=form.details())
+            if choice.startswith("connection:"):
+                return self._pick_reference(form, self._connection(choice))
+            form.package.errors = ["Choose the accounting package."]
+        return self.render("admin/new_client/details.html", form=form, has_sources=bool(groups))
+
+    @expose("/reference/", methods=("POST",))
+    def reference(self):
+        """Step 2 for firm-level packages: pick the company; "Refresh list" asks the package again."""
+        actor = self.actor
+        form = ClientForm()
+        form.package.choices = source_choices(actor)
+        if not form.validate():
+            return self.render("admin/new_client/details.html", form=form, has_sources=True)
+        connection = self._connection(form.package.data)
+        if request.form.get("refresh"):
+            from admin_views.connections import refresh_references
+
+            count, error = refresh_references(connection, actor)
+            db.session.commit()
+            flash(f"{count} companies found." if error is None else f"The list could not be refreshed. {error}",
+                  "success" if error is None else "error")
+            return self._pick_reference(form, connection)
+        chosen = next((r for r in connection.references or [] if str(r.get("reference")) == form.reference.data), None)
+        if chosen is None:
+            flash(f"Choose the {registry.get_connector(connection.package).spec.reference_label} of this client.", "error")
+            return self._pick_reference(form, connection)
+        if connection.status != ConnectionStatus.ACTIVE:
+            flash(f"{connection.name} must be reconnected before a file can sync through it.", "error")
+            return self._pick_reference(form, connection)
+        dossier = create_dossier(actor, form.details())
+        oauth_flow.link_and_queue(actor, dossier, connection, chosen, Scenario.REPLACE)
+        flash(f"The file {dossier} was created and linked to {chosen.get('name')}; the first sync is queued.", "success")
+        return redirect(url_for("dossiers.details_view", id=dossier.id))
+
+    def _pick_reference(self, form, connection):
+        spec = registry.get_connector(connection.package).spec
+        return self.render("admin/new_client/reference.html", form=form, connection=connection, spec=spec,
+                           references=connection.references or [])
