@@ -45,7 +45,19 @@ def _accounting_link(view, context, model, name):
     if link is None:
         return Markup('<span class="text-muted">no sync</span>')
     connection = db.session.get(Connection, link.connection_id)
-    return f"{connection.name if connection else '?'} → {link.reference_name or link.reference}"
+    cell = escape(f"{connection.name if connection else '?'} → {link.reference_name or link.reference}")
+    if connection is not None and connection.status == "needs_reconnect" and _may_reconnect(view.actor, connection):
+        from admin_views.connections import reconnect_button
+
+        cell += reconnect_button(connection)
+    return Markup(cell)
+
+
+def _may_reconnect(actor, connection):
+    """Admins reconnect firm-level connections; admin/staff with access reconnect a file's own grant."""
+    if connection.level == "firm":
+        return actor is not None and actor.role == Role.ADMIN
+    return can(actor, "setup_sync", connection.owner_dossier_id)
 
 
 def delete_dossier_rows(dossier):
@@ -82,7 +94,7 @@ class DossierView(SecureModelView):
 
     column_list = ("name", "sync_status", "last_synced_at", "accounting_link", "country", "private")
     column_details_list = (
-        "name", "number", "company_number", "vat_number", "country", "currency", "frequency",
+        "name", "accounting_link", "number", "company_number", "vat_number", "country", "currency", "frequency",
         "first_fiscal_year_end", "private", "users", "groups", "sync_status", "last_synced_at", "created_at",
     )
     column_export_list = (

@@ -3,7 +3,7 @@ from datetime import date, datetime
 
 import pytest
 from rq.job import Job
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import CompanyProfile, Connection, Dossier, DossierLink, Period, SyncRun
