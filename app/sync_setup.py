@@ -1,0 +1,218 @@
+"""Setting up and switching a dossier's sync: the scenarios of ARCHITECTURE section 7.
+
+Setting up (no active accounting link):
+
+* ``keep`` (A): keep the existing data and sync from a transfer date;
+* ``replace`` (B): replace all bookkeeping data with the sync.
+
+Switching (an active accounting link exists):
+
+* ``switch`` (1): a new source from a transfer date (data before it keeps its origin);
+* ``manual`` (2): revert to a manual file (the sync stops, nothing is deleted);
+* ``re_establish`` (3): completely re-establish (new package, Xero <-> XeroTB, a fresh
+  grant): synced and manual data are replaced by the new link's.
+
+A transfer date must be the first day of one of the dossier's fiscal years. Every service
+checks role and firm on the server, writes an :class:`~app.models.AuditEvent` with the
+counts it touched, commits, and queues the set-up run. Administration links (company
+master data) are set up and removed independently of the accounting link.
+"""
+from datetime import timedelta
+
+from sqlalchemy import select
+from werkzeug.exceptions import Forbidden
+
+from app import audit
+from app.access import can
+from app.extensions import db
+from app.fiscal import delete_bookkeeping
+from app.models import Connection, ConnectionStatus, DossierLink, FiscalYear, Scenario
+from app.models.base import utcnow
+
+SETUP_SCENARIOS = (Scenario.KEEP, Scenario.REPLACE)
+SWITCH_SCENARIOS = (Scenario.SWITCH, Scenario.MANUAL, Scenario.RE_ESTABLISH)
+SCENARIO_LABELS = {
+    Scenario.KEEP: "Keep the existing data and sync from a transfer date",
+    Scenario.REPLACE: "Replace all bookkeeping data with the sync",
+    Scenario.SWITCH: "Switch to a new source from a transfer date",
+    Scenario.MANUAL: "Revert to a manual file",
+    Scenario.RE_ESTABLISH: "Completely re-establish the sync (replaces manual uploads)",
+}
+
+
+class SetupError(ValueError):
+    """A set-up or switch that cannot be done, with a message for the user."""
+
+
+def valid_transfer_dates(dossier):
+    """The first days of the dossier's fiscal years, oldest first."""
+    return list(db.session.scalars(
+        select(FiscalYear.start).where(FiscalYear.dossier_id == dossier.id).order_by(FiscalYear.start)
+    ))
+
+
+def check_transfer_date(dossier, transfer_date, *, after=None):
+    """Refuse a transfer date that is not the first day of one of the dossier's fiscal years."""
+    valid = [d for d in valid_transfer_dates(dossier) if after is None or d > after]
+    if transfer_date is None:
+        raise SetupError("Choose a transfer date: " + _dates_sentence(valid))
+    if transfer_date not in valid:
+        raise SetupError(
+            f"{transfer_date.isoformat()} is not the first day of one of this file's fiscal years "
+            f"(a sync cannot switch in the middle of a year). " + _dates_sentence(valid)
+        )
+
+
+def _dates_sentence(valid):
+    if not valid:
+        return "This file has no fiscal years yet, so no transfer date is possible: choose to replace all data instead."
+    return "Valid transfer dates: " + ", ".join(d.isoformat() for d in valid) + "."
+
+
+def set_up_sync(actor, dossier, connection, reference, scenario=Scenario.REPLACE, transfer_date=None,
+                reference_name=None, options=None, *, queue=True):
+    """Link ``dossier`` to ``reference`` through ``connection``; return the new link.
+
+    For an accounting connection the dossier must have no active accounting link and
+    ``scenario`` is ``keep`` (needs ``transfer_date``) or ``replace``. For an
+    administration connection an existing administration link is replaced.
+    """
+    _check_may_set_up(actor, dossier)
+    _check_connection(dossier, connection)
+    if connection.kind == "administration":
+        return _set_up_administration(actor, dossier, connection, reference, reference_name, options, queue)
+    if dossier.active_link("accounting") is not None:
+        raise SetupError("This file already has a sync. Use \"Switch sync\" to change it.")
+    if scenario not in SETUP_SCENARIOS:
+        raise SetupError("Choose how to set up the sync: keep the existing data, or replace it.")
+    deleted = {}
+    if scenario == Scenario.KEEP:
+        check_transfer_date(dossier, transfer_date)
+        # data before the transfer date keeps its origin; from it on, the sync provides it
+        deleted = delete_bookkeeping(db.session, dossier.id, from_date=transfer_date)
+    else:
+        transfer_date = None
+        deleted = delete_bookkeeping(db.session, dossier.id)
+    link = _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options)
+    audit.record(actor, "sync.setup", link, dossier_id=dossier.id,
+                 summary=f"Set up sync with {connection.name} ({SCENARIO_LABELS[scenario]})",
+                 changes={"deleted": deleted, "transfer_date": transfer_date})
+    return _commit_and_queue(actor, dossier, link, queue)
+
+
+def switch_sync(actor, dossier, scenario, connection=None, reference=None, transfer_date=None,
+                reference_name=None, options=None, *, queue=True):
+    """Change the active accounting sync of ``dossier`` (scenarios 1, 2 and 3)."""
+    _check_may_set_up(actor, dossier)
+    current = dossier.active_link("accounting")
+    if current is None:
+        raise SetupError("This file has no sync to switch. Use \"Set up sync\".")
+    if scenario == Scenario.MANUAL:
+        return revert_to_manual(actor, dossier)
+    if scenario not in (Scenario.SWITCH, Scenario.RE_ESTABLISH):
+        raise SetupError("Choose how to switch the sync.")
+    if connection is None or not reference:
+        raise SetupError("Choose the connection and the company to sync from.")
+    _check_connection(dossier, connection)
+    if connection.kind != "accounting":
+        raise SetupError("Choose a bookkeeping connection.")
+    if scenario == Scenario.SWITCH:
+        check_transfer_date(dossier, transfer_date, after=current.valid_from)
+        _end(current, valid_to=transfer_date - timedelta(days=1))
+        deleted = delete_bookkeeping(db.session, dossier.id, from_date=transfer_date)
+    else:
+        transfer_date = None
+        _end(current)
+        deleted = delete_bookkeeping(db.session, dossier.id)
+    link = _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options)
+    audit.record(actor, f"sync.{scenario}", link, dossier_id=dossier.id,
+                 summary=f"{SCENARIO_LABELS[scenario]}: {current.connection.name} -> {connection.name}",
+                 changes={"deleted": deleted, "transfer_date": transfer_date, "previous_link": current.id})
+    return _commit_and_queue(actor, dossier, link, queue)
+
+
+def revert_to_manual(actor, dossier):
+    """Scenario (2): stop the accounting sync; nothing is deleted. Returns the ended link."""
+    _check_may_set_up(actor, dossier)
+    current = dossier.active_link("accounting")
+    if current is None:
+        raise SetupError("This file has no sync to stop.")
+    _end(current, valid_to=utcnow().date())
+    dossier.sync_status = None
+    audit.record(actor, "sync.manual", current, dossier_id=dossier.id,
+                 summary=f"Reverted to a manual file (sync with {current.connection.name} stopped; no data deleted)")
+    db.session.commit()
+    return current
+
+
+def remove_administration_link(actor, dossier):
+    """Stop the administration sync (company master data); snapshots stay as history."""
+    _check_may_set_up(actor, dossier)
+    current = dossier.active_link("administration")
+    if current is None:
+        raise SetupError("This file has no administration sync.")
+    _end(current, valid_to=utcnow().date())
+    audit.record(actor, "sync.admin_removed", current, dossier_id=dossier.id,
+                 summary=f"Removed the administration sync with {current.connection.name}")
+    db.session.commit()
+    return current
+
+
+# -- internals -----------------------------------------------------------------------
+
+
+def _check_may_set_up(actor, dossier):
+    if not can(actor, "setup_sync", dossier.id):
+        raise Forbidden("You may not set up the sync of this file.")
+
+
+def _check_connection(dossier, connection):
+    if not isinstance(connection, Connection) or connection.firm_id != dossier.firm_id:
+        raise SetupError("Choose one of your firm's connections.")
+    if connection.level == "dossier" and connection.owner_dossier_id not in (None, dossier.id):
+        raise SetupError("That connection belongs to another file.")
+    if connection.status == ConnectionStatus.NEEDS_RECONNECT:
+        raise SetupError(f"The connection {connection.name} must be reconnected by an administrator first.")
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise SetupError(f"The connection {connection.name} is disabled.")
+
+
+def _set_up_administration(actor, dossier, connection, reference, reference_name, options, queue):
+    current = dossier.active_link("administration")
+    if current is not None:
+        _end(current, valid_to=utcnow().date())
+    link = _new_link(actor, dossier, connection, reference, reference_name, Scenario.REPLACE, None, options)
+    audit.record(actor, "sync.admin_setup", link, dossier_id=dossier.id,
+                 summary=f"Set up the administration sync with {connection.name}",
+                 changes={"previous_link": current.id if current else None})
+    return _commit_and_queue(actor, dossier, link, queue)
+
+
+def _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options):
+    if not reference:
+        raise SetupError("Choose the company to sync.")
+    known = {str(r.get("reference")): r.get("name") for r in (connection.references or [])}
+    link = DossierLink(
+        firm_id=dossier.firm_id, dossier=dossier, connection=connection, kind=connection.kind,
+        reference=str(reference), reference_name=reference_name or known.get(str(reference)),
+        scenario=scenario, valid_from=transfer_date, options=options or {},
+        created_by_id=actor.user_id if actor else None,
+    )
+    db.session.add(link)
+    db.session.flush()
+    return link
+
+
+def _end(link, valid_to=None):
+    link.ended_at = utcnow()
+    if valid_to is not None:
+        link.valid_to = valid_to
+
+
+def _commit_and_queue(actor, dossier, link, queue):
+    db.session.commit()
+    if queue:
+        from jobs.triggers import request_sync
+
+        request_sync(dossier.id, "setup", actor, link_id=link.id)
+    return link
