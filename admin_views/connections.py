@@ -139,7 +139,7 @@ def _status(view, context, model, name):
 
 class ConnectionView(SecureModelView):
     model_class = Connection
-    menu_name = "Connections"
+    menu_name = "Synchronisations"
     screen_endpoint = "connections"
     permissions = {
         "list": {Role.ADMIN, SUPPORT},

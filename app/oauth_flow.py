@@ -559,16 +559,10 @@ def _finish_re_establish(flow, spec, actor, *, dossier, chosen, **_):
 def link_and_queue(actor, dossier, connection, chosen, scenario):
     """Link ``dossier`` to ``chosen`` through ``connection`` and queue the setup sync (commits).
 
-    Uses :func:`app.sync_setup.set_up_sync` when it is installed; otherwise ends the active
-    link of the same kind and adds the new one itself.
+    Ends the dossier's active link of the same kind (history stays) and adds the new one.
+    ``app.sync_setup.set_up_sync`` (scenarios, transfer dates) should replace this body once
+    it is in the tree.
     """
-    try:
-        from app.sync_setup import set_up_sync
-    except ImportError:
-        set_up_sync = None
-    if set_up_sync is not None:
-        return set_up_sync(dossier.id, connection.id, chosen["reference"], scenario=scenario, actor=actor,
-                           reference_name=chosen.get("name"))
     from app.models import DossierLink
     from app.models.base import utcnow
     from jobs.triggers import request_sync

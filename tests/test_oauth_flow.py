@@ -233,13 +233,12 @@ def test_expired_flow_restarts_and_creates_nothing(client, db, admin):
     assert count(db, Dossier) == 0 and count(db, Connection) == 0
 
 
-def test_flow_records_are_encrypted_in_redis(client, admin, redis_db):
+def test_flow_records_are_encrypted_in_redis(client, admin):
     logged_in(client, admin)
     new_client(client, "xero")
     with client.session_transaction() as session:
         flow_id = session[oauth_flow.SESSION_KEY]
-    raw = redis_db.get(oauth_flow.REDIS_PREFIX + flow_id) if redis_db.exists(oauth_flow.REDIS_PREFIX + flow_id) else None
-    stored = raw or oauth_flow.redis_connection().get(oauth_flow.REDIS_PREFIX + flow_id)
+    stored = oauth_flow.redis_connection().get(oauth_flow.REDIS_PREFIX + flow_id)
     flow = oauth_flow.load_flow(flow_id)
     assert flow["verifier"] and flow["verifier"].encode() not in stored and b"xero-sandbox-secret" not in stored
 
