@@ -163,7 +163,7 @@ class NewClientView(SecureBaseView):
             flash(f"{connection.name} must be reconnected before a file can sync through it.", "error")
             return self._pick_reference(form, connection)
         dossier = create_dossier(actor, form.details())
-        oauth_flow.link_and_queue(actor, dossier, connection, chosen, Scenario.REPLACE)
+        oauth_flow.link_and_queue(actor, dossier, connection, chosen)
         flash(f"The file {dossier} was created and linked to {chosen.get('name')}; the first sync is queued.", "success")
         return redirect(url_for("dossiers.details_view", id=dossier.id))
 

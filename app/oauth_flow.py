@@ -34,7 +34,7 @@ from app import audit
 from app.access import can, can_see_dossier, current_actor
 from app.crypto import keyring
 from app.extensions import db
-from app.models import Connection, ConnectionStatus, Dossier, Role, Scenario, Trigger
+from app.models import Connection, ConnectionStatus, Dossier, Role, Scenario
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text
 from connectors import registry
@@ -542,7 +542,7 @@ def _finish_new_client(flow, spec, actor, *, chosen, **_):
 
     dossier = create_dossier(actor, flow["details"])
     connection = _dossier_connection(flow, spec, actor, dossier, chosen)
-    link_and_queue(actor, dossier, connection, chosen, Scenario.REPLACE)
+    link_and_queue(actor, dossier, connection, chosen)
     flash(f"The file {dossier} was created and is linked to {spec.display_name} ({chosen['name']}). "
           "The first sync is queued; fiscal years fill in when it has run.", "success")
     return url_for("dossiers.details_view", id=dossier.id)
@@ -550,35 +550,27 @@ def _finish_new_client(flow, spec, actor, *, chosen, **_):
 
 def _finish_re_establish(flow, spec, actor, *, dossier, chosen, **_):
     connection = _dossier_connection(flow, spec, actor, dossier, chosen)
-    link_and_queue(actor, dossier, connection, chosen, Scenario.RE_ESTABLISH)
+    link_and_queue(actor, dossier, connection, chosen)
     flash(f"The sync of {dossier} was re-established with {spec.display_name} ({chosen['name']}); "
           "a full sync is queued.", "success")
     return url_for("dossiers.details_view", id=dossier.id)
 
 
-def link_and_queue(actor, dossier, connection, chosen, scenario):
+def link_and_queue(actor, dossier, connection, chosen):
     """Link ``dossier`` to ``chosen`` through ``connection`` and queue the setup sync (commits).
 
-    Ends the dossier's active link of the same kind (history stays) and adds the new one.
-    ``app.sync_setup.set_up_sync`` (scenarios, transfer dates) should replace this body once
-    it is in the tree.
+    Goes through :mod:`app.sync_setup`: a dossier without an active link of that kind is set
+    up with scenario (B) "replace"; one with an active link is re-established (scenario 3).
     """
-    from app.models import DossierLink
-    from app.models.base import utcnow
-    from jobs.triggers import request_sync
+    from app.sync_setup import set_up_sync, switch_sync
+    from jobs.triggers import active_run
 
-    for old in list(dossier.links):
-        if old.active and old.kind == connection.kind:
-            old.ended_at = utcnow()
-    link = DossierLink(firm_id=dossier.firm_id, dossier_id=dossier.id, connection_id=connection.id,
-                       kind=connection.kind, reference=str(chosen["reference"]), reference_name=chosen.get("name"),
-                       scenario=scenario, created_by_id=actor.user_id)
-    db.session.add(link)
-    db.session.flush()
-    audit.record(actor, "link.create", link, dossier_id=dossier.id,
-                 summary=f"Linked {dossier} to {chosen.get('name') or chosen['reference']} ({scenario})")
-    db.session.commit()
-    return request_sync(dossier.id, Trigger.SETUP, actor, link_id=link.id)
+    reference, name = str(chosen["reference"]), chosen.get("name")
+    if connection.kind == "accounting" and dossier.active_link("accounting") is not None:
+        link = switch_sync(actor, dossier, Scenario.RE_ESTABLISH, connection, reference, reference_name=name)
+    else:
+        link = set_up_sync(actor, dossier, connection, reference, Scenario.REPLACE, reference_name=name)
+    return active_run(link.id)
 
 
 def _scrub(message, flow):
