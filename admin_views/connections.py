@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import func, select
 
 from admin_views.base import SUPPORT, SecureModelView
-from admin_views.connection_forms import ConnectionForm, connection_form_class, is_secret
+from admin_views.connection_forms import ConnectionForm, connection_form_class
 from admin_views.formatting import status_badge, timestamp
 from app import audit, oauth_flow
 from app.extensions import db

@@ -7,7 +7,7 @@ queues a sync for every chosen file that has a sync set up.
 from flask import flash, url_for
 from flask_admin.actions import action
 from markupsafe import Markup, escape
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from wtforms import SelectField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
@@ -17,7 +17,7 @@ from admin_views.formatting import status_badge, when, yes_no
 from app.access import can
 from app.extensions import db
 from app.models import (
-    Account, AuditEvent, CompanyProfile, Connection, Dossier, DossierLink, FiscalYear, Frequency, LedgerLine,
+    Account, AuditEvent, CompanyProfile, Connection, Dossier, FiscalYear, Frequency, LedgerLine,
     OpeningBalance, Period, PeriodBalance, Role, SyncRun, User,
 )
 

@@ -18,7 +18,7 @@ from admin_views.dossiers import FREQUENCY_LABELS
 from app import audit, oauth_flow
 from app.access import can
 from app.extensions import db
-from app.models import Connection, ConnectionStatus, Dossier, Role, Scenario, User
+from app.models import Connection, ConnectionStatus, Dossier, Role, User
 from connectors import registry
 from connectors.base import ACCOUNTING, FIRM
 

@@ -24,7 +24,7 @@ BEFORE_NIGHTLY = datetime(2025, 1, 15, 0, 30)
 
 
 def test_nightly_fan_out_twice_creates_runs_once(db, linked_dossier):
-    a, b = linked_dossier(name="A"), linked_dossier(name="B", reference="C2")
+    linked_dossier(name="A"), linked_dossier(name="B", reference="C2")
     first = fan_out(now=AFTER_NIGHTLY)
     assert len(first) == 2
     keys = sorted(r.nightly_key for r in runs(db))
