@@ -10,7 +10,6 @@ builds the link, :func:`grant_from_callback` reads the ``?token=`` e-conomic sen
 """
 from __future__ import annotations
 
-import json
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -171,13 +170,6 @@ def error_message(response):
     return str(body.get("message") or "").strip()[:200] or None
 
 
-def load_json(response):
-    try:
-        return json.loads(response.content, parse_float=Decimal)
-    except ValueError:
-        raise DataError("e-conomic sent a response that could not be read.") from None
-
-
 # --------------------------------------------------------------------------------------
 # Connector
 # --------------------------------------------------------------------------------------
@@ -220,7 +212,7 @@ class Economic(Connector):
             url = f"{self.base_url}/{url.lstrip('/')}"
         elif not url.startswith(self.base_url + "/"):
             raise DataError("e-conomic sent a link to another address.", detail=url.split("?")[0])
-        return load_json(self.http.get(url, params=params, headers=self._headers()))
+        return self.http.get_json(url, params=params, headers=self._headers())
 
     def collection(self, url):
         """Every item of a collection, following ``pagination.nextPage`` (1,000 per page)."""

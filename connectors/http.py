@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import json
 import time
 from datetime import datetime, timezone
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import requests
@@ -196,9 +198,10 @@ class HttpClient:
         return self.json_of(self.request("POST", url, **kwargs))
 
     def json_of(self, response):
-        """The decoded JSON body of ``response``; :class:`DataError` when it cannot be read."""
+        """The decoded JSON body of ``response``, numbers with a fraction as :class:`Decimal`
+        (money never passes through a float); :class:`DataError` when it cannot be read."""
         try:
-            return response.json()
+            return json.loads(response.content, parse_float=Decimal)
         except ValueError as exc:
             raise DataError(self._text(BAD_JSON_MESSAGE),
                             detail=self._detail(response.request.method, response.url, exc)) from None

@@ -11,7 +11,6 @@ every transaction type per account); deletes from the change data capture feed (
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -184,12 +183,8 @@ def error_message(response):
     return text.strip()[:200] or None
 
 
-def load_json(response):
-    """A QuickBooks response body, numbers as :class:`Decimal`; a fault sent with HTTP 200 is a :class:`DataError`."""
-    try:
-        body = json.loads(response.content, parse_float=Decimal)
-    except ValueError:
-        raise DataError("QuickBooks sent a response that could not be read.") from None
+def check_fault(response, body):
+    """A fault QuickBooks sends with HTTP 200 is a :class:`DataError`; else ``body``."""
     errors = fault_errors(body)
     if errors:
         text = error_message(response) or "an error without details"
@@ -382,7 +377,7 @@ class QuickBooks(Connector):
             response = self.http.get(url, params=params, headers=self._headers())
         except AuthError:
             response = self.http.get(url, params=params, headers=self._headers(force_refresh=True))
-        return load_json(response)
+        return check_fault(response, self.http.json_of(response))
 
     def query(self, statement):
         """Every entity of a ``select`` statement, 1,000 per page (``STARTPOSITION``/``MAXRESULTS``)."""

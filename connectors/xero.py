@@ -7,7 +7,6 @@ Facts and quirks: docs/connectors-xero.md. The trial-balance-only variant
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -199,14 +198,6 @@ def error_message(response):
     return AUTH_PROBLEMS.get(detail, detail[:200] or None)
 
 
-def load_json(response):
-    """A Xero response body, amounts as :class:`Decimal` (no float rounding)."""
-    try:
-        return json.loads(response.content, parse_float=Decimal)
-    except ValueError:
-        raise DataError("Xero sent a response that could not be read.") from None
-
-
 # --------------------------------------------------------------------------------------
 # Connector
 # --------------------------------------------------------------------------------------
@@ -279,7 +270,7 @@ class XeroApi(Connector):
             if getattr(self, "_daily_limit_hit", False) and not exc.daily:
                 raise RateLimited(exc.message, retry_after=exc.retry_after, daily=True, detail=exc.detail) from None
             raise
-        return load_json(response)
+        return self.http.json_of(response)
 
     def _raise_if_disconnected(self):
         """Xero answers 403 for an organisation that left the grant: say so plainly."""
@@ -291,7 +282,7 @@ class XeroApi(Connector):
     # -- contract -------------------------------------------------------------------
     def list_references(self):
         response = self._call(f"{self._identity_url()}/connections", tenant=False)
-        rows = load_json(response)
+        rows = self.http.json_of(response)
         if not isinstance(rows, list):
             raise DataError("Xero sent an unexpected list of organisations.")
         return [
