@@ -2,6 +2,7 @@
 from admin_views.audit_log import AuditEventView
 from admin_views.connections import ConnectionView
 from admin_views.dossier_page import DossierPageView
+from admin_views.dossier_sync import DossierSyncView
 from admin_views.dossiers import DossierView
 from admin_views.firms import FirmView
 from admin_views.fiscal_years import FiscalYearView
@@ -23,4 +24,5 @@ SCREENS = [
     FirmView,
     AuditEventView,
     DossierPageView,  # hidden from the menu: /admin/dossier/?id=<id>
+    DossierSyncView,  # hidden from the menu: /admin/dossier-sync/?id=<id>
 ]

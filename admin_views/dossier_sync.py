@@ -1,0 +1,249 @@
+"""The dossier's "Sync" tab: ``/admin/dossier-sync/?id=<dossier id>``.
+
+Shows the file's accounting and administration links (current and ended), and offers:
+
+* **Set up sync** (no active accounting link; scenarios A keep / B replace) or **Switch
+  sync** (scenarios 1 switch, 2 revert to a manual file, 3 re-establish), through
+  :mod:`app.sync_setup`, with the firm's active connections (and the ones this file owns),
+  the company picked from the connection's cached list ("Refresh list" asks the package
+  again), and the transfer date chosen among the first days of the file's fiscal years;
+* for dossier-level packages (Xero, QuickBooks...) a form that POSTs to
+  ``/oauth/re-establish/<id>`` (a fresh grant, :mod:`app.oauth_flow`);
+* the administration sync (company master data): set up or **Stop administration sync**;
+* the **manual upload** of a trial balance or ledger lines (:mod:`app.manual_import`)
+  while the file has no active accounting link.
+
+Admin and staff use it on the files they may access (``setup_sync`` / ``upload_data``);
+external, pulse and support users get 403 (base view); a file outside the actor's scope
+answers 404, for the page and for every POST. Refusals (:class:`~app.sync_setup.SetupError`,
+:class:`~app.manual_import.UploadRejected`) are flashed and nothing is written.
+"""
+from datetime import date
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import expose
+from sqlalchemy import or_, select
+
+from admin_views.base import SecureBaseView
+from admin_views.connections import refresh_references
+from admin_views.formatting import timestamp
+from app import manual_import, oauth_flow
+from app.access import can, dossier_visibility
+from app.extensions import db
+from app.manual_import import LEDGER_LINES, TRIAL_BALANCE, UploadRejected
+from app.models import Connection, ConnectionStatus, Dossier, Role, Scenario
+from app.sync_setup import (
+    SCENARIO_LABELS,
+    SETUP_SCENARIOS,
+    SWITCH_SCENARIOS,
+    SetupError,
+    remove_administration_link,
+    revert_to_manual,
+    set_up_sync,
+    switch_sync,
+    valid_transfer_dates,
+)
+from connectors import registry
+from connectors.base import ACCOUNTING, ADMINISTRATION
+
+#: one plain sentence per scenario, under its label
+SCENARIO_SENTENCES = {
+    Scenario.KEEP: "Figures before the transfer date stay as they are; from that date on they come from the package.",
+    Scenario.REPLACE: "Every bookkeeping figure of this file is deleted and taken again from the package.",
+    Scenario.SWITCH: "Figures before the transfer date keep their source; from that date on they come from the new one.",
+    Scenario.MANUAL: "The sync stops and nothing is deleted; later periods are added by upload.",
+    Scenario.RE_ESTABLISH: "All bookkeeping figures, manual uploads included, are replaced by the new link's.",
+}
+UPLOAD_KINDS = {TRIAL_BALANCE: "Trial balance (year-to-date, one line per account)",
+                LEDGER_LINES: "Ledger lines (one line per booking)"}
+
+
+class DossierSyncView(SecureBaseView):
+    """The Sync tab of one file (hidden from the menu; linked from the dossier page)."""
+
+    permissions = {"list": {Role.ADMIN, Role.STAFF}}
+
+    def __init__(self):
+        super().__init__(name="File sync", endpoint="dossier_sync", url="/admin/dossier-sync")
+
+    def is_visible(self):
+        return False
+
+    # -- helpers -------------------------------------------------------------------
+    def dossier_or_404(self, value, capability="setup_sync"):
+        """The dossier with id ``value`` if the actor may see it (404) and do ``capability`` (403)."""
+        try:
+            dossier_id = int(value)
+        except (TypeError, ValueError):
+            abort(404)
+        dossier = db.session.scalar(select(Dossier).where(Dossier.id == dossier_id, dossier_visibility(self.actor)))
+        if dossier is None:
+            abort(404)
+        if not can(self.actor, capability, dossier.id):
+            abort(403)
+        return dossier
+
+    def connection_or_404(self, dossier, value):
+        """A connection of the file's firm usable by this file (firm-level or owned by it), else 404."""
+        try:
+            connection_id = int(value)
+        except (TypeError, ValueError):
+            abort(404)
+        connection = db.session.get(Connection, connection_id)
+        if connection is None or connection.firm_id != dossier.firm_id or (
+                connection.level != "firm" and connection.owner_dossier_id != dossier.id):
+            abort(404)
+        return connection
+
+    def back(self, dossier):
+        return redirect(url_for(".index", id=dossier.id))
+
+    # -- page ----------------------------------------------------------------------
+    @expose("/")
+    def index(self):
+        """The tab itself."""
+        dossier = self.dossier_or_404(request.args.get("id"))
+        accounting = dossier.active_link(ACCOUNTING)
+        scenarios = SWITCH_SCENARIOS if accounting else SETUP_SCENARIOS
+        history = sorted(dossier.links, key=lambda link: (link.created_at or link.ended_at, link.id), reverse=True)
+        packages = [spec for spec in oauth_flow.dossier_packages() if spec.kind == ACCOUNTING]
+        return self.render(
+            "admin/dossier_sync/index.html",
+            dossier=dossier,
+            accounting=accounting,
+            administration=dossier.active_link(ADMINISTRATION),
+            history=history,
+            scenarios=[(s, SCENARIO_LABELS[s], SCENARIO_SENTENCES[s]) for s in scenarios],
+            connections=usable_connections(dossier, ACCOUNTING),
+            admin_connections=usable_connections(dossier, ADMINISTRATION),
+            transfer_dates=valid_transfer_dates(dossier),
+            dossier_packages=packages,
+            may_upload=can(self.actor, "upload_data", dossier.id) and accounting is None,
+            upload_kinds=UPLOAD_KINDS,
+            period_ends=manual_import.upload_period_ends(dossier),
+            scenario_labels=SCENARIO_LABELS, package_name=package_name, timestamp=timestamp,
+        )
+
+    # -- actions -------------------------------------------------------------------
+    @expose("/setup", methods=["POST"])
+    def setup(self):
+        """Set up or switch the accounting sync, or set up the administration sync."""
+        actor = self.actor
+        dossier = self.dossier_or_404(request.form.get("id"))
+        scenario = request.form.get("scenario", "")
+        try:
+            if scenario == Scenario.MANUAL:
+                revert_to_manual(actor, dossier)
+                flash("The sync has stopped. Nothing was deleted; add later periods by upload.", "success")
+                return self.back(dossier)
+            connection = self.connection_or_404(dossier, request.form.get("connection_id"))
+            reference = _chosen_reference(connection, request.form.get("reference", "").strip())
+            transfer_date = _date(request.form.get("transfer_date"))
+            if connection.kind == ADMINISTRATION:
+                set_up_sync(actor, dossier, connection, reference)
+                flash(f"The administration sync with {connection.name} is set up; its first sync is queued.",
+                      "success")
+            elif dossier.active_link(ACCOUNTING) is None:
+                set_up_sync(actor, dossier, connection, reference, scenario, transfer_date)
+                flash(f"The sync with {connection.name} is set up; its first sync is queued.", "success")
+            else:
+                switch_sync(actor, dossier, scenario, connection, reference, transfer_date)
+                flash(f"The sync now comes from {connection.name}; its first sync is queued.", "success")
+        except SetupError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+        return self.back(dossier)
+
+    @expose("/refresh", methods=["POST"])
+    def refresh(self):
+        """"Refresh list": ask the package again which companies the connection reaches."""
+        dossier = self.dossier_or_404(request.form.get("id"))
+        connection = self.connection_or_404(dossier, request.form.get("connection_id"))
+        found, error = refresh_references(connection, self.actor)
+        db.session.commit()
+        if error:
+            flash(f"The list of {connection.name} could not be refreshed: {error}", "error")
+        else:
+            flash(f"{connection.name} reaches {found} compan{'y' if found == 1 else 'ies'}.", "success")
+        return self.back(dossier)
+
+    @expose("/stop-administration", methods=["POST"])
+    def stop_administration(self):
+        """"Stop administration sync": the link ends; its snapshots stay as history."""
+        dossier = self.dossier_or_404(request.form.get("id"))
+        try:
+            remove_administration_link(self.actor, dossier)
+            flash("The administration sync has stopped.", "success")
+        except SetupError as error:
+            flash(str(error), "error")
+        return self.back(dossier)
+
+    @expose("/upload", methods=["POST"])
+    def upload(self):
+        """Upload a trial balance or ledger lines (manual files only)."""
+        actor = self.actor
+        dossier = self.dossier_or_404(request.form.get("id"), "upload_data")
+        kind = request.form.get("kind")
+        upload = request.files.get("file")
+        if kind not in UPLOAD_KINDS:
+            flash("Choose what the file holds: a trial balance or ledger lines.", "error")
+            return self.back(dossier)
+        if upload is None or not upload.filename:
+            flash("Choose the file to upload.", "error")
+            return self.back(dossier)
+        try:
+            if kind == TRIAL_BALANCE:
+                result = manual_import.import_trial_balance(
+                    actor, dossier, upload.stream, upload.filename, _date(request.form.get("period_end")))
+            else:
+                result = manual_import.import_ledger_lines(actor, dossier, upload.stream, upload.filename)
+        except UploadRejected as error:
+            db.session.rollback()
+            flash("Nothing was uploaded: " + " ".join(_sentence(e) for e in error.errors), "error")
+            return self.back(dossier)
+        flash(result.message, "success")
+        return self.back(dossier)
+
+
+def usable_connections(dossier, kind):
+    """The firm's active connections of ``kind`` this file may use: firm-level ones and its own."""
+    return db.session.scalars(
+        select(Connection).where(
+            Connection.firm_id == dossier.firm_id, Connection.kind == kind,
+            Connection.status == ConnectionStatus.ACTIVE,
+            or_(Connection.level == "firm", Connection.owner_dossier_id == dossier.id),
+        ).order_by(Connection.name)
+    ).all()
+
+
+def package_name(key):
+    """The display name of a package key (the key itself when it is not registered)."""
+    try:
+        return registry.get_connector(key).spec.display_name
+    except KeyError:
+        return key
+
+
+def _chosen_reference(connection, reference):
+    """The reference, checked against the connection's list (unless the package takes typed ones)."""
+    if not reference:
+        raise SetupError("Choose the company to sync.")
+    try:
+        typed = registry.get_connector(connection.package).spec.reference_typed
+    except KeyError:
+        typed = False
+    known = {str(r.get("reference")) for r in (connection.references or [])}
+    if not typed and reference not in known:
+        raise SetupError(f"That company is not in the list of {connection.name}. Refresh the list and choose again.")
+    return reference
+
+
+def _date(value):
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _sentence(text):
+    return text if text.endswith((".", "!", "?")) else text + "."

@@ -1,0 +1,548 @@
+"""Manual uploads: a trial balance or ledger lines from a CSV or XLSX file.
+
+A manual file (no active accounting link, or after "revert to a manual file") gets its
+figures by upload:
+
+* :func:`import_trial_balance`: one row per account (number, optional name, and either a
+  year-to-date amount or debit and credit columns) at a chosen period end. The trial
+  balance must balance. Year-to-date amounts become the movement of the chosen period:
+  the balance at this period end minus the balance at the previous period end of the
+  same fiscal year (what earlier uploads or syncs put there). The upload replaces the
+  balances of that period ("accounts missing from the upload show 0").
+* :func:`import_ledger_lines`: one row per line (date, account, optional account name,
+  description, reference, journal, and an amount or debit and credit). The lines replace
+  every ledger line of the periods they fall in, and those periods' balances become the
+  sums of the uploaded lines.
+
+Files: CSV separated by ``,`` or ``;`` (UTF-8, with or without BOM), decimal comma or
+point, a header row whose column names are recognised in English, French and Dutch; or
+XLSX (first sheet). Every bad line is reported with its line number and the reason, and
+nothing is written unless the whole file is valid (:class:`UploadRejected`). Data goes
+through :class:`jobs.apply.SyncWriter` with no link (origin NULL), an audit event records
+the counts, and the session is committed once.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import delete, func, select
+from werkzeug.exceptions import Forbidden
+
+from app import audit, fiscal
+from app.access import can
+from app.extensions import db
+from app.models import Account, LedgerLine, Period, PeriodBalance
+from connectors.base import (
+    AccountRecord,
+    BalanceRecord,
+    DeletedRecord,
+    LedgerLineRecord,
+)
+
+CENT = Decimal("0.01")
+#: at most this many bad lines are listed; the rest are counted
+MAX_ERRORS = 50
+TRIAL_BALANCE, LEDGER_LINES = "trial_balance", "ledger_lines"
+
+#: column -> recognised header names (lower case, accents removed, punctuation as spaces)
+_COMMON = {
+    "account": ("account", "account number", "account no", "account code", "gl account", "code",
+                "compte", "numero de compte", "numero compte", "n compte", "no compte", "compte general",
+                "rekening", "rekeningnummer", "rekening nummer", "grootboekrekening", "grootboek",
+                "nummer", "number"),
+    "debit": ("debit", "debet"),
+    "credit": ("credit",),
+}
+TRIAL_BALANCE_COLUMNS = {
+    **_COMMON,
+    "name": ("name", "account name", "description", "libelle", "intitule", "nom", "nom du compte",
+             "libelle du compte", "intitule du compte", "naam", "rekeningnaam", "omschrijving", "grootboeknaam"),
+    "amount": ("amount", "balance", "ytd", "year to date", "ytd balance", "ytd amount", "montant", "solde",
+               "solde cumule", "saldo", "bedrag", "cumulatief saldo"),
+}
+LEDGER_COLUMNS = {
+    **_COMMON,
+    "name": ("account name", "nom du compte", "intitule", "intitule du compte", "libelle du compte",
+             "rekeningnaam", "grootboeknaam", "naam rekening"),
+    "date": ("date", "booking date", "posting date", "transaction date", "date comptable", "date d ecriture",
+             "date ecriture", "datum", "boekingsdatum", "boekdatum"),
+    "description": ("description", "memo", "narration", "text", "libelle", "libelle ecriture", "omschrijving",
+                    "tekst"),
+    "reference": ("reference", "ref", "document", "document number", "piece", "numero de piece", "n piece",
+                  "referentie", "boekstuk", "stuk", "stuknummer"),
+    "journal": ("journal", "journal code", "code journal", "dagboek", "dagboekcode"),
+    "amount": ("amount", "montant", "bedrag", "saldo"),
+}
+_LABELS = {"account": "the account number", "amount": "an amount (or debit and credit)", "date": "the date"}
+
+
+class UploadRejected(ValueError):
+    """The upload was refused; ``errors`` are sentences for the user (line numbers first)."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__("; ".join(self.errors))
+
+
+@dataclass
+class ImportResult:
+    """What an upload wrote (the counts also go into the audit event)."""
+
+    kind: str
+    rows: int
+    accounts: int = 0
+    balances: int = 0
+    lines_inserted: int = 0
+    lines_updated: int = 0
+    lines_deleted: int = 0
+    period_ends: list = field(default_factory=list)
+
+    @property
+    def message(self):
+        """One sentence for the user."""
+        periods = ", ".join(d.isoformat() for d in self.period_ends)
+        if self.kind == TRIAL_BALANCE:
+            return f"Trial balance at {periods} uploaded: {self.rows} accounts, {self.balances} balances changed."
+        return (f"{self.rows} ledger lines uploaded for the periods ending {periods}: "
+                f"{self.lines_inserted} added, {self.lines_updated} changed, {self.lines_deleted} removed.")
+
+
+# --------------------------------------------------------------------------------------
+# Public surface
+# --------------------------------------------------------------------------------------
+
+def import_trial_balance(actor, dossier, data, filename, period_end) -> ImportResult:
+    """Upload a trial balance of year-to-date amounts at ``period_end`` into ``dossier``.
+
+    ``data`` is bytes or a file object (Werkzeug ``FileStorage``); ``filename`` decides CSV or
+    XLSX. Raises :class:`werkzeug.exceptions.Forbidden` without ``upload_data`` and
+    :class:`UploadRejected` (nothing written) for any problem.
+    """
+    _check_may_upload(actor, dossier)
+    rows = _rows_of(data, filename)
+    table = _Table(rows, TRIAL_BALANCE_COLUMNS, ("account",))
+    errors, entries, seen = [], {}, {}
+    for number, row in table.records():
+        account = table.text(row, "account")
+        if not account:
+            errors.append(f"line {number}: the account number is empty")
+            continue
+        amount = table.amount(row, number, errors)
+        if account in seen:
+            errors.append(f"line {number}: account {account} appears twice (also on line {seen[account]})")
+            continue
+        seen[account] = number
+        if amount is not None:
+            entries[account] = (table.text(row, "name"), amount)
+    if not seen and not errors:
+        errors.append("The file has no lines below its header.")
+    _raise_if(errors)
+    total = sum((amount for _, amount in entries.values()), Decimal("0.00"))
+    if total != 0:
+        side = "debits exceed credits" if total > 0 else "credits exceed debits"
+        raise UploadRejected([f"The trial balance does not balance: {side} by {abs(total):.2f} {dossier.currency}."])
+
+    period = _period_ending(dossier, period_end)
+    previous = _ytd_before(dossier, period)
+    movements = {account: amount - previous.get(account, Decimal("0.00")) for account, (_, amount) in entries.items()}
+    for account, amount in previous.items():
+        movements.setdefault(account, -amount)  # missing from the upload: its balance is now 0
+    records = [BalanceRecord(account=a, period_end=period.end, amount=m, basis="movement") for a, m in movements.items()]
+    records += _keep_later_ytd(dossier, period, previous, entries)
+
+    writer = _writer(dossier)
+    for record in _account_records(dossier, {a: name for a, (name, _) in entries.items()}):
+        writer.write(record)
+    for record in records:
+        writer.write(record)
+    written = writer.finish()
+    result = ImportResult(TRIAL_BALANCE, rows=len(entries), accounts=written.accounts, balances=written.balances,
+                          period_ends=[period.end])
+    audit.record(actor, "data.upload_trial_balance", dossier, dossier_id=dossier.id,
+                 summary=f"Uploaded a trial balance at {period.end.isoformat()} ({filename})",
+                 changes={"file": filename, "rows": result.rows, "accounts": result.accounts,
+                          "balances": result.balances, "period_end": period.end})
+    db.session.commit()
+    return result
+
+
+def import_ledger_lines(actor, dossier, data, filename) -> ImportResult:
+    """Upload ledger lines into ``dossier``; they replace the lines of the periods they fall in.
+
+    Same checks and errors as :func:`import_trial_balance`.
+    """
+    _check_may_upload(actor, dossier)
+    rows = _rows_of(data, filename)
+    table = _Table(rows, LEDGER_COLUMNS, ("date", "account"))
+    errors, lines = [], []
+    for number, row in table.records():
+        booking_date = table.date(row, number, errors)
+        account = table.text(row, "account")
+        if not account:
+            errors.append(f"line {number}: the account number is empty")
+        amount = table.amount(row, number, errors)
+        if booking_date is None or not account or amount is None:
+            continue
+        lines.append((number, booking_date, account, amount, row))
+    if not lines and not errors:
+        errors.append("The file has no lines below its header.")
+    _raise_if(errors)
+
+    periods = {}
+    for number, booking_date, *_ in lines:
+        period = _period_containing(dossier, booking_date)
+        if period is None or period.fiscal_year.locked:
+            errors.append(f"line {number}: {booking_date.isoformat()} falls in a locked fiscal year, "
+                          "which uploads cannot change")
+        else:
+            periods[booking_date] = period
+    if errors:
+        db.session.rollback()
+        _raise_if(errors)
+
+    covered = {p.id: p for p in periods.values()}
+    records, sums, names, occurrences = [], defaultdict(Decimal), {}, defaultdict(int)
+    for number, booking_date, account, amount, row in lines:
+        description, reference, journal = (table.text(row, c) for c in ("description", "reference", "journal"))
+        key = "|".join((booking_date.isoformat(), account, str(amount), description, reference, journal))
+        occurrences[key] += 1
+        digest = hashlib.sha1(f"{key}|{occurrences[key]}".encode()).hexdigest()
+        records.append(LedgerLineRecord(
+            source_id=f"upload:{dossier.id}:{digest}", booking_date=booking_date, account=account, amount=amount,
+            description=description, reference=reference, journal=journal))
+        period_end = periods[booking_date].end
+        sums[(account, period_end)] += amount
+        if table.text(row, "name"):
+            names[account] = table.text(row, "name")
+    new_ids = {r.source_id for r in records}
+    stale_manual = db.session.scalars(select(LedgerLine.source_id).where(
+        LedgerLine.dossier_id == dossier.id, LedgerLine.link_id.is_(None), LedgerLine.period_id.in_(list(covered))))
+    deletes = [DeletedRecord(source_id=s) for s in stale_manual if s not in new_ids]
+    synced_removed = db.session.execute(delete(LedgerLine).where(
+        LedgerLine.dossier_id == dossier.id, LedgerLine.link_id.is_not(None),
+        LedgerLine.period_id.in_(list(covered)))).rowcount
+
+    writer = _writer(dossier)
+    for record in _account_records(dossier, names):
+        writer.write(record)
+    for record in records + deletes:
+        writer.write(record)
+    for (account, period_end), amount in sums.items():
+        writer.write(BalanceRecord(account=account, period_end=period_end, amount=amount, basis="movement"))
+    written = writer.finish()
+    ends = sorted(p.end for p in covered.values())
+    result = ImportResult(LEDGER_LINES, rows=len(records), accounts=written.accounts, balances=written.balances,
+                          lines_inserted=written.lines_inserted, lines_updated=written.lines_updated,
+                          lines_deleted=written.lines_deleted + synced_removed, period_ends=ends)
+    audit.record(actor, "data.upload_ledger_lines", dossier, dossier_id=dossier.id,
+                 summary=f"Uploaded {result.rows} ledger lines ({filename})",
+                 changes={"file": filename, "rows": result.rows, "lines_inserted": result.lines_inserted,
+                          "lines_updated": result.lines_updated, "lines_deleted": result.lines_deleted,
+                          "synced_lines_replaced": synced_removed, "balances": result.balances,
+                          "period_ends": ends})
+    db.session.commit()
+    return result
+
+
+def upload_period_ends(dossier, today=None):
+    """The period ends a trial balance can be uploaded for, newest first.
+
+    Those of the file's fiscal years, plus those of the year containing ``today`` when the
+    file has none yet (it is created at the upload). Nothing is written.
+    """
+    today = today or date.today()
+    years = [(y.start, y.end) for y in fiscal.years_of(dossier.id)]
+    if not any(start <= today <= end for start, end in years) and not any(start > today for start, _ in years):
+        pattern = dossier.first_fiscal_year_end or (years[-1][1] if years else None)
+        month, dom = (pattern.month, pattern.day) if pattern else (12, 31)
+        end = fiscal.year_end_on_or_after(today, month, dom)
+        start = fiscal.add_months(end, -12) + timedelta(days=1)
+        if years and start <= years[-1][1]:
+            start = years[-1][1] + timedelta(days=1)
+        years.append((start, end))
+    ends = [end for start, stop in years for _, end in fiscal.period_bounds(start, stop, dossier.frequency)]
+    return sorted(ends, reverse=True)
+
+
+# --------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------
+
+def _check_may_upload(actor, dossier):
+    if not can(actor, "upload_data", dossier.id):
+        raise Forbidden("You may not upload data into this file.")
+    link = dossier.active_link("accounting")
+    if link is not None:
+        raise UploadRejected([
+            f"This file syncs from {link.connection.name}, so its figures cannot be uploaded. "
+            + "To upload, first revert it to a manual file (Switch sync > Revert to a manual file)."])
+
+
+def _raise_if(errors):
+    if errors:
+        shown = errors[:MAX_ERRORS]
+        if len(errors) > MAX_ERRORS:
+            shown.append(f"... and {len(errors) - MAX_ERRORS} more problems.")
+        raise UploadRejected(shown)
+
+
+# --------------------------------------------------------------------------------------
+# Reading files
+# --------------------------------------------------------------------------------------
+
+def _bytes_of(data):
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    if hasattr(data, "read"):
+        return data.read()
+    raise TypeError("data must be bytes or a file object")
+
+
+def _rows_of(data, filename):
+    """``[(line number, [cell, ...]), ...]`` of the file, header first."""
+    content = _bytes_of(data)
+    name = (filename or "").lower()
+    if not content:
+        raise UploadRejected(["The file is empty."])
+    if name.endswith((".xlsx", ".xlsm")):
+        return _xlsx_rows(content)
+    if name.endswith((".csv", ".txt")):
+        return _csv_rows(content)
+    raise UploadRejected(["Upload a CSV file (.csv) or an Excel workbook (.xlsx)."])
+
+
+def _csv_rows(content):
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UploadRejected(["The file is not UTF-8 text: save it as \"CSV UTF-8\" and upload it again."]) from None
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = []
+    try:
+        for cells in reader:
+            rows.append((reader.line_num, cells))
+    except csv.Error as error:
+        raise UploadRejected([f"line {reader.line_num}: the file is not valid CSV ({error})."]) from None
+    return rows
+
+
+def _xlsx_rows(content):
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable workbook gets the same answer
+        raise UploadRejected(["The file is not a readable Excel workbook (.xlsx)."]) from None
+    try:
+        sheet = workbook.worksheets[0]
+        return [(number, ["" if v is None else v for v in values])
+                for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)]
+    finally:
+        workbook.close()
+
+
+def _normalise(header):
+    text = unicodedata.normalize("NFKD", str(header or "")).encode("ascii", "ignore").decode().lower()
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+class _Table:
+    """The rows of an uploaded file with their columns recognised from the header row."""
+
+    def __init__(self, rows, columns, required):
+        rows = [(n, cells) for n, cells in rows if any(str(c).strip() for c in cells)]
+        if not rows:
+            raise UploadRejected(["The file is empty."])
+        (self.header_line, header), self.rows = rows[0], rows[1:]
+        self.index = {}
+        for position, title in enumerate(header):
+            key = _normalise(title)
+            for column, names in columns.items():
+                if key in names and column not in self.index:
+                    self.index[column] = position
+                    break
+        missing = [c for c in required if c not in self.index]
+        if "amount" not in self.index and not {"debit", "credit"} <= self.index.keys():
+            missing.append("amount")
+        if missing:
+            wanted = ", ".join(_LABELS[c] for c in missing)
+            known = "; ".join(f"{c}: {', '.join(columns[c][:4])}" for c in ("account", "amount", "debit", "credit"))
+            raise UploadRejected([f"line {self.header_line}: the header row has no column for {wanted}. "
+                                  + f"Recognised column names include {known}."])
+
+    def records(self):
+        return iter(self.rows)
+
+    def cell(self, row, column):
+        position = self.index.get(column)
+        if position is None or position >= len(row):
+            return ""
+        return row[position]
+
+    def text(self, row, column):
+        value = self.cell(row, column)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value).strip()
+
+    def amount(self, row, number, errors):
+        """The row's amount (debit positive), or None with an error added."""
+        if "amount" in self.index:
+            return _parse_amount(self.cell(row, "amount"), "amount", number, errors, required=True)
+        debit = _parse_amount(self.cell(row, "debit"), "debit", number, errors)
+        credit = _parse_amount(self.cell(row, "credit"), "credit", number, errors)
+        if debit is None or credit is None:
+            return None
+        return (debit - credit).quantize(CENT)
+
+    def date(self, row, number, errors):
+        value = self.cell(row, "date")
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        text = str(value).strip()
+        if not text:
+            errors.append(f"line {number}: the date is empty")
+            return None
+        parsed = _parse_date(text)
+        if parsed is None:
+            errors.append(f"line {number}: date '{text}' is not a date (use 2025-03-31 or 31/03/2025)")
+        return parsed
+
+
+def _parse_date(text):
+    match = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T].*)?", text)
+    if match:
+        year, month, day = map(int, match.groups())
+    else:
+        match = re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", text)
+        if not match:
+            return None
+        day, month, year = map(int, match.groups())
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _parse_amount(value, what, number, errors, required=False):
+    """A Decimal from ``1234.56``, ``1.234,56``, ``1,234.56``, ``-12,5``, ``(12.50)``; "" is 0
+    unless ``required``. A lone comma is a decimal comma."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return Decimal(str(value)).quantize(CENT)
+    text = str(value).strip().replace("\u00a0", "").replace(" ", "").replace("€", "")
+    if not text:
+        if required:
+            errors.append(f"line {number}: the {what} is empty")
+            return None
+        return Decimal("0.00")
+    negative = text.startswith("(") and text.endswith(")")
+    text = text.strip("()")
+    if "," in text and "." in text:
+        thousands = "." if text.rfind(",") > text.rfind(".") else ","
+        text = text.replace(thousands, "").replace(",", ".")
+    elif "," in text:
+        text = text.replace(",", ".") if text.count(",") == 1 else text.replace(",", "")
+    elif text.count(".") > 1:
+        text = text.replace(".", "")
+    try:
+        amount = Decimal(text)
+        if not amount.is_finite():
+            raise InvalidOperation
+    except InvalidOperation:
+        errors.append(f"line {number}: {what} '{value}' is not a number")
+        return None
+    return (-amount if negative else amount).quantize(CENT)
+
+
+# --------------------------------------------------------------------------------------
+# Periods and writing
+# --------------------------------------------------------------------------------------
+
+def _writer(dossier):
+    from jobs.apply import SyncWriter
+
+    return SyncWriter(db.session, None, dossier_id=dossier.id)
+
+
+def _period_containing(dossier, day):
+    """The dossier's period containing ``day``, deriving its fiscal year (origin manual) if needed."""
+    fiscal.ensure_year_for(db.session, dossier, day, origin="manual")
+    fiscal.ensure_periods(db.session, dossier)
+    return fiscal.period_for(dossier.id, day)
+
+
+def _period_ending(dossier, period_end):
+    """The period ending on ``period_end`` (UploadRejected when there is none)."""
+    if isinstance(period_end, datetime):
+        period_end = period_end.date()
+    if not isinstance(period_end, date):
+        raise UploadRejected(["Choose the period end of the trial balance."])
+    period = _period_containing(dossier, period_end)
+    if period is not None and period.end == period_end and not period.fiscal_year.locked:
+        return period
+    locked = period is not None and period.fiscal_year.locked
+    db.session.rollback()  # the fiscal year derived for a wrong date is not kept
+    if locked:
+        raise UploadRejected([f"{period_end.isoformat()} falls in a locked fiscal year, which uploads cannot change."])
+    raise UploadRejected([f"{period_end.isoformat()} is not the last day of one of this file's periods; "
+                          + "choose a period end from the list."])
+
+
+def _ytd_before(dossier, period):
+    """``{account number: balance}`` summed over the periods of ``period``'s fiscal year before it."""
+    rows = db.session.execute(
+        select(Account.number, func.sum(PeriodBalance.amount))
+        .join(Account, Account.id == PeriodBalance.account_id)
+        .join(Period, Period.id == PeriodBalance.period_id)
+        .where(PeriodBalance.dossier_id == dossier.id, Period.fiscal_year_id == period.fiscal_year_id,
+               Period.end < period.end)
+        .group_by(Account.number)
+    ).all()
+    return {number: Decimal(amount).quantize(CENT) for number, amount in rows if amount is not None}
+
+
+def _keep_later_ytd(dossier, period, previous, entries):
+    """Movements for the next period holding data in the same fiscal year, so that its
+    year-to-date figures stay what they were (re-uploading an earlier month does not
+    change a later month's trial balance)."""
+    later = db.session.scalar(
+        select(Period).join(PeriodBalance, PeriodBalance.period_id == Period.id)
+        .where(Period.dossier_id == dossier.id, Period.fiscal_year_id == period.fiscal_year_id,
+               Period.end > period.end).order_by(Period.end).limit(1))
+    if later is None:
+        return []
+    old_ytd = dict(previous)
+    for number, amount in db.session.execute(
+            select(Account.number, PeriodBalance.amount).join(Account, Account.id == PeriodBalance.account_id)
+            .where(PeriodBalance.period_id == period.id)):
+        old_ytd[number] = old_ytd.get(number, Decimal("0.00")) + amount
+    later_amounts = dict(db.session.execute(
+        select(Account.number, PeriodBalance.amount).join(Account, Account.id == PeriodBalance.account_id)
+        .where(PeriodBalance.period_id == later.id)).all())
+    accounts = set(later_amounts) | set(old_ytd) | set(entries)
+    new_ytd = {a: amount for a, (_, amount) in entries.items()}
+    return [
+        BalanceRecord(account=a, period_end=later.end, basis="movement",
+                      amount=later_amounts.get(a, Decimal("0.00")) + old_ytd.get(a, Decimal("0.00"))
+                      - new_ytd.get(a, Decimal("0.00")))
+        for a in sorted(accounts)
+    ]
+
+
+def _account_records(dossier, names):
+    """AccountRecords for the accounts the upload names (existing kinds kept)."""
+    kinds = dict(db.session.execute(select(Account.number, Account.kind).where(Account.dossier_id == dossier.id)).all())
+    return [AccountRecord(number=number, name=name, kind=kinds.get(number, "other"))
+            for number, name in names.items() if name]

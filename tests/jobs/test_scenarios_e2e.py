@@ -1,0 +1,137 @@
+"""Every scenario and the nightly fan-out, end to end: scenario services, a real worker, the
+sandbox's Demo Books and the writer."""
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from app.access import actor_for
+from app.models import (
+    Connection, Dossier, FiscalYear, LedgerLine, OpeningBalance, Period, Role, RunStatus, Scenario, SyncRun,
+    Trigger,
+)
+from app.sync_setup import revert_to_manual, set_up_sync, switch_sync
+from jobs.nightly import fan_out
+from jobs.triggers import request_sync
+from tests.conftest import make_user
+from tests.jobs.conftest import bookkeeping_snapshot
+
+pytestmark = pytest.mark.slow
+
+NORTHWIND = "c-1003"  # a few dozen lines, calendar years 2023-2024
+BAKERY = "c-1001"  # about 500 lines, calendar years 2023-2024
+
+
+@pytest.fixture
+def setting(db, firm, sandbox):
+    admin = make_user("admin@alpha.test", firm, Role.ADMIN)
+    connection = Connection(firm_id=firm.id, package="demo", kind="accounting", name="Demo Books",
+                            config={"base_url": f"{sandbox.url}/demo"}, credentials={"api_key": "demo-key"})
+    dossier = Dossier(firm_id=firm.id, name="Northwind Trading", frequency="month", currency="GBP")
+    db.session.add_all([connection, dossier])
+    db.session.commit()
+    return {"actor": actor_for(admin, firm.id), "connection": connection, "dossier": dossier}
+
+
+def latest_run_done(db, dossier_id):
+    db.session.expire_all()
+    run = db.session.scalars(select(SyncRun).where(SyncRun.dossier_id == dossier_id).order_by(SyncRun.id.desc())).first()
+    return run if run is not None and run.status in RunStatus.FINISHED else None
+
+
+def lines_per_link_and_year(db, dossier_id):
+    rows = db.session.execute(
+        select(LedgerLine.link_id, func.extract("year", Period.end), func.count())
+        .join(Period, Period.id == LedgerLine.period_id)
+        .where(LedgerLine.dossier_id == dossier_id)
+        .group_by(LedgerLine.link_id, func.extract("year", Period.end))
+    ).all()
+    return {(link, int(year)): count for link, year, count in rows}
+
+
+def sandbox_line_count(sandbox, company):
+    return sum(1 for _ in sandbox.state.books[company].all_lines())
+
+
+def test_replace_then_switch_then_re_establish_then_manual(db, workers, setting, sandbox):
+    actor, connection, dossier = setting["actor"], setting["connection"], setting["dossier"]
+    northwind_lines = sandbox_line_count(sandbox, NORTHWIND)
+    workers.start()
+
+    # (B) replace: the whole history comes from Northwind, fiscal years included
+    first = set_up_sync(actor, dossier, connection, NORTHWIND, Scenario.REPLACE)
+    run = workers.wait_for(lambda: latest_run_done(db, dossier.id), what="the set-up sync")
+    assert run.status == RunStatus.SUCCEEDED and run.trigger == Trigger.SETUP, run.message
+    years = db.session.scalars(select(FiscalYear.start).where(FiscalYear.dossier_id == dossier.id)).all()
+    assert date(2023, 1, 1) in years and date(2024, 1, 1) in years
+    counts = lines_per_link_and_year(db, dossier.id)
+    assert {link for link, _ in counts} == {first.id} and sum(counts.values()) == northwind_lines
+
+    # (1) switch to the bakery's books from 2024: 2023 keeps Northwind's lines, 2024 is the bakery's
+    second = switch_sync(actor, dossier, Scenario.SWITCH, connection, BAKERY, transfer_date=date(2024, 1, 1))
+    run = workers.wait_for(lambda: (r := latest_run_done(db, dossier.id)) and r.link_id == second.id and r,
+                           what="the switch sync")
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    counts = lines_per_link_and_year(db, dossier.id)
+    assert counts.get((first.id, 2023), 0) > 0 and (first.id, 2024) not in counts
+    assert counts.get((second.id, 2024), 0) > 0 and (second.id, 2023) not in counts
+    openings = db.session.scalars(select(OpeningBalance).where(OpeningBalance.dossier_id == dossier.id)).all()
+    assert openings and {o.date for o in openings} == {date(2024, 1, 1)}
+    assert {o.origin_link_id for o in openings} == {second.id}
+    assert sum((o.amount for o in openings), Decimal(0)) == 0  # the bakery's books balance
+    opening_rows = sorted((o.account_id, o.amount) for o in openings)
+
+    # a resync leaves the opening balance as it was taken at set-up
+    again = request_sync(dossier.id, Trigger.MANUAL)
+    done = workers.wait_for(lambda: (r := latest_run_done(db, dossier.id)) and r.id == again.id and r)
+    assert done.status == RunStatus.SUCCEEDED and done.changed is False
+    assert sorted((o.account_id, o.amount) for o in db.session.scalars(
+        select(OpeningBalance).where(OpeningBalance.dossier_id == dossier.id))) == opening_rows
+
+    # (3) re-establish with Northwind: everything is Northwind's again, no transfer date
+    third = switch_sync(actor, dossier, Scenario.RE_ESTABLISH, connection, NORTHWIND)
+    run = workers.wait_for(lambda: (r := latest_run_done(db, dossier.id)) and r.link_id == third.id and r)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    counts = lines_per_link_and_year(db, dossier.id)
+    assert {link for link, _ in counts} == {third.id} and sum(counts.values()) == northwind_lines
+
+    # (2) revert to manual: the sync stops, nothing is deleted, sync now has nothing to run
+    before = bookkeeping_snapshot(db, dossier.id)
+    revert_to_manual(actor, dossier)
+    assert request_sync(dossier.id, Trigger.MANUAL) is None
+    assert bookkeeping_snapshot(db, dossier.id) == before
+
+
+def test_keep_existing_data_and_sync_from_a_transfer_date(db, workers, setting):
+    actor, connection, dossier = setting["actor"], setting["connection"], setting["dossier"]
+    for year in (2023, 2024):
+        db.session.add(FiscalYear(dossier_id=dossier.id, start=date(year, 1, 1), end=date(year, 12, 31), origin="manual"))
+    db.session.commit()
+
+    link = set_up_sync(actor, dossier, connection, BAKERY, Scenario.KEEP, transfer_date=date(2024, 1, 1))
+    workers.start()
+    run = workers.wait_for(lambda: latest_run_done(db, dossier.id), what="the set-up sync")
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    counts = lines_per_link_and_year(db, dossier.id)
+    assert set(counts) == {(link.id, 2024)}  # nothing written before the transfer date
+    years = db.session.execute(select(FiscalYear.start, FiscalYear.origin).where(FiscalYear.dossier_id == dossier.id)).all()
+    assert (date(2023, 1, 1), "manual") in years
+
+
+def test_nightly_fan_out_syncs_through_a_real_worker_once_a_night(db, workers, setting, firm):
+    actor, connection, dossier = setting["actor"], setting["connection"], setting["dossier"]
+    set_up_sync(actor, dossier, connection, NORTHWIND, Scenario.REPLACE, queue=False)
+    firm.nightly_time, firm.timezone = "02:00", "Europe/Brussels"
+    db.session.commit()
+
+    night = datetime(2026, 3, 10, 2, 30)  # 03:30 in Brussels
+    created = fan_out(now=night)
+    assert len(created) == 1
+    assert fan_out(now=night) == []  # the same night again creates nothing
+    workers.start()
+    run = workers.wait_for(lambda: latest_run_done(db, dossier.id), what="the nightly sync")
+    assert run.id == created[0] and run.trigger == Trigger.NIGHTLY
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    db.session.refresh(dossier)
+    assert dossier.last_synced_at is not None
