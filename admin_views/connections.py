@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 
 from admin_views.base import SUPPORT, SecureModelView
 from admin_views.connection_forms import ConnectionForm, connection_form_class
-from admin_views.formatting import status_badge, timestamp
+from admin_views.formatting import badge, status_badge, timestamp
 from app import audit, oauth_flow
 from app.extensions import db
-from app.models import Connection, ConnectionStatus, DossierLink, Role
+from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Role
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text, secret_values
@@ -34,6 +34,14 @@ ADMIN_ONLY = {Role.ADMIN}
 def package_spec(key):
     """The spec of a registered firm-level package, or None."""
     return next((spec for spec in registry.specs(level=FIRM) if spec.key == key), None)
+
+
+def package_display_name(key):
+    """The display name of any registered package (firm or dossier level), else the key itself."""
+    try:
+        return registry.get_connector(key).spec.display_name
+    except KeyError:  # an unknown package still gets a name in lists
+        return key
 
 
 def connector_for(connection):
@@ -119,6 +127,18 @@ def _linked_dossiers(view, context, model, name):
         select(func.count(func.distinct(DossierLink.dossier_id)))
         .where(DossierLink.connection_id == model.id, DossierLink.ended_at.is_(None))
     )
+
+
+def linked_files(connection, actor):
+    """``[(Dossier, DossierLink)]``: the files the actor sees that are linked to ``connection``
+    through an active link, by file name (one statement)."""
+    from app.access import dossier_visibility
+
+    return db.session.execute(
+        select(Dossier, DossierLink).join(DossierLink, DossierLink.dossier_id == Dossier.id)
+        .where(DossierLink.connection_id == connection.id, DossierLink.ended_at.is_(None), dossier_visibility(actor))
+        .order_by(Dossier.name, DossierLink.kind)
+    ).all()
 
 
 def reconnect_button(connection):
@@ -230,6 +250,9 @@ class ConnectionView(SecureModelView):
 
     def render(self, template, **kwargs):
         kwargs.setdefault("reconnect_button", reconnect_button)
+        if template == self.details_template and kwargs.get("model") is not None:
+            kwargs["linked_files"] = linked_files(kwargs["model"], self.actor)
+            kwargs["badge"] = badge
         if template == self.create_template:
             spec = package_spec(request.args.get("package", ""))
             kwargs["uses_consent"] = bool(spec and oauth_flow.uses_consent(spec))

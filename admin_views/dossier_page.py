@@ -2,8 +2,11 @@
 
 Header (name, last successful sync, status, the sync-now arrows), the yellow
 administration-sync banner ("New data from Companies House: 3 fields changed") with its
-"use the data" buttons, and tabs: Company (adopted profile, officers, shareholders), Sync
-history, Fiscal years. ``/admin/dossier/progress?id=`` answers the active run's progress as
+"use the data" buttons, and tabs: Company (adopted profile, officers, shareholders), Figures
+(trial balance of a fiscal year, ``&year=<id>&view=movement|closing``, and the result and
+equity chart), Sync history, Fiscal years. ``/admin/dossier/ledger?id=`` lists the ledger
+lines behind a trial balance cell, with filters (``account``, ``period``, ``journal``,
+``q``) and pages. ``/admin/dossier/progress?id=`` answers the active run's progress as
 JSON for the page's small poller.
 
 Every request is scope-checked on the server: a dossier outside the actor's scope (another
@@ -12,18 +15,23 @@ adopt POSTs check ``sync_now`` and ``adopt_profile`` themselves (403), whatever 
 """
 from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
+from flask_babel import gettext, ngettext
 from sqlalchemy import func, select
 
 from admin_views.base import SUPPORT, SecureBaseView
 from admin_views.formatting import STATUS_LABELS, badge, duration, timestamp
-from app import company_profile
+from app import company_profile, figures
 from app.access import can, dossier_visibility
 from app.extensions import db
-from app.models import Dossier, DossierLink, FiscalYear, Period, Role, RunStatus, SyncRun, Trigger
+from app.i18n import N_, day
+from app.models import Account, Dossier, DossierLink, FiscalYear, Period, Role, RunStatus, SyncRun, Trigger
 
 HISTORY_ROWS = 25
-TRIGGER_LABELS = {"nightly": "Nightly", "manual": "Sync now", "bulk": "Resync selected", "setup": "Setup",
-                  "retry": "Retry"}
+TRIGGER_LABELS = {"nightly": N_("Nightly"), "manual": N_("Sync now"), "bulk": N_("Resync selected"),
+                  "setup": N_("Setup"), "retry": N_("Retry")}
+#: account kind -> heading of its group in the trial balance
+KIND_LABELS = {"asset": N_("Assets"), "liability": N_("Liabilities"), "equity": N_("Equity"),
+               "income": N_("Income"), "expense": N_("Expenses"), "other": N_("Other accounts")}
 
 
 class DossierPageView(SecureBaseView):
@@ -65,6 +73,7 @@ class DossierPageView(SecureBaseView):
         ).all()
         return self.render(
             "admin/dossier_page/index.html",
+            **self.figures_context(dossier),
             dossier=dossier,
             links=links,
             profile=profile,
@@ -80,7 +89,47 @@ class DossierPageView(SecureBaseView):
             may_adopt=can(actor, "adopt_profile", dossier.id) and not actor.is_support,
             may_setup=can(actor, "setup_sync", dossier.id) and not actor.is_support,
             badge=badge, timestamp=timestamp, duration=duration, trigger_labels=TRIGGER_LABELS,
-            display=company_profile.display,
+            display=company_profile.display, gettext=gettext,
+        )
+
+    def figures_context(self, dossier):
+        """The Figures tab: chosen year and view, its trial balance and the chart."""
+        year_id = request.args.get("year", type=int)
+        year = figures.year_of(dossier.id, year_id)
+        if year_id is not None and year is None:
+            abort(404)
+        view = request.args.get("view")
+        view = view if view in figures.VIEWS else "movement"
+        balance = chart = None
+        if year is not None:
+            movement = figures.trial_balance(dossier.id, year, "movement")
+            closing = figures.trial_balance(dossier.id, year, "closing")
+            balance = closing if view == "closing" else movement
+            chart = figures.chart_svg(figures.result_and_equity(movement, closing),
+                                      label=period_label, amount=figures_amount,
+                                      titles=(gettext("Result"), gettext("Equity")))
+        opened = "figures" if {"year", "view"} & set(request.args) or request.args.get("tab") == "figures" else None
+        return dict(balance=balance, chart=chart, view=view, fiscal_year=year,
+                    fiscal_years=figures.fiscal_years(dossier.id), kind_labels=KIND_LABELS,
+                    period_label=period_label, opened_tab=opened or "company")
+
+    @expose("/ledger")
+    def ledger(self):
+        """The ledger lines of the dossier, filtered (account, period, journal, text) and paged."""
+        dossier = self.dossier_or_404(request.args.get("id"))
+        account_id = _own_id(Account, request.args.get("account"), dossier.id)
+        period_id = _own_id(Period, request.args.get("period"), dossier.id)
+        journal = (request.args.get("journal") or "").strip() or None
+        text = (request.args.get("q") or "").strip()[:100] or None
+        result = figures.ledger_page(dossier.id, account_id=account_id, period_id=period_id, journal=journal,
+                                     text=text, page=request.args.get("page", 1, type=int))
+        filters = {"account": account_id, "period": period_id, "journal": journal, "q": text}
+        return self.render(
+            "admin/dossier_page/ledger.html", dossier=dossier, result=result, filters=filters,
+            accounts=figures.accounts(dossier.id), periods=figures.periods(dossier.id),
+            journals=figures.journals(dossier.id), period_label=period_label,
+            page_url=lambda page: url_for(".ledger", id=dossier.id, page=page,
+                                          **{k: v for k, v in filters.items() if v is not None}),
         )
 
     @expose("/sync", methods=["POST"])
@@ -99,10 +148,10 @@ class DossierPageView(SecureBaseView):
             abort(404)
         run = request_sync(dossier.id, Trigger.MANUAL, actor, link_id=link_id)
         if run is None:
-            flash("This file has no sync set up yet.", "info")
+            flash(gettext("This file has no sync set up yet."), "info")
         else:
-            flash("The sync is queued." if run.status == RunStatus.QUEUED else "A sync of this file is already under way.",
-                  "success")
+            flash(gettext("The sync is queued.") if run.status == RunStatus.QUEUED
+                  else gettext("A sync of this file is already under way."), "success")
         return self.back(dossier)
 
     @expose("/adopt", methods=["POST"])
@@ -117,16 +166,17 @@ class DossierPageView(SecureBaseView):
             abort(400)
         profile = company_profile.latest_profile(dossier.id)
         if profile is None:
-            flash("There is no administration data to take over yet.", "info")
+            flash(gettext("There is no administration data to take over yet."), "info")
             return self.back(dossier)
         fields = [field] if field else [change.field for change in company_profile.pending_changes(dossier, profile)]
         taken = company_profile.adopt(actor, dossier, fields, profile)
         db.session.commit()
         source = company_profile.source_name(profile)
         if taken:
-            flash(f"Took over {len(taken)} field(s) from {source}.", "success")
+            flash(ngettext("Took over %(num)d field from %(source)s.", "Took over %(num)d fields from %(source)s.",
+                           len(taken), source=source), "success")
         else:
-            flash(f"The file already has the data from {source}.", "info")
+            flash(gettext("The file already has the data from %(source)s.", source=source), "info")
         return self.back(dossier)
 
     @expose("/progress")
@@ -148,11 +198,11 @@ def run_progress(run, dossier):
               "run_id": None, "status": dossier.sync_status, "active": False, "stream": None,
               "records": 0, "percent": None, "message": None}
     if run is None:
-        answer["label"] = STATUS_LABELS.get(dossier.sync_status, "Never synced")
+        answer["label"] = gettext(STATUS_LABELS.get(dossier.sync_status, "Never synced"))
         return answer
     answer.update(run_id=run.id, status=run.status, active=run.status in RunStatus.ACTIVE,
                   stream=run.progress_stream, records=run.progress_records or 0, percent=run.progress_percent,
-                  message=run.message, label=STATUS_LABELS.get(run.status, run.status))
+                  message=run.message, label=gettext(STATUS_LABELS.get(run.status, run.status)))
     if run.status == RunStatus.RUNNING:
         meta = _job_progress(run.id)
         if meta:
@@ -177,6 +227,31 @@ def _job_progress(run_id):
         return None
     except Exception:  # progress is best effort; the row still answers
         return None
+
+
+def period_label(period_end):
+    """A period's column heading: its end month for the current locale (``Mar 2024``, ``mrt 2024``)."""
+    return day(period_end, "MMM yyyy")
+
+
+def figures_amount(value):
+    """An amount in the chart (no decimals are needed at that size)."""
+    from flask_babel import format_decimal
+
+    return format_decimal(value, format="#,##0")
+
+
+def _own_id(model, value, dossier_id):
+    """``value`` as the id of a ``model`` row of the dossier; None when empty; 404 otherwise."""
+    if value in (None, ""):
+        return None
+    try:
+        row_id = int(value)
+    except ValueError:
+        abort(404)
+    if db.session.scalar(select(model.id).where(model.id == row_id, model.dossier_id == dossier_id)) is None:
+        abort(404)
+    return row_id
 
 
 def _active_run(dossier_id):

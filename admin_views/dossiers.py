@@ -3,27 +3,245 @@
 Administrators and staff edit the files they can see; administrators and staff with
 "may create files" create them; only administrators delete them. "Resync selected"
 queues a sync for every chosen file that has a sync set up.
+
+The list shows, per file, its status badge, its last sync ("3 h ago", exact time in the
+title), the package and the company reference of its accounting link, and the sync-now
+arrows (a POST to the dossier page's sync route) for the roles that may sync. It filters by
+sync state, staleness (:func:`stale_condition`), package and connection; every filter has a
+stable URL argument (:func:`files_url` builds them, the dashboard links to them). The links
+and their connections are eager-loaded: the number of SQL statements of a page does not
+depend on its size.
 """
-from flask import flash, url_for
+from datetime import timedelta
+
+from flask import current_app, flash, has_app_context, has_request_context, url_for
 from flask_admin.actions import action
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
-from sqlalchemy import delete, update
+from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy.orm import selectinload
 from wtforms import SelectField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from admin_views.base import SUPPORT, SecureModelView
 from admin_views.choices import ScopedMultipleField, firm_groups, firm_members
-from admin_views.formatting import status_badge, when, yes_no
+from admin_views.formatting import status_badge, timestamp, when, yes_no
 from app.access import can
 from app.extensions import db
 from app.models import (
-    Account, AuditEvent, CompanyProfile, Connection, Dossier, FiscalYear, Frequency, LedgerLine,
-    OpeningBalance, Period, PeriodBalance, Role, SyncRun, User,
+    Account, AuditEvent, CompanyProfile, Connection, Dossier, DossierLink, FiscalYear, Frequency, LedgerLine,
+    OpeningBalance, Period, PeriodBalance, Role, RunStatus, SyncRun, User,
 )
+from app.models.base import utcnow
 
 EVERYONE = {Role.ADMIN, Role.STAFF, Role.EXTERNAL, SUPPORT}
 CONTRIBUTORS = {Role.ADMIN, Role.STAFF}
 FREQUENCY_LABELS = {Frequency.MONTH: "Monthly", Frequency.QUARTER: "Quarterly", Frequency.YEAR: "Yearly"}
+#: roles whose sync-now arrows show (``can(actor, "sync_now", id)`` holds for every file they see)
+SYNCERS = {Role.ADMIN, Role.STAFF}
+DEFAULT_STALE_AFTER_HOURS = 36
+
+# -- staleness and sync states ------------------------------------------------------------
+
+
+def stale_after_hours():
+    """``STALE_AFTER_HOURS`` (36 unless configured)."""
+    if not has_app_context():
+        return DEFAULT_STALE_AFTER_HOURS
+    return current_app.config.get("STALE_AFTER_HOURS", DEFAULT_STALE_AFTER_HOURS)
+
+
+def stale_condition(now=None):
+    """SQL condition on :class:`Dossier`: a file with an active link whose last successful sync
+    is more than ``STALE_AFTER_HOURS`` old. Files never synced are not stale (their status says
+    why: queued, failed...); files without an active link (manual files) are never stale."""
+    cutoff = (now or utcnow()) - timedelta(hours=stale_after_hours())
+    has_link = exists().where(DossierLink.dossier_id == Dossier.id, DossierLink.ended_at.is_(None))
+    return and_(Dossier.last_synced_at.is_not(None), Dossier.last_synced_at < cutoff, has_link)
+
+
+#: sync state filter value -> (label, SQL condition on Dossier.sync_status)
+SYNC_STATES = {
+    "failed": ("Failed", Dossier.sync_status == RunStatus.FAILED),
+    "needs_reconnect": ("Needs reconnect", Dossier.sync_status == RunStatus.NEEDS_RECONNECT),
+    "running": ("Syncing", Dossier.sync_status == RunStatus.RUNNING),
+    "queued": ("Queued or waiting", Dossier.sync_status.in_((RunStatus.QUEUED, RunStatus.DEFERRED))),
+    "succeeded": ("Synced", Dossier.sync_status == RunStatus.SUCCEEDED),
+    "cancelled": ("Cancelled", Dossier.sync_status == RunStatus.CANCELLED),
+    "never": ("Never synced", Dossier.sync_status.is_(None)),
+}
+
+
+def _active_link_through(condition):
+    """EXISTS an active accounting link of the file whose connection matches ``condition``."""
+    return exists().where(
+        DossierLink.dossier_id == Dossier.id, DossierLink.ended_at.is_(None), DossierLink.kind == "accounting",
+        DossierLink.connection_id == Connection.id, condition,
+    )
+
+
+class SyncStateFilter(BaseSQLAFilter):
+    """Status: failed, needs reconnect, syncing, queued or waiting, synced, cancelled, never synced."""
+
+    def __init__(self):
+        super().__init__(Dossier.sync_status, "Status", options=[(k, v[0]) for k, v in SYNC_STATES.items()])
+
+    def validate(self, value):
+        return value in SYNC_STATES
+
+    def apply(self, query, value, alias=None):
+        return query.filter(SYNC_STATES[value][1])
+
+    def operation(self):
+        return "is"
+
+
+class StaleFilter(BaseSQLAFilter):
+    """"Stale": no successful sync for more than ``STALE_AFTER_HOURS`` (see :func:`stale_condition`)."""
+
+    def __init__(self):
+        super().__init__(Dossier.last_synced_at, "Stale",
+                         options=lambda: [("yes", f"No successful sync for more than {stale_after_hours()} h"),
+                                          ("no", "Synced recently, or no sync set up")])
+
+    def validate(self, value):
+        return value in ("yes", "no")
+
+    def apply(self, query, value, alias=None):
+        condition = stale_condition()
+        return query.filter(condition if value == "yes" else ~condition)
+
+    def operation(self):
+        return "is"
+
+
+def _package_options():
+    from connectors import registry
+
+    return sorted(((spec.key, spec.display_name) for spec in registry.specs()), key=lambda option: option[1])
+
+
+class PackageFilter(BaseSQLAFilter):
+    """The package of the file's active accounting link."""
+
+    def __init__(self):
+        super().__init__(Dossier.id, "Package", options=_package_options)
+
+    def validate(self, value):
+        return value in dict(_package_options())
+
+    def apply(self, query, value, alias=None):
+        return query.filter(_active_link_through(Connection.package == value))
+
+    def operation(self):
+        return "is"
+
+
+def _connection_options():
+    """The connections of the actor's firm (support: every firm's), by name."""
+    from app.access import current_actor
+
+    actor = current_actor() if has_request_context() else None
+    if actor is None:
+        return []
+    query = select(Connection.id, Connection.name).order_by(Connection.name)
+    if not actor.is_support:
+        query = query.where(Connection.firm_id == actor.firm_id)
+    return [(str(row.id), row.name) for row in db.session.execute(query)]
+
+
+class ConnectionFilter(BaseSQLAFilter):
+    """The connection of the file's active accounting link (the choices are the actor's firm's)."""
+
+    def __init__(self):
+        super().__init__(Dossier.id, "Connection", options=_connection_options)
+
+    def validate(self, value):
+        return str(value).isdigit()
+
+    def apply(self, query, value, alias=None):
+        return query.filter(_active_link_through(Connection.id == int(value)))
+
+    def operation(self):
+        return "is"
+
+
+#: URL argument (``named_filter_urls``) of each list filter, for :func:`files_url`
+FILTER_ARGS = {"status": "status_is", "stale": "stale_is", "package": "package_is", "connection": "connection_is"}
+
+
+def files_url(**filters):
+    """The Files list filtered, e.g. ``files_url(status="failed")``, ``files_url(stale="yes")``."""
+    args = {f"flt{index}_{FILTER_ARGS[name]}": value for index, (name, value) in enumerate(sorted(filters.items()))}
+    return url_for("dossiers.index_view", **args)
+
+
+# -- column formatters ----------------------------------------------------------------------
+
+
+def ago(value, now=None):
+    """"just now", "12 min ago", "3 h ago", "5 days ago"; "never" for None."""
+    if value is None:
+        return "never"
+    seconds = max(0, int(((now or utcnow()) - value).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def _last_sync(view, context, model, name):
+    if model.last_synced_at is None:
+        return Markup('<span class="text-muted">never</span>')
+    return Markup(f'<span class="fs-ago" title="{escape(timestamp(model.last_synced_at))}">'
+                  f'{escape(ago(model.last_synced_at))}</span>')
+
+
+def _package(view, context, model, name):
+    link = model.active_link("accounting")
+    if link is None:
+        return ""
+    from admin_views.connections import package_display_name
+
+    return package_display_name(link.connection.package)
+
+
+def _reference(view, context, model, name):
+    link = model.active_link("accounting")
+    if link is None:
+        return ""
+    cell = escape(link.reference) if not link.reference_name else Markup(
+        f'{escape(link.reference_name)} <span class="text-muted small">{escape(link.reference)}</span>')
+    connection = link.connection
+    if connection.status == "needs_reconnect" and _may_reconnect(view.actor, connection):
+        from admin_views.connections import reconnect_button
+
+        cell += reconnect_button(connection)
+    return Markup(cell)
+
+
+def sync_arrows(dossier):
+    """The sync-now arrows: a POST (with CSRF) to the dossier page's sync route."""
+    return Markup(
+        f'<form method="post" action="{escape(url_for("dossier.sync"))}" class="d-inline fs-sync-now">'
+        f'<input type="hidden" name="csrf_token" value="{escape(generate_csrf())}">'
+        f'<input type="hidden" name="id" value="{dossier.id}">'
+        f'<button type="submit" class="btn btn-sm btn-link p-0" title="Sync now" data-dossier="{dossier.id}">'
+        f'&#8635;</button></form>'
+    )
+
+
+def _status(view, context, model, name):
+    cell = status_badge(view, context, model, name)
+    actor = view.actor
+    if (actor is not None and not actor.is_support and actor.role in SYNCERS
+            and model.active_link("accounting") is not None):
+        cell += Markup(" ") + sync_arrows(model)
+    return cell
 
 
 def _upper(value):
@@ -44,7 +262,7 @@ def _accounting_link(view, context, model, name):
     link = model.active_link("accounting")
     if link is None:
         return Markup('<span class="text-muted">no sync</span>')
-    connection = db.session.get(Connection, link.connection_id)
+    connection = link.connection  # eager-loaded with the links (DossierView.get_query)
     cell = escape(f"{connection.name if connection else '?'} → {link.reference_name or link.reference}")
     if connection is not None and connection.status == "needs_reconnect" and _may_reconnect(view.actor, connection):
         from admin_views.connections import reconnect_button
@@ -92,7 +310,7 @@ class DossierView(SecureModelView):
     }
     action_permissions = {"resync": CONTRIBUTORS}
 
-    column_list = ("name", "sync_status", "last_synced_at", "accounting_link", "country", "private")
+    column_list = ("name", "sync_status", "last_synced_at", "package", "reference", "country", "private")
     column_details_list = (
         "name", "accounting_link", "number", "company_number", "vat_number", "country", "currency", "frequency",
         "first_fiscal_year_end", "private", "users", "groups", "sync_status", "last_synced_at", "created_at",
@@ -103,18 +321,21 @@ class DossierView(SecureModelView):
     )
     column_sortable_list = ("name", "sync_status", "last_synced_at", "country", "private")
     column_searchable_list = ("name", "number", "company_number", "vat_number")
-    column_filters = ("sync_status", "country", "private")
+    column_filters = (SyncStateFilter(), StaleFilter(), PackageFilter(), ConnectionFilter(), "country", "private")
+    named_filter_urls = True
     column_default_sort = "name"
     column_labels = {
         "name": "File", "number": "Number", "company_number": "Company number", "vat_number": "VAT number",
         "sync_status": "Status", "last_synced_at": "Last sync", "accounting_link": "Accounting source",
-        "private": "Private", "users": "People with access", "groups": "Groups with access",
+        "private": "Private", "users": "People with access", "package": "Package", "reference": "Company", "groups": "Groups with access",
         "first_fiscal_year_end": "End of first fiscal year", "frequency": "Reporting",
     }
     column_formatters = {
         "name": _name,
-        "sync_status": status_badge,
-        "last_synced_at": when,
+        "sync_status": _status,
+        "last_synced_at": _last_sync,
+        "package": _package,
+        "reference": _reference,
         "accounting_link": _accounting_link,
         "private": yes_no,
         "frequency": lambda v, c, m, n: FREQUENCY_LABELS.get(m.frequency, m.frequency),
@@ -140,6 +361,19 @@ class DossierView(SecureModelView):
         "users": {"query_factory": firm_members, "label": "People with access"},
         "groups": {"query_factory": firm_groups, "label": "Groups with access"},
     }
+
+    column_formatters_detail = {**column_formatters, "last_synced_at": when, "sync_status": status_badge}
+
+    def get_query(self):
+        """The visible files with their links and the links' connections loaded up front
+        (two extra statements whatever the page size, instead of two per row)."""
+        return super().get_query().options(selectinload(Dossier.links).selectinload(DossierLink.connection))
+
+    def _get_filter_groups(self):
+        """The filters with their choices computed for this request (the connections of the
+        actor's firm, the configured staleness); Flask-Admin would reuse those of start-up."""
+        self._refresh_filters_cache()
+        return super()._get_filter_groups()
 
     def allowed(self, operation):
         """Creating files also needs :func:`app.access.can` ``create_dossiers`` (staff flag)."""

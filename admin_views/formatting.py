@@ -3,6 +3,7 @@
 Flask-Admin calls a formatter as ``formatter(view, context, model, name)``; every value
 is escaped before it is wrapped in markup.
 """
+from flask_babel import gettext
 from markupsafe import Markup, escape
 
 #: status -> Bootstrap 4 badge colour
@@ -35,9 +36,9 @@ STATUS_LABELS = {
 def badge(status):
     """A coloured badge for a sync or connection status (``None`` -> "never synced")."""
     if not status:
-        return Markup('<span class="badge badge-light fs-status">Never synced</span>')
+        return Markup(f'<span class="badge badge-light fs-status">{escape(gettext("Never synced"))}</span>')
     colour = BADGE_COLOURS.get(status, "secondary")
-    label = STATUS_LABELS.get(status, status)
+    label = gettext(STATUS_LABELS[status]) if status in STATUS_LABELS else status  # catalogs: app/translations
     return Markup(f'<span class="badge badge-{colour} fs-status" data-status="{escape(status)}">{escape(label)}</span>')
 
 

@@ -3,6 +3,7 @@ import logging
 from urllib.parse import urljoin, urlparse
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from redis.exceptions import RedisError
@@ -37,8 +38,8 @@ def load_user(user_id):
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired()])
-    password = PasswordField("Password", validators=[DataRequired()])
+    email = EmailField(lazy_gettext("E-mail"), validators=[DataRequired()])
+    password = PasswordField(lazy_gettext("Password"), validators=[DataRequired()])
 
 
 def safe_next(target):
@@ -103,12 +104,12 @@ def login():
         email = form.email.data.strip().lower()
         throttle = LoginThrottle(email, request.remote_addr or "unknown")
         if throttle.blocked():
-            flash("Too many failed attempts. Please wait 15 minutes and try again.", "danger")
+            flash(gettext("Too many failed attempts. Please wait 15 minutes and try again."), "danger")
             return render_template("auth/login.html", form=form), 429
         user = db.session.scalar(select(User).where(func.lower(User.email) == email))
         if user is None or not user.check_password(form.password.data) or not user.is_active:
             throttle.failed()
-            flash("Unknown e-mail or wrong password.", "danger")
+            flash(gettext("Unknown e-mail or wrong password."), "danger")
             status = 401
         else:
             throttle.succeeded()
@@ -153,3 +154,25 @@ def switch_firm(firm_id):
         abort(403)
     session[SESSION_FIRM_KEY] = firm_id
     return redirect(url_for("auth.landing"))
+
+
+@blueprint.route("/locale", methods=["POST"])
+def set_locale():
+    """The language picker: store ``locale`` for the user (or, logged out, the session).
+
+    An empty value goes back to the browser's language; a language Firmsync does not
+    offer answers 400.
+    """
+    from app.i18n import SESSION_LOCALE_KEY, languages
+
+    choice = (request.form.get("locale") or "").strip()
+    if choice and choice not in languages():
+        abort(400)
+    if current_user.is_authenticated:
+        current_user.locale = choice or None
+        db.session.commit()
+    if choice:
+        session[SESSION_LOCALE_KEY] = choice
+    else:
+        session.pop(SESSION_LOCALE_KEY, None)
+    return redirect(safe_next(request.form.get("next")) or url_for("auth.landing"))

@@ -65,13 +65,14 @@ def seed_demo_command(force):
     """Create the demo firm, its users and dossiers (safe to run again), then print the logins."""
     from flask import current_app
 
-    from app.demo_seed import login_table, seed_demo
+    from app.demo_seed import login_table, sandbox_summary, seed_demo
 
     if current_app.config.get("ENV_NAME") == "production" and not force:
         raise click.UsageError("the demo logins have public passwords: not seeded in production (use --force)")
     result = seed_demo(db)
     created = ", ".join(f"{count} {kind}" for kind, count in result["created"].items() if count) or "nothing new"
     click.echo(f"Demo firm \"{result['firm'].name}\" is ready ({created} created).")
+    click.echo(sandbox_summary(result["sandbox"]))
     click.echo(login_table(result["logins"]))
 
 

@@ -1,18 +1,32 @@
 """The demo firm that ``make run`` seeds (``flask seed demo``).
 
 :func:`seed_demo` is idempotent: it looks every row up by its natural key (firm name, e-mail,
-group name, dossier number) and creates only what is missing, so running it twice leaves the
-database as after the first run. It needs nothing outside the repository (no ``../shared``).
+group name, dossier number, connection name, link) and creates only what is missing, so
+running it twice leaves the database as after the first run. It needs nothing outside the
+repository (no ``../shared``).
 
-Later issues extend the demo (connections to the sandbox, synced data) by adding a step to
-:func:`seed_demo` and an entry to the dict it returns.
+When the sandbox (``SANDBOX_URL``) and Redis answer, :func:`seed_sandbox` also connects the
+demo firm to it: an Exact Online Belgium connection (several divisions; the grant comes from
+the sandbox's real consent page, answered programmatically), Companies House, Demo Books, a
+Xero grant owned by one file; links the files to companies; and runs their first sync and
+tonight's nightly sync in-process, so the console shows real figures, history and a failure
+("Atelier Lumière" is linked to a company Demo Books does not know) right after logging in.
+Without the sandbox those steps are skipped with a note; the next ``flask seed demo``
+completes them.
 """
+import html
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import date
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
 
-from app.models import Dossier, Firm, Frequency, Group, Membership, Role, User
+from app.models import (
+    Connection, ConnectionStatus, Dossier, DossierLink, Firm, Frequency, Group, Membership, Role, RunStatus,
+    SyncRun, Trigger, User,
+)
 
 FIRM_NAME = "Demo Accountancy"
 GROUP_NAME = "Audit team"
@@ -70,12 +84,13 @@ GROUP_DOSSIERS = ("BE002", "FR001")
 GROUP_MEMBERS = ("staff",)
 
 
-def seed_demo(db):
+def seed_demo(db, *, sandbox=True):
     """Create (or complete) the demo firm and return what it holds.
 
     Returns a dict: ``firm`` (:class:`Firm`), ``users`` ({login key: :class:`User`}),
     ``group`` (:class:`Group`), ``dossiers`` ({number: :class:`Dossier`}), ``logins``
-    (the :data:`LOGINS`) and ``created`` ({kind: number of rows created by this call}).
+    (the :data:`LOGINS`), ``created`` ({kind: number of rows created by this call}) and
+    ``sandbox`` (what :func:`seed_sandbox` did; skipped when ``sandbox`` is false).
     Demo passwords are set on every call so the printed table is always right. Commits.
     """
     created = {"firm": 0, "users": 0, "memberships": 0, "group": 0, "dossiers": 0}
@@ -134,6 +149,9 @@ def seed_demo(db):
             group.members.append(users[key])
 
     session.commit()
+    outcome = seed_sandbox(db, firm, users["admin"], dossiers) if sandbox else SandboxOutcome(
+        note="The sandbox steps were not asked for.")
+    created.update({kind: count for kind, count in outcome.created.items()})
     return {
         "firm": firm,
         "users": users,
@@ -141,7 +159,272 @@ def seed_demo(db):
         "dossiers": dossiers,
         "logins": LOGINS,
         "created": created,
+        "sandbox": outcome,
     }
+
+
+# --------------------------------------------------------------------------------------
+# The sandbox part: connections, links, synced files
+# --------------------------------------------------------------------------------------
+
+#: where the sandbox's consent pages send the code back; nothing listens there, the seed reads
+#: the code from the redirect itself
+DEMO_REDIRECT_URI = "http://127.0.0.1:5000/oauth/callback"
+EXACT_APP = {"client_id": "exact-sandbox-client", "client_secret": "exact-sandbox-secret"}
+DEMO_BOOKS_KEY = "demo-key"
+COMPANIES_HOUSE_KEY = "companies-house-key"
+
+#: firm-level connections of the demo: key -> (name, package, kind)
+CONNECTIONS = {
+    "exact": ("Exact Online Belgium", "exact_online_be", "accounting"),
+    "companies_house": ("Companies House", "companies_house", "administration"),
+    "demo_books": ("Demo Books", "demo", "accounting"),
+}
+#: dossier number -> (connection key, sandbox company id); the company id is turned into the
+#: package's reference (Exact division code, Companies House number, Xero tenant) by name
+LINKS = (
+    ("BE001", "exact", "c-1001"),
+    ("BE002", "exact", "c-1002"),
+    ("NL001", "demo_books", "c-1001"),
+    ("UK001", "demo_books", "c-1003"),
+    ("UK001", "companies_house", "c-1003"),
+    ("UK002", "xero", "c-1003"),
+    ("FR001", "demo_books", "c-4040"),  # unknown to Demo Books: the demo's failing sync
+)
+XERO_DOSSIER = "UK002"
+
+
+@dataclass
+class SandboxOutcome:
+    """What :func:`seed_sandbox` did: rows created, runs run, and a note when it skipped."""
+
+    note: str | None = None
+    created: dict = None
+    runs: list = None  # [(dossier number, trigger, status)]
+    connections: dict = None  # {key: Connection}
+
+    def __post_init__(self):
+        self.created = self.created or {"connections": 0, "links": 0, "sync runs": 0}
+        self.runs = self.runs or []
+        self.connections = self.connections or {}
+
+
+def sandbox_url():
+    from flask import current_app
+
+    return current_app.config.get("SANDBOX_URL", "http://127.0.0.1:5050").rstrip("/")
+
+
+def sandbox_problem():
+    """Why the sandbox steps cannot run (sandbox or Redis not answering), or None."""
+    import requests
+
+    from app.redis_connection import redis_connection
+
+    try:
+        requests.get(sandbox_url() + "/_sandbox/stats", timeout=3).raise_for_status()
+    except requests.RequestException:
+        return (f"The sandbox does not answer at {sandbox_url()}: the demo files are not connected or synced. "
+                "Start it (python -m sandbox) and run `flask seed demo` again.")
+    try:
+        redis_connection().ping()
+    except Exception:  # noqa: BLE001 - any Redis failure means "no syncs now"
+        return "Redis does not answer: the demo files are not synced. Start Redis and run `flask seed demo` again."
+    return None
+
+
+def seed_sandbox(db, firm, admin, dossiers):
+    """Connect the demo firm to the sandbox and sync its files (idempotent; see the module docstring).
+
+    Returns a :class:`SandboxOutcome`. Grants are fetched again on every call: the sandbox
+    keeps its tokens in memory, so after a restart the stored ones no longer work.
+    """
+    from app.access import actor_for
+
+    problem = sandbox_problem()
+    if problem:
+        return SandboxOutcome(note=problem)
+    outcome = SandboxOutcome()
+    actor = actor_for(admin, firm.id)
+    companies = _sandbox_companies()
+    for key in CONNECTIONS:
+        outcome.connections[key] = _firm_connection(db, firm, key, outcome)
+    outcome.connections["xero"] = _xero_connection(db, firm, dossiers[XERO_DOSSIER], outcome)
+    for number, key, company in LINKS:
+        _link(db, actor, dossiers[number], outcome.connections[key], _reference(key, company, companies,
+                                                                               outcome.connections[key]), outcome)
+    db.session.commit()
+    _first_syncs(db, firm, outcome, dossiers)
+    _nightly_syncs(db, firm, outcome, dossiers)
+    return outcome
+
+
+def _sandbox_companies():
+    """``{company id: {"name", "ch_number"}}`` from the sandbox's control listings."""
+    import requests
+
+    found = {row["id"]: {"name": row["name"]} for row in
+             requests.get(sandbox_url() + "/_sandbox/companies", timeout=10).json()}
+    for row in requests.get(sandbox_url() + "/_sandbox/companies-house/companies", timeout=10).json():
+        found.setdefault(row["company"], {})["ch_number"] = row["number"]
+    return found
+
+
+def _reference(key, company, companies, connection):
+    """``(reference, name)`` of sandbox company ``company`` in connection ``key``'s package."""
+    known = companies.get(company)
+    if key == "companies_house":
+        return known["ch_number"], known["name"]
+    if key == "demo_books":
+        return company, (known or {}).get("name")
+    by_name = {ref["name"]: ref["reference"] for ref in connection.references or []}
+    return by_name[known["name"]], known["name"]
+
+
+def _spec(package):
+    from connectors import registry
+
+    return registry.get_connector(package).spec
+
+
+def consent_grant(spec, config):
+    """Run the package's OAuth code flow against the sandbox like a user clicking "Allow";
+    answer the grant (tokens) exactly as the console's flow stores it."""
+    import requests
+
+    from app import oauth_flow
+    from connectors.oauth import new_code_verifier
+
+    verifier = new_code_verifier() if spec.oauth and spec.oauth.pkce else None
+    url = oauth_flow.consent_url(spec, config, DEMO_REDIRECT_URI, secrets.token_urlsafe(16), verifier)
+    page = requests.get(url, timeout=10)
+    page.raise_for_status()
+    fields = {name: html.unescape(value)
+              for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)}
+    answer = requests.post(url, data={**fields, "decision": "allow"}, allow_redirects=False, timeout=10)
+    code = parse_qs(urlsplit(answer.headers.get("Location", "")).query).get("code", [""])[0]
+    return oauth_flow.grant_from(spec, config, {"code": code}, DEMO_REDIRECT_URI, verifier)
+
+
+def _granted(db, connection, spec, config):
+    """Put a fresh grant and the companies it reaches on ``connection``."""
+    from app import oauth_flow
+    from app.models.base import utcnow
+
+    config_values, secret_values = oauth_flow.split_config(spec, config)
+    credentials = {**secret_values, **consent_grant(spec, config)}
+    connection.config = config_values
+    connection.credentials = credentials
+    connection.status = ConnectionStatus.ACTIVE
+    connection.references = oauth_flow.grant_references(spec, config, credentials)
+    connection.references_refreshed_at = utcnow()
+
+
+def _firm_connection(db, firm, key, outcome):
+    name, package, kind = CONNECTIONS[key]
+    connection = db.session.scalar(select(Connection).where(
+        Connection.firm_id == firm.id, Connection.level == "firm", Connection.name == name))
+    if connection is None:
+        connection = Connection(firm_id=firm.id, package=package, kind=kind, level="firm", name=name)
+        db.session.add(connection)
+        outcome.created["connections"] += 1
+    base = sandbox_url()
+    if key == "exact":
+        _granted(db, connection, _spec(package),
+                 {"base_url": f"{base}/exact-online", "accountant_divisions": True, **EXACT_APP})
+    elif key == "companies_house":
+        connection.config = {"base_url": f"{base}/companies-house"}
+        connection.credentials = {"api_key": COMPANIES_HOUSE_KEY}
+    else:
+        connection.config = {"base_url": f"{base}/demo"}
+        connection.credentials = {"api_key": DEMO_BOOKS_KEY}
+    db.session.flush()
+    return connection
+
+
+def _xero_connection(db, firm, dossier, outcome):
+    """The Xero grant owned by the Xero file (what "Add new client" with Xero creates)."""
+    from app import oauth_flow
+
+    spec = _spec("xero")
+    connection = db.session.scalar(select(Connection).where(
+        Connection.firm_id == firm.id, Connection.owner_dossier_id == dossier.id, Connection.package == "xero"))
+    if connection is None:
+        connection = Connection(firm_id=firm.id, package="xero", kind=spec.kind, level="dossier",
+                                owner_dossier_id=dossier.id, name=f"Xero – {dossier.name}")
+        db.session.add(connection)
+        outcome.created["connections"] += 1
+    _granted(db, connection, spec, oauth_flow.dossier_app_config("xero"))
+    db.session.flush()
+    return connection
+
+
+def _link(db, actor, dossier, connection, reference, outcome):
+    """Link ``dossier`` to ``reference`` through ``connection`` unless that link exists."""
+    from app.sync_setup import set_up_sync
+
+    reference, name = reference
+    existing = db.session.scalar(select(DossierLink).where(
+        DossierLink.dossier_id == dossier.id, DossierLink.connection_id == connection.id,
+        DossierLink.ended_at.is_(None)))
+    if existing is not None or (connection.kind == "accounting" and dossier.active_link("accounting")):
+        return existing
+    outcome.created["links"] += 1
+    return set_up_sync(actor, dossier, connection, reference, reference_name=name, queue=False)
+
+
+def _run_now(db, link, trigger, outcome, number, nightly_key=None):
+    """Create a run of ``link`` and run it in this process (``jobs.sync.run``)."""
+    from jobs.sync import run as run_sync
+
+    run = SyncRun(firm_id=link.firm_id, dossier_id=link.dossier_id, link_id=link.id, trigger=trigger,
+                  nightly_key=nightly_key, status=RunStatus.QUEUED)
+    db.session.add(run)
+    db.session.get(Dossier, link.dossier_id).sync_status = RunStatus.QUEUED
+    db.session.commit()
+    run_id = run.id
+    run_sync(run_id)
+    db.session.expire_all()
+    outcome.created["sync runs"] += 1
+    outcome.runs.append((number, trigger, db.session.get(SyncRun, run_id).status))
+
+
+def _demo_links(db, firm):
+    return db.session.scalars(select(DossierLink).where(
+        DossierLink.firm_id == firm.id, DossierLink.ended_at.is_(None)).order_by(DossierLink.id)).all()
+
+
+def _first_syncs(db, firm, outcome, dossiers):
+    """The set-up sync of every demo link that never ran."""
+    numbers = {d.id: n for n, d in dossiers.items()}
+    for link in _demo_links(db, firm):
+        ran = db.session.scalar(select(SyncRun.id).where(SyncRun.link_id == link.id).limit(1))
+        if ran is None:
+            _run_now(db, link, Trigger.SETUP, outcome, numbers.get(link.dossier_id))
+
+
+def _nightly_syncs(db, firm, outcome, dossiers):
+    """Tonight's nightly sync of every demo link, keyed like the cron's (it then skips them)."""
+    from app.models.base import utcnow
+    from jobs.nightly import firm_local_now
+
+    night = firm_local_now(firm, utcnow()).date().isoformat()
+    numbers = {d.id: n for n, d in dossiers.items()}
+    for link in _demo_links(db, firm):
+        key = f"{link.id}:{night}"
+        if db.session.scalar(select(SyncRun.id).where(SyncRun.nightly_key == key)) is None:
+            _run_now(db, link, Trigger.NIGHTLY, outcome, numbers.get(link.dossier_id), nightly_key=key)
+
+
+def sandbox_summary(outcome):
+    """One paragraph for ``flask seed demo``: the note when the sandbox steps were skipped,
+    else what was synced."""
+    if outcome.note:
+        return f"Note: {outcome.note}"
+    if not outcome.runs:
+        return "Sandbox: the demo files were already connected and synced tonight."
+    done = ", ".join(f"{number} {trigger} {status}" for number, trigger, status in outcome.runs)
+    return f"Sandbox: connected the demo firm and ran {len(outcome.runs)} sync(s): {done}."
 
 
 def login_table(logins=LOGINS):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: install what is missing, migrate, seed the demo firm, then run every process
-# (redis, web, worker, cron, sandbox) with its output prefixed by its name. Ctrl-C stops
-# everything this script started.
+# `make run`: install what is missing, start redis and the sandbox, migrate, seed the demo firm
+# (connected to the sandbox and synced, see docs/demo.md), then run web, worker and cron; every
+# process's output is prefixed by its name. Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install.sh
@@ -10,9 +10,8 @@ install_debian_packages redis-server
 install_python_env
 
 export FIRMSYNC_ENV=development
+export FIRMSYNC_SANDBOX_URL=${FIRMSYNC_SANDBOX_URL:-http://127.0.0.1:5050}
 flask=(.venv/bin/flask --app wsgi)
-"${flask[@]}" db upgrade
-"${flask[@]}" seed demo
 
 declare -A names=()  # pid (= process group id) -> process name
 
@@ -73,10 +72,19 @@ else
     done
 fi
 
+# The sandbox first: the demo seed connects to it and syncs the demo files in-process.
+start sandbox .venv/bin/python -m sandbox --port 5050
+for _ in {1..100}; do
+    (exec 3<>/dev/tcp/127.0.0.1/5050) 2>/dev/null && break
+    sleep 0.1
+done
+
+"${flask[@]}" db upgrade
+"${flask[@]}" seed demo
+
 start web "${flask[@]}" run -h 127.0.0.1 -p 5000
 start worker "${flask[@]}" worker
 start cron "${flask[@]}" sync cron
-start sandbox .venv/bin/python -m sandbox --port 5050
 
 echo "firmsync: open http://127.0.0.1:5000 and log in with a demo login above (Ctrl-C stops everything)"
 

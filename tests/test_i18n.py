@@ -1,0 +1,152 @@
+"""Languages: catalogs compiled at start, the /locale picker, browser fallback, number formats."""
+import os
+import re
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from babel.messages.pofile import read_po
+from flask_babel import force_locale
+
+from app import i18n
+from app.extensions import db
+from app.models import Dossier, User
+from tests.console_world import build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 (fixture)
+from tests.test_figures import build_books
+
+
+@pytest.fixture
+def world(app):
+    world = build_world()
+    world.ids["books"] = build_books(world.a_public, world.a_year)
+    db.session.get(Dossier, world.a_public).sync_status = "succeeded"
+    db.session.commit()
+    return world
+
+
+def choose(client, locale, next_url="/admin/"):
+    return client.post("/locale", data={"csrf_token": csrf_token(client), "locale": locale, "next": next_url})
+
+
+def figures_page(client, world):
+    return client.get(f"/admin/dossier/?id={world.a_public}&view=closing").get_data(as_text=True)
+
+
+def bank_row(html):
+    row = re.search(r'<tr data-account="1000">(.*?)</tr>', html, re.S).group(1)
+    return re.findall(r'class="text-body">([^<]+)</a>', row)
+
+
+def user_locale(user_id):
+    db.session.expire_all()
+    return db.session.get(User, user_id).locale
+
+
+# --------------------------------------------------------------------------------------
+# Catalogs
+# --------------------------------------------------------------------------------------
+
+def test_catalogs_are_complete_and_keep_their_placeholders():
+    for language in ("fr", "nl"):
+        with (i18n.SOURCE_CATALOGS / language / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+            catalog = read_po(handle)
+        messages = [m for m in catalog if m.id]
+        assert len(messages) > 100
+        for message in messages:
+            ids = message.id if isinstance(message.id, tuple) else (message.id,)
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            assert all(strings), f"{language}: {ids[0]!r} is not translated"
+            wanted = set(re.findall(r"%\(\w+\)[sd]", ids[-1]))
+            for string in strings:
+                assert set(re.findall(r"%\(\w+\)[sd]", string)) <= wanted | set(re.findall(r"%\(\w+\)[sd]", ids[0]))
+
+
+def test_mo_files_are_compiled_when_missing_or_stale(tmp_path):
+    assert sorted(i18n.compile_catalogs(i18n.SOURCE_CATALOGS, tmp_path)) == ["fr", "nl"]
+    mo = tmp_path / "nl" / "LC_MESSAGES" / "messages.mo"
+    assert mo.stat().st_size > 1000
+    assert i18n.compile_catalogs(i18n.SOURCE_CATALOGS, tmp_path) == []  # up to date: nothing to do
+    old = mo.stat().st_mtime - 3600
+    os.utime(mo, (old, old))
+    assert i18n.compile_catalogs(i18n.SOURCE_CATALOGS, tmp_path) == ["nl"]
+
+
+def test_the_app_compiles_its_catalogs_into_the_instance_folder(app):
+    target = app.config["BABEL_TRANSLATION_DIRECTORIES"]
+    assert target.startswith(app.instance_path)
+    for language in ("fr", "nl"):
+        assert os.path.exists(os.path.join(target, language, "LC_MESSAGES", "messages.mo"))
+
+
+def test_amounts_and_dates_follow_the_locale(app):
+    with app.test_request_context("/"):
+        for locale, number, day in (("en", "-1,234.56", "Mar 31, 2024"), ("nl", "-1.234,56", "31 mrt 2024"),
+                                    ("fr", "-1\u202f234,56", "31 mars 2024")):
+            with force_locale(locale):
+                assert i18n.amount(Decimal("-1234.56")) == number
+                assert i18n.day(date(2024, 3, 31)) == day
+        assert i18n.amount(None) == ""
+
+
+# --------------------------------------------------------------------------------------
+# Choosing the language
+# --------------------------------------------------------------------------------------
+
+def test_the_picker_switches_labels_and_number_formats(client, world):
+    log_in(client, "staff")
+    english = figures_page(client, world)
+    assert ">Figures<" in english and bank_row(english)[0] == "1,700.00" and ">Synced<" in english
+    assert 'id="language-picker"' in english and 'value="nl"' in english
+
+    response = choose(client, "nl", f"/admin/dossier/?id={world.a_public}")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/admin/dossier/?id={world.a_public}")
+    assert user_locale(world.user_staff) == "nl"
+    dutch = figures_page(client, world)
+    assert ">Cijfers<" in dutch and ">Eindsaldi<" in dutch and "Resultaat vorige boekjaren" in dutch
+    assert bank_row(dutch) == ["1.700,00", "1.600,00", "1.600,00", "1.650,00"]
+    assert ">Gesynchroniseerd<" in dutch  # the sync status badge
+    assert "mrt 2024" in dutch  # period headings
+    assert "Lijst" in client.get("/admin/dossiers/").get_data(as_text=True)  # Flask-Admin's own catalog
+
+    choose(client, "fr")
+    french = figures_page(client, world)
+    assert ">Chiffres<" in french and bank_row(french)[0] == "1\u202f700,00"
+    ledger = client.get(f"/admin/dossier/ledger?id={world.a_public}").get_data(as_text=True)
+    assert "Écritures" in ledger and "Tous les comptes" in ledger
+
+    choose(client, "en")
+    assert bank_row(figures_page(client, world))[0] == "1,700.00"
+
+
+@pytest.mark.parametrize("locale", ["de", "EN", "nl_NL", "<script>", "x" * 50])
+def test_unknown_locales_are_refused(client, world, locale):
+    log_in(client, "staff")
+    choose(client, "nl")
+    assert choose(client, locale).status_code == 400
+    assert user_locale(world.user_staff) == "nl"
+
+
+def test_the_user_choice_wins_over_the_browser_and_empty_goes_back_to_it(client, world):
+    log_in(client, "admin")
+    choose(client, "nl")
+    html = client.get(f"/admin/dossier/?id={world.a_public}", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert ">Cijfers<" in html
+    choose(client, "")
+    assert user_locale(world.user_admin) is None
+    html = client.get(f"/admin/dossier/?id={world.a_public}", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert ">Chiffres<" in html
+
+
+def test_the_login_page_follows_the_browser_then_the_visitor_choice(client, app):
+    assert "Inloggen" in client.get("/login", headers={"Accept-Language": "nl-BE,nl;q=0.9"}).get_data(as_text=True)
+    assert "Se connecter" in client.get("/login", headers={"Accept-Language": "fr-BE"}).get_data(as_text=True)
+    assert ">Log in<" in client.get("/login", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    response = choose(client, "fr", "/login")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+    assert "Mot de passe" in client.get("/login", headers={"Accept-Language": "nl"}).get_data(as_text=True)
+
+
+def test_the_picker_never_redirects_off_site(client, world):
+    log_in(client, "staff")
+    response = choose(client, "nl", "https://evil.example/")
+    assert response.status_code == 302 and "evil.example" not in response.headers["Location"]
