@@ -1,0 +1,164 @@
+"""Fixtures of the browser tests: the real application in real Chromium.
+
+* ``firmsync_server`` (session): the Firmsync application, served by werkzeug's threaded
+  server in a background thread on a free ``127.0.0.1`` port, on the session's test
+  database and Redis, with ``SANDBOX_URL`` pointing at the session's sandbox (so the
+  dossier-level packages' OAuth apps are the sandbox's, as in ``make run``).
+* ``browser`` (session): Debian's Chromium (``/usr/bin/chromium``) driven by Playwright's
+  sync API, headless. Never downloads a browser; every test here is skipped, with the
+  reason, only when that binary is absent (``make test`` installs it).
+* ``page`` (function): a fresh browser context (no cookies) with a 1280x800 viewport whose
+  relative URLs go to ``firmsync_server``. A failing test leaves ``failure.png`` in its
+  artifacts folder.
+* ``shots`` (function): ``shots.take(page, "name", publish="docs-name")`` saves a screenshot
+  under the artifacts folder (``FIRMSYNC_BROWSER_ARTIFACTS``, else a pytest temp folder);
+  with ``FIRMSYNC_UPDATE_SCREENSHOTS=1`` a ``publish`` name is also copied to
+  ``docs/screenshots/<name>.png`` (the committed screenshots of the README).
+
+Data is written through the ``app`` fixture's session (committed before the browser acts)
+and the tables are emptied after each test by it, like every other test.
+"""
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from app import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1280, "height": 800}
+#: how long one browser step may wait for an element or a navigation (ms)
+STEP_TIMEOUT_MS = 20_000
+ROOT = Path(__file__).resolve().parents[2]
+PUBLISHED = ROOT / "docs" / "screenshots"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every browser test is a slow end-to-end test (``-m "not slow"`` leaves them out)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's outcome on the item (the ``page`` fixture screenshots failures)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler without the access log (one line per request would drown the output)."""
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+
+class FirmsyncServer:
+    """The Firmsync web application on a real HTTP server in a thread."""
+
+    def __init__(self, app):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="firmsync-web", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def firmsync_server(_schema, sandbox_server):
+    os.environ["FIRMSYNC_INSTANCE_PATH"] = _schema["instance"]
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=_schema["database_url"], REDIS_URL=_schema["redis_url"],
+                     SANDBOX_URL=sandbox_server.url)
+    server = FirmsyncServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package `chromium`; `make test` installs it)")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(tmp_path_factory):
+    """Where screenshots go: ``$FIRMSYNC_BROWSER_ARTIFACTS`` or a pytest temp folder."""
+    configured = os.environ.get("FIRMSYNC_BROWSER_ARTIFACTS")
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("browser-artifacts")
+
+
+@pytest.fixture
+def test_artifacts(artifacts_dir, request):
+    """This test's own folder of screenshots (emptied first: no picture of an earlier run stays)."""
+    path = artifacts_dir / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def page(browser, firmsync_server, test_artifacts, request):
+    context = browser.new_context(viewport=VIEWPORT, base_url=firmsync_server.url, locale="en-GB",
+                                  timezone_id="Europe/Brussels")
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    context.set_default_navigation_timeout(STEP_TIMEOUT_MS)
+    tab = context.new_page()
+    yield tab
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        try:
+            tab.screenshot(path=str(test_artifacts / "failure.png"))
+        except Exception:  # noqa: BLE001 - a dead page must not hide the test's own failure
+            pass
+    context.close()
+
+
+class Shots:
+    """Numbered screenshots of one test; some are published to ``docs/screenshots/``."""
+
+    def __init__(self, folder, publish):
+        self.folder = folder
+        self.publish = publish
+        self.taken = []
+
+    def take(self, page, name, publish=None):
+        """Save the visible viewport as ``NN-name.png``; answer the file's path."""
+        path = self.folder / f"{len(self.taken) + 1:02d}-{name}.png"
+        page.screenshot(path=str(path))
+        self.taken.append(path)
+        if publish and self.publish:
+            PUBLISHED.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, PUBLISHED / f"{publish}.png")
+        return path
+
+
+@pytest.fixture
+def shots(test_artifacts):
+    return Shots(test_artifacts, publish=os.environ.get("FIRMSYNC_UPDATE_SCREENSHOTS") == "1")
