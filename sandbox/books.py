@@ -25,6 +25,14 @@ ENTRY_SIZES = (2, 3, 4)
 ENTRY_OFFSETS = (0, 2, 5)
 LINES_PER_BLOCK = 9
 JOURNALS = ("SALES", "PURCH", "BANK", "MISC")
+#: how each journal books, so the generated books read like real ones: (kinds of the entry's
+#: lines, kinds of its balancing last line, sign of its lines: 1 debit, -1 credit, 0 either)
+JOURNAL_BOOKING = {
+    "SALES": (("income",), ("asset",), -1),
+    "PURCH": (("expense",), ("liability",), 1),
+    "BANK": (("asset", "liability"), ("asset",), 0),
+    "MISC": (("asset", "liability", "equity", "income", "expense"), ("asset", "liability", "equity"), 0),
+}
 
 #: (kind, first number, last number, share of the chart, names)
 CHART_PLAN = (
@@ -149,6 +157,13 @@ class Book:
                 chart.append({"id": f"acc-{number}", "number": str(number), "name": name, "type": kind})
         return chart
 
+    def _by_kind(self, kinds):
+        """The chart's accounts of the given kinds (cached per tuple of kinds)."""
+        cache = self.__dict__.setdefault("_kind_cache", {})
+        if kinds not in cache:
+            cache[kinds] = [a for a in self.accounts if a["type"] in kinds] or self.accounts
+        return cache[kinds]
+
     # -- generated ledger --------------------------------------------------------------
     def _entry_lines(self, entry, first_id, modified):
         rng = random.Random(self.seed * 1_000_003 + entry)
@@ -160,11 +175,14 @@ class Book:
             period_end = day.replace(day=1) - timedelta(days=1)  # booked in the previous period
         journal = JOURNALS[rng.randrange(len(JOURNALS))]
         reference = f"{journal[0]}{entry + 1:07d}"
-        cents = [rng.choice((1, -1)) * rng.randrange(100, 500_000) for _ in range(size - 1)]
+        main_kinds, balancing_kinds, sign = JOURNAL_BOOKING[journal]
+        cents = [(sign or rng.choice((1, -1))) * rng.randrange(100, 500_000) for _ in range(size - 1)]
         cents.append(-sum(cents))
         lines = []
         for position, amount in enumerate(cents):
-            account = self.accounts[rng.randrange(len(self.accounts))]
+            kinds = balancing_kinds if position == size - 1 else main_kinds
+            candidates = self._by_kind(kinds)
+            account = candidates[rng.randrange(len(candidates))]
             lines.append({
                 "id": first_id + position,
                 "entry_id": entry + 1,
