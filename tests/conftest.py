@@ -26,6 +26,24 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 PASSWORD = "correct horse battery"
 
 
+#: fixtures through which a test reaches the database
+DATABASE_FIXTURES = {"_schema", "app", "db"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the PostgreSQL pass (``make test`` runs the suite twice), keep only the tests that
+    touch the database: the others (connector parsing, sandbox, rate limiter) do not depend
+    on it and already ran on the SQLite pass. They are reported as deselected."""
+    if not os.environ.get("FIRMSYNC_TEST_DATABASE_URL"):
+        return
+    keep, dropped = [], []
+    for item in items:
+        (keep if DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 def shared_path(*parts):
     """A path under ``../shared``; skips the calling test when the folder is absent."""
     path = SHARED.joinpath(*parts)
