@@ -248,8 +248,9 @@ def ensure_periods(session, dossier):
     planned = set()
     touched = 0
     for year in years:
-        if year.locked:  # a locked year keeps its periods exactly as they are
-            planned.update(end for end, p in existing.items() if p.fiscal_year_id == year.id)
+        kept = [end for end, p in existing.items() if p.fiscal_year_id == year.id]
+        if year.locked and kept:  # a locked year keeps its periods exactly as they are
+            planned.update(kept)
             continue
         for start, end in period_bounds(year.start, year.end, dossier.frequency):
             planned.add(end)

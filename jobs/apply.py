@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import ARRAY, String, bindparam, delete, func, insert, select, true, update
 
 from app import fiscal
 from app.models import (
@@ -305,14 +305,8 @@ class SyncWriter:
         ops, self._line_ops = self._line_ops, {}
         table = LedgerLine.__table__
         link_condition = table.c.link_id == self.link_id if self.link_id is not None else table.c.link_id.is_(None)
-        # Filter on (link, source id) only, so every database uses the unique index; the
-        # dossier is checked here (manual lines, link NULL, carry the dossier in their ids).
         existing = {
-            row.source_id: row
-            for row in self.session.execute(
-                select(table.c.id, table.c.source_id, table.c.dossier_id, *[table.c[name] for name in _LINE_FIELDS])
-                .where(link_condition, table.c.source_id.in_(list(ops)))
-            )
+            row.source_id: row for row in self.session.execute(self._existing_lines_query(link_condition, list(ops)))
             if row.dossier_id == self.dossier.id
         }
         lines = [r for r in ops.values() if isinstance(r, LedgerLineRecord)]
@@ -358,7 +352,9 @@ class SyncWriter:
                 updates.append({"_id": row.id, **values})
 
         if inserts:
-            self.session.execute(insert(table), inserts)
+            # RETURNING makes every dialect batch the rows into multi-row VALUES statements
+            # ("insertmanyvalues") instead of one statement per line.
+            self.session.execute(insert(table).returning(table.c.id), inserts)
         if updates:
             self.session.execute(
                 update(table).where(table.c.id == bindparam("_id"))
@@ -370,6 +366,24 @@ class SyncWriter:
         self.result.lines_inserted += len(inserts)
         self.result.lines_updated += len(updates)
         self.result.lines_deleted += len(delete_ids)
+
+    def _existing_lines_query(self, link_condition, source_ids):
+        """One query for the batch's existing lines, always probing the (link, source id) index.
+
+        The dossier is checked by the caller (manual lines, link NULL, carry their dossier
+        in their source ids). On PostgreSQL a plain ``IN`` lets the planner scan every line
+        of the link per batch (quadratic on a first sync, when the table has no statistics
+        yet inside the transaction), so each id of the batch probes the unique index
+        through a LATERAL subquery over ``unnest`` (a plan that does not depend on statistics).
+        """
+        table = LedgerLine.__table__
+        columns = [table.c.id, table.c.source_id, table.c.dossier_id, *[table.c[name] for name in _LINE_FIELDS]]
+        if self.session.get_bind().dialect.name == "postgresql":
+            keys = func.unnest(bindparam("batch_ids", value=source_ids, type_=ARRAY(String))).table_valued(
+                "source_id").render_derived(name="batch")
+            line = select(*columns).where(link_condition, table.c.source_id == keys.c.source_id).lateral("line")
+            return select(*line.c).select_from(keys.join(line, true()))
+        return select(*columns).where(link_condition, table.c.source_id.in_(source_ids))
 
     # ----------------------------------------------------------------------------------
     # Balances
