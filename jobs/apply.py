@@ -115,8 +115,11 @@ class SyncWriter:
     ``dossier_id`` with no transfer date. ``run_id`` is kept for logging only.
     """
 
-    def __init__(self, session, link_id, run_id=None, *, dossier_id=None, batch_size=BATCH_SIZE):
+    def __init__(self, session, link_id, run_id=None, *, dossier_id=None, batch_size=BATCH_SIZE,
+                 balances_from_lines=False):
         self.session = session
+        #: derive period balances from the link's ledger lines (packages without a balances stream)
+        self.balances_from_lines = bool(balances_from_lines and link_id is not None)
         self.run_id = run_id
         self.batch_size = batch_size
         self.link = session.get(DossierLink, link_id) if link_id is not None else None
@@ -186,6 +189,8 @@ class SyncWriter:
         self._flush_accounts()
         self._flush_lines()
         self._write_balances()
+        if self.balances_from_lines:
+            self._balances_from_lines()
         self._write_openings()
         self._finished = True
         r = self.result
@@ -449,15 +454,42 @@ class SyncWriter:
             numbers.add(account)
         account_ids = self._account_ids(numbers)
         wanted = {(account_ids[a], p): amount for (a, p), amount in target.items() if amount != 0}
+        table = PeriodBalance.__table__
+        self._replace_balances(wanted, table.c.period_id.in_(covered) if covered else None)
 
+    def _balances_from_lines(self):
+        """Packages that send ledger lines but no balances (Xero, ...): the balance of each
+        account in each period is the sum of the link's lines there (locked years untouched)."""
+        self._settle_years()
+        lines = LedgerLine.__table__
+        sums = self.session.execute(
+            select(lines.c.account_id, lines.c.period_id, func.sum(lines.c.amount))
+            .where(lines.c.dossier_id == self.dossier.id, lines.c.link_id == self.link_id)
+            .group_by(lines.c.account_id, lines.c.period_id)
+        ).all()
+        wanted = {}
+        for account_id, period_id, total in sums:
+            amount = money(total)
+            if amount != 0 and period_id not in self._locked_period_ids:
+                wanted[(account_id, period_id)] = amount
+        table = PeriodBalance.__table__
+        periods = {period_id for _, period_id in wanted}
+        scope = table.c.origin_link_id == self.link_id
+        if periods:
+            scope = scope | table.c.period_id.in_(periods)
+        self._replace_balances(wanted, scope & table.c.period_id.not_in(self._locked_period_ids or [-1]))
+
+    def _replace_balances(self, wanted, scope):
+        """Make the balance rows selected by ``scope`` equal ``wanted`` ({(account id, period id):
+        amount}), writing only the differences."""
         table = PeriodBalance.__table__
         existing = {
             (row.account_id, row.period_id): row
             for row in self.session.execute(
                 select(table.c.id, table.c.account_id, table.c.period_id, table.c.amount, table.c.origin_link_id)
-                .where(table.c.dossier_id == self.dossier.id, table.c.period_id.in_(covered))
+                .where(table.c.dossier_id == self.dossier.id, scope)
             )
-        } if covered else {}
+        } if scope is not None else {}
         inserts, updates = [], []
         for key, amount in wanted.items():
             row = existing.pop(key, None)

@@ -34,8 +34,8 @@ from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, Syn
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text
-from connectors.base import (AuthError, CompanyProfileRecord, ConnectorContext, ConnectorError, RateLimited,
-                             StreamState, SyncWindow, TransientError)
+from connectors.base import (AuthError, BalanceRecord, CompanyProfileRecord, ConnectorContext, ConnectorError,
+                             LedgerLineRecord, RateLimited, StreamState, SyncWindow, TransientError)
 from jobs import locks
 from jobs.profiles import write_profile
 from jobs.progress import Heartbeat, Progress, SyncCancelled
@@ -134,10 +134,13 @@ def _run_locked(run_id, lock):
 def _read_into_writer(connector, link, run_id, progress):
     from jobs.apply import SyncWriter
 
-    writer = SyncWriter(db.session, link.id, run_id)
+    streams = connector.streams()
+    kinds = {stream.record_type for stream in streams}
+    writer = SyncWriter(db.session, link.id, run_id,
+                        balances_from_lines=LedgerLineRecord in kinds and BalanceRecord not in kinds)
     window = sync_window(link)
     bookmarks, profiles_changed = {}, False
-    for stream in connector.streams():
+    for stream in streams:
         progress.start_stream(stream.name)
         state = StreamState(bookmark=(link.bookmarks or {}).get(stream.name) if stream.incremental else None)
         for record in connector.read(stream.name, state, window):

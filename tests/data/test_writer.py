@@ -290,3 +290,34 @@ def test_a_failure_in_the_middle_rolls_everything_back(db, dossier, connection, 
     assert db.session.scalar(select(func.count()).select_from(LedgerLine)) > 3  # batches were flushed
     db.session.rollback()
     assert snapshot(dossier.id) == before
+
+
+def test_balances_come_from_the_lines_when_the_package_sends_none(db, dossier, connection, make_link,
+                                                                   calendar_years, write_statements):
+    link = make_link(dossier, connection)
+    calendar_years(dossier, 2024)
+    records = [line("L1", date(2024, 1, 5), "400000", "121.00"), line("L2", date(2024, 1, 5), "700000", "-121.00"),
+               line("L3", date(2024, 2, 9), "400000", "-21.00"), line("L4", date(2024, 2, 9), "550000", "21.00")]
+    result = write_records(db.session, link.id, records, balances_from_lines=True)
+    db.session.commit()
+    assert result.balances == 4
+    assert balances_by_period(db, dossier.id, "400000") == {date(2024, 1, 31): D("121.00"), date(2024, 2, 29): D("-21.00")}
+
+    # unchanged lines: the derived balances are not rewritten
+    with write_statements() as seen:
+        again = write_records(db.session, link.id, records, balances_from_lines=True)
+    assert again.changed is False and seen == []
+
+    # a deleted line takes its amount out of the period's balance
+    write_records(db.session, link.id, [DeletedRecord("L3"), DeletedRecord("L4")], balances_from_lines=True)
+    db.session.commit()
+    assert balances_by_period(db, dossier.id, "400000") == {date(2024, 1, 31): D("121.00")}
+    assert balances_by_period(db, dossier.id, "550000") == {}
+
+
+def test_without_the_option_lines_leave_balances_alone(db, dossier, connection, make_link, calendar_years):
+    link = make_link(dossier, connection)
+    calendar_years(dossier, 2024)
+    write_records(db.session, link.id, [line("L1", date(2024, 1, 5), "400000", "121.00")])
+    db.session.commit()
+    assert balances_by_period(db, dossier.id, "400000") == {}
