@@ -1,0 +1,205 @@
+"""``python -m benchmarks [--size tiny|full] [--only 1,3] [--runs N] [--out DIR]`` (``make bench``).
+
+Starts its own Redis, a throwaway PostgreSQL cluster and the sandbox (in its own
+process), runs the chosen measures with real worker processes, and writes
+``benchmarks.json`` and ``benchmarks.md`` into ``--out`` (default ``docs/``). Nothing here is
+part of ``make test``; ``tests/test_benchmarks_tiny.py`` runs it at the tiny size.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from benchmarks import console, fanout, full_sync, pacing, peer, report
+from benchmarks.services import ROOT, PostgresCluster, Redis, SandboxProcess, schema
+from benchmarks.world import Bench
+
+#: the sizes of each measure
+SIZES = {
+    "tiny": {"sync_lines": 2_000, "accounts": 40, "memory_lines": (1_000, 4_000), "nightly": 200, "bulk": 50,
+             "console": ((50, 500), (300, 6_000)), "console_repeats": 3,
+             "pacing": (2, 1_800, 5, 6), "peer_lines": 2_000},
+    "full": {"sync_lines": 300_000, "accounts": 1_500, "memory_lines": (100_000, 1_000_000), "nightly": 10_000,
+             "bulk": 1_000, "console": ((1_000, 20_000), (50_000, 1_000_000)), "console_repeats": 20,
+             "pacing": (10, 6_000, 10, 6), "peer_lines": 100_000},
+}
+MEASURES = ("1", "2", "3", "4", "5", "6", "7")
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--only", default=",".join(MEASURES), help="comma separated measure numbers (1-7)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per measure (medians are reported)")
+    parser.add_argument("--out", default=str(ROOT / "docs"), help="where benchmarks.md/json are written")
+    parser.add_argument("--databases", default="sqlite,postgresql", help="for measures 1 and 3")
+    parser.add_argument("--peer-venv", default=None, help="reuse a virtualenv that has tap-xero (measure 7)")
+    parser.add_argument("--memory-lines", default=None, help="ledger sizes of measure 2, e.g. 100000,1000000")
+    args = parser.parse_args(argv)
+    if args.memory_lines:
+        args.memory_lines = tuple(int(n) for n in args.memory_lines.split(","))
+    args.only = [m.strip() for m in args.only.split(",") if m.strip()]
+    unknown = set(args.only) - set(MEASURES)
+    if unknown:
+        parser.error(f"unknown measure(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def say(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run(argv=None):
+    """Run the harness; answers the paths of the JSON and Markdown reports."""
+    args = parse(argv)
+    size = SIZES[args.size]
+    logging.basicConfig(level=logging.WARNING)
+    results = {}
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="firmsync-bench-")))
+        redis = stack.enter_context(Redis())
+        postgres = None
+        needs_pg = ({"1", "3"} & set(args.only) and "postgresql" in args.databases) or {"4", "5"} & set(args.only)
+        if needs_pg:
+            postgres = stack.enter_context(PostgresCluster())
+        databases = {"sqlite": f"sqlite:///{work}/bench.db", "postgresql": postgres.url if postgres else None}
+
+        if {"1", "3"} & set(args.only):
+            sync_results = {}
+            with SandboxProcess([full_sync.company(size["sync_lines"], size["accounts"])], {"xero": {"per_minute": 0}},
+                                log_path=work / "sandbox-1.log") as sandbox:
+                for label in [d.strip() for d in args.databases.split(",") if d.strip()]:
+                    say(f"measure 1/3 on {label}: {size['sync_lines']:,} lines x {args.runs} run(s)")
+                    schema(databases[label], redis.url, work)
+                    bench = Bench(databases[label], redis.url, sandbox, work / label)
+                    sync_results[label] = full_sync.measure(bench, label, size["sync_lines"], args.runs)
+            results.update(sync_checks(sync_results, args.only))
+
+        if "2" in args.only:
+            memory = {}
+            for lines in args.memory_lines or size["memory_lines"]:
+                say(f"measure 2: peak memory at {lines:,} lines")
+                with SandboxProcess([full_sync.company(lines, size["accounts"])], {"xero": {"per_minute": 0}},
+                                    log_path=work / f"sandbox-2-{lines}.log") as sandbox:
+                    schema(databases["sqlite"], redis.url, work)
+                    bench = Bench(databases["sqlite"], redis.url, sandbox, work / f"memory-{lines}")
+                    memory[lines] = full_sync.measure(bench, "sqlite", lines, 1, with_floor=False, with_resync=False)
+            results["2"] = memory_checks(memory)
+
+        if "5" in args.only:
+            say(f"measure 5: fan-out of {size['nightly']:,} and bulk resync of {size['bulk']:,}")
+            schema(postgres.url, redis.url, work)
+            bench = Bench(postgres.url, redis.url, None, work / "fanout")
+            figures = fanout.measure(bench, size["nightly"], size["bulk"], args.runs)
+            results["5"] = {"status": "measured", "runs": figures["runs"], "raw": figures["raw"],
+                            "figures": {"PostgreSQL": figures["median"]},
+                            "checks": [check(f"nightly enqueue of {size['nightly']:,} < 10 s",
+                                             figures["median"]["nightly_seconds"], figures["median"]["nightly_seconds"] < 10),
+                                       check(f"Resync selected of {size['bulk']:,} < 2 s",
+                                             figures["median"]["bulk_seconds"], figures["median"]["bulk_seconds"] < 2)]}
+
+        if "4" in args.only:
+            say(f"measure 4: console at {size['console'][-1][0]:,} dossiers and {size['console'][-1][1]:,} runs")
+            schema(postgres.url, redis.url, work)
+            bench = Bench(postgres.url, redis.url, None, work / "console")
+            results["4"] = console_checks(console.measure(bench, size["console"], size["console_repeats"]))
+
+        if "6" in args.only:
+            count, lines, calls, seconds = size["pacing"]
+            say(f"measure 6: {count} dossiers under {calls} calls per {seconds} s")
+            with SandboxProcess(pacing.companies(count, lines), {"xero": {"per_minute": calls, "window_seconds": seconds}},
+                                log_path=work / "sandbox-6.log") as sandbox:
+                schema(databases["sqlite"], redis.url, work)
+                bench = Bench(databases["sqlite"], redis.url, sandbox, work / "pacing")
+                figures = pacing.measure(bench, count, lines, calls, seconds)
+            ratio = figures["makespan_over_bound"]
+            results["6"] = {"status": "measured", "figures": {"SQLite": figures}, "checks": [
+                check("every run finished before the deadline", figures["unfinished"] == 0, figures["unfinished"] == 0),
+                check("makespan <= 1.25 x the budgets' lower bound", ratio if ratio else "did not finish",
+                      bool(ratio) and ratio <= 1.25),
+                check("zero 429s caused by our pacing", figures["sandbox_429"], figures["sandbox_429"] == 0)]}
+
+        if "7" in args.only:
+            lines = size["peer_lines"]
+            say(f"measure 7: tap-xero vs Firmsync at {lines:,} lines")
+            with SandboxProcess([full_sync.company(lines, size["accounts"])], {"xero": {"per_minute": 0}},
+                                log_path=work / "sandbox-7.log") as sandbox:
+                schema(databases["sqlite"], redis.url, work)
+                bench = Bench(databases["sqlite"], redis.url, sandbox, work / "peer")
+                figures = peer.measure(bench, lines, args.runs, args.peer_venv)
+            ratio = figures["median"]["firmsync_over_tap"]
+            results["7"] = {"status": "measured", "raw": figures["raw"], "figures": {"SQLite": figures["median"]},
+                            "checks": [check("Firmsync records/s >= 1.5 x tap-xero", ratio, ratio >= 1.5)]}
+    return report.write(args.out, results, args.size, args.runs)
+
+
+def check(target, value, passed):
+    return {"target": target, "value": value, "pass": bool(passed)}
+
+
+def sync_checks(sync_results, only):
+    results = {}
+    labels = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    if "1" in only:
+        results["1"] = {"status": "measured", "raw": {k: v["raw"] for k, v in sync_results.items()},
+                        "figures": {labels[k]: {n: v["median"][n] for n in (
+                            "lines", "accounts", "sync_seconds", "floor_seconds", "sync_over_floor",
+                            "records_per_second", "floor_records_per_second", "api_calls", "floor_pages",
+                            "worker_wall_seconds")} for k, v in sync_results.items()},
+                        "checks": [check(f"{labels[k]}: sync time <= 1.5 x floor", v["median"]["sync_over_floor"],
+                                         v["median"]["sync_over_floor"] <= 1.5) for k, v in sync_results.items()]}
+    if "3" in only:
+        results["3"] = {"status": "measured",
+                        "figures": {labels[k]: {n: v["median"][n] for n in (
+                            "resync_seconds", "sync_seconds", "resync_over_full", "resync_api_calls")}
+                            for k, v in sync_results.items()},
+                        "checks": [check(f"{labels[k]}: resync <= 5% of the full sync", v["median"]["resync_over_full"],
+                                         v["median"]["resync_over_full"] <= 0.05 and not v["resync_changed"])
+                                   for k, v in sync_results.items()]}
+    return results
+
+
+def console_checks(scales):
+    labels = list(scales)
+    largest = scales[labels[-1]]
+    checks = [check(f"{page} at {labels[-1]}: p95 < 150 ms", figures["p95_ms"], figures["p95_ms"] < 150)
+              for page, figures in largest.items()]
+    for page in largest:
+        counts = [scales[label][page]["queries"] for label in labels]
+        checks.append(check(f"{page}: same SQL queries at every scale", counts, len(set(counts)) == 1))
+    lists = [page for page in largest if page.startswith("dossier list")]
+    counts = [largest[page]["queries"] for page in lists]
+    checks.append(check("dossier list: same SQL queries at every page size", counts, len(set(counts)) == 1))
+    return {"status": "measured",
+            "figures": {f"{page}, {label}": figures for label in labels for page, figures in scales[label].items()},
+            "checks": checks}
+
+
+def memory_checks(memory):
+    sizes = sorted(memory)
+    peaks = {n: memory[n]["median"]["horse_peak_rss_mb"] for n in sizes}
+    growth = peaks[sizes[-1]] / peaks[sizes[0]]
+    return {"status": "measured", "raw": {str(n): memory[n]["raw"] for n in sizes},
+            "figures": {f"{n:,} lines (SQLite)": {k: memory[n]["median"][k] for k in (
+                "horse_peak_rss_mb", "worker_peak_rss_mb", "lines", "sync_seconds", "records_per_second")}
+                for n in sizes},
+            "checks": [check(f"peak RSS at {sizes[-1]:,} lines < 300 MB", peaks[sizes[-1]], peaks[sizes[-1]] < 300),
+                       check(f"flat: {sizes[-1]:,} lines <= 1.2 x {sizes[0]:,} lines", growth, growth <= 1.2)]}
+
+
+def main(argv=None):
+    # SIGTERM unwinds like Ctrl-C, so the Redis, PostgreSQL and sandbox processes are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.perf_counter()
+    json_path, md_path = run(argv)
+    say(f"done in {time.perf_counter() - started:.0f} s: {md_path} and {json_path}")
+
+
+if __name__ == "__main__":
+    main()

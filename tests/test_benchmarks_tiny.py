@@ -1,0 +1,55 @@
+"""The benchmark harness end to end at the tiny size, so it cannot rot.
+
+It starts its own Redis, PostgreSQL cluster, sandbox and workers, like ``make bench``. No
+timing is asserted: only that every measure ran and the reports carry the expected keys.
+"""
+import glob
+import json
+import shutil
+
+import pytest
+
+from benchmarks.__main__ import run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb") or not shutil.which("redis-server"):
+        pytest.fail("the harness needs PostgreSQL and redis-server (make test installs them)")
+    out = tmp_path_factory.mktemp("bench")
+    json_path, md_path = run(["--size", "tiny", "--runs", "1", "--out", str(out)])
+    return json.loads(json_path.read_text()), md_path.read_text()
+
+
+def test_every_measure_is_reported(reports):
+    data, markdown = reports
+    assert sorted(data["measures"]) == ["1", "2", "3", "4", "5", "6", "7"]
+    for key, measure in data["measures"].items():
+        assert measure["size"] == "tiny" and measure["machine"]["cpus"] >= 1 and measure["date"], key
+        assert f"## {key}. {measure['title']}" in markdown
+
+
+def test_full_sync_moves_every_line_and_compares_with_its_floor(reports):
+    data, _ = reports
+    sync = data["measures"]["1"]
+    assert {c["target"].split(":")[0] for c in sync["checks"]} == {"SQLite", "PostgreSQL"}
+    for label, figures in sync["figures"].items():
+        assert figures["lines"] >= 2_000, label  # every generated journal line was stored
+        assert figures["lines"] == sync["raw"][label.lower()][0]["floor_lines"], label
+        assert figures["sync_seconds"] > 0 and figures["floor_seconds"] > 0
+        assert figures["sync_over_floor"] == pytest.approx(figures["sync_seconds"] / figures["floor_seconds"])
+
+
+def test_resync_changes_nothing_and_memory_and_fan_out_are_counted(reports):
+    data, _ = reports
+    for label, figures in data["measures"]["3"]["figures"].items():
+        assert 0 < figures["resync_over_full"] and figures["resync_api_calls"] >= 1, label
+        assert all(run["resync_changed"] is False for run in data["measures"]["1"]["raw"][label.lower()])
+    memory = data["measures"]["2"]["figures"]
+    assert [f["lines"] for f in memory.values()] == sorted(f["lines"] for f in memory.values())
+    assert all(f["horse_peak_rss_mb"] > 10 for f in memory.values())
+    fan_out = data["measures"]["5"]["figures"]["PostgreSQL"]
+    assert fan_out["nightly_runs"] == fan_out["nightly_rows"] == 200
+    assert fan_out["bulk_runs"] == 50 and fan_out["bulk_skipped"] == 0
