@@ -274,8 +274,25 @@ def budget_scope(spec, *, reference=None, connection_id=None, api_key=None):
     return f"tenant-{reference}" if reference else "default"
 
 
+#: the longest a worker sleeps for a budget window to reopen (a minute's budget, plus slack)
+MAX_BUDGET_SLEEP = 65.0
+
+
+def budget_wait(budget):
+    """How long a worker may sleep for ``budget`` to let the next call through.
+
+    Waiting out one window of a per-minute budget (at most about a minute) keeps a large
+    first sync moving under Xero's or Exact's 60 calls a minute: deferring instead would
+    roll the run back and start it again from its last committed bookmarks, so a sync
+    needing more calls than one window allows would never finish. Longer waits (a daily
+    budget, a long ``Retry-After``) still defer the run.
+    """
+    window = budget.window_seconds if budget is not None and budget.per_minute else 0
+    return min(MAX_BUDGET_SLEEP, window + 5.0) if window else 5.0
+
+
 def build_client(spec, *, redis=None, tenant=None, secrets=(), error_message=None, auth=None,
-                 session=None, sleep=time.sleep, max_retries=3, timeout=DEFAULT_TIMEOUT, max_wait=5.0,
+                 session=None, sleep=time.sleep, max_retries=3, timeout=DEFAULT_TIMEOUT, max_wait=None,
                  limiter=None) -> HttpClient:
     """The :class:`HttpClient` for one connection of the package described by ``spec``.
 
@@ -285,7 +302,10 @@ def build_client(spec, *, redis=None, tenant=None, secrets=(), error_message=Non
     :param secrets: values to scrub from messages (see :func:`secrets_for`).
     :param error_message: the connector's vendor-error hook; when omitted the connector
         sets its own :meth:`connectors.base.Connector.error_message` on the client.
+    :param max_wait: longest budget wait slept in the worker; default :func:`budget_wait`.
     """
+    if max_wait is None:
+        max_wait = budget_wait(spec.rate_budget)
     if limiter is None and redis is not None:
         limiter = RateLimiter(redis)
     return HttpClient(

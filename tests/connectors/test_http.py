@@ -139,3 +139,13 @@ def test_build_client_and_scopes():
     assert http.limiter is None and http.budget_key == ("demo", "tenant-c-1") and http.package == spec.display_name
     keyed = budget_scope(type("S", (), {"rate_budget": RateBudget(per="key")})(), api_key="abcd-1234-key")
     assert "abcd" not in keyed and keyed.startswith("key-")
+
+
+def test_a_worker_sleeps_out_a_minute_window_but_defers_longer_waits():
+    from connectors.base import RateBudget
+    from connectors.http import budget_wait
+
+    assert budget_wait(RateBudget(per_minute=60)) == 65.0  # Xero, Exact: one window is slept out
+    assert budget_wait(RateBudget(per_minute=600, window_seconds=300)) == 65.0  # never minutes of sleep
+    assert budget_wait(RateBudget(per_day=1000)) == 5.0  # a daily budget defers the run
+    assert budget_wait(None) == 5.0
