@@ -3,6 +3,7 @@ from pathlib import Path
 
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import lazy_gettext as _l
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from admin_views.dashboard import DashboardView
@@ -19,7 +20,7 @@ def init_admin(app):
         app,
         name="Firmsync",
         url="/admin",
-        index_view=DashboardView(name="Dashboard", url="/admin", template="admin/firmsync_index.html"),
+        index_view=DashboardView(name=_l("Dashboard"), url="/admin", template="admin/firmsync_index.html"),
         theme=Bootstrap4Theme(swatch=app.config.get("FLASK_ADMIN_SWATCH", "cerulean"), base_template="admin/firmsync_base.html"),
     )
     for screen in SCREENS:

@@ -1,6 +1,7 @@
 """The audit log: who did what to which object, newest first (read-only)."""
 import json
 
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from admin_views.base import SUPPORT, SecureModelView
@@ -21,7 +22,7 @@ def _changes(view, context, model, name):
 
 class AuditEventView(SecureModelView):
     model_class = AuditEvent
-    menu_name = "Audit log"
+    menu_name = _l("Audit log")
     screen_endpoint = "audit"
     permissions = {"list": {Role.ADMIN, SUPPORT}, "export": {Role.ADMIN}}
 

@@ -11,6 +11,7 @@ from flask import abort, flash, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.helpers import get_form_data
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
@@ -159,7 +160,7 @@ def _status(view, context, model, name):
 
 class ConnectionView(SecureModelView):
     model_class = Connection
-    menu_name = "Synchronisations"
+    menu_name = _l("Synchronisations")
     screen_endpoint = "connections"
     permissions = {
         "list": {Role.ADMIN, SUPPORT},

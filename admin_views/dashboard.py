@@ -25,16 +25,17 @@ from admin_views.dossiers import SYNC_STATES, ago, files_url, stale_after_hours,
 from admin_views.formatting import badge, timestamp
 from app.access import dossier_visibility, visible_dossier_ids
 from app.extensions import db
+from app.i18n import N_
 from app.models import Connection, ConnectionStatus, Dossier, Role, RunStatus, SyncRun, Trigger
 
 LATEST_FAILURES = 10
-#: dashboard tile -> (label, Files list filter)
+#: dashboard tile -> (label, translated where shown; Files list filter)
 TILES = (
-    ("failed", "Syncs failing", {"status": "failed"}),
-    ("needs_reconnect", "Needing reconnect", {"status": "needs_reconnect"}),
-    ("stale", "Stale", {"stale": "yes"}),
-    ("running", "Running", {"status": "running"}),
-    ("queued", "Queued", {"status": "queued"}),
+    ("failed", N_("Syncs failing"), {"status": "failed"}),
+    ("needs_reconnect", N_("Needing reconnect"), {"status": "needs_reconnect"}),
+    ("stale", N_("Stale"), {"stale": "yes"}),
+    ("running", N_("Running"), {"status": "running"}),
+    ("queued", N_("Queued"), {"status": "queued"}),
 )
 
 

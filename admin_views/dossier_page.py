@@ -16,6 +16,7 @@ adopt POSTs check ``sync_now`` and ``adopt_profile`` themselves (403), whatever 
 from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext, ngettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from admin_views.base import SUPPORT, SecureBaseView
@@ -40,7 +41,7 @@ class DossierPageView(SecureBaseView):
     permissions = {"list": {Role.ADMIN, Role.STAFF, Role.EXTERNAL, SUPPORT}}
 
     def __init__(self):
-        super().__init__(name="File", endpoint="dossier", url="/admin/dossier")
+        super().__init__(name=_l("File"), endpoint="dossier", url="/admin/dossier")
 
     def is_visible(self):
         return False

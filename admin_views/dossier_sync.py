@@ -22,6 +22,7 @@ from datetime import date
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from admin_views.base import SecureBaseView
@@ -30,6 +31,7 @@ from admin_views.formatting import timestamp
 from app import manual_import, oauth_flow
 from app.access import can, dossier_visibility
 from app.extensions import db
+from app.i18n import N_
 from app.manual_import import LEDGER_LINES, TRIAL_BALANCE, UploadRejected
 from app.models import Connection, ConnectionStatus, Dossier, Role, Scenario
 from app.sync_setup import (
@@ -46,16 +48,23 @@ from app.sync_setup import (
 from connectors import registry
 from connectors.base import ACCOUNTING, ADMINISTRATION
 
-#: one plain sentence per scenario, under its label
+#: one plain sentence per scenario, under its label (translated where shown)
 SCENARIO_SENTENCES = {
-    Scenario.KEEP: "Figures before the transfer date stay as they are; from that date on they come from the package.",
-    Scenario.REPLACE: "Every bookkeeping figure of this file is deleted and taken again from the package.",
-    Scenario.SWITCH: "Figures before the transfer date keep their source; from that date on they come from the new one.",
-    Scenario.MANUAL: "The sync stops and nothing is deleted; later periods are added by upload.",
-    Scenario.RE_ESTABLISH: "All bookkeeping figures, manual uploads included, are replaced by the new link's.",
+    Scenario.KEEP: N_("Figures before the transfer date stay as they are; from that date on they come from the package."),
+    Scenario.REPLACE: N_("Every bookkeeping figure of this file is deleted and taken again from the package."),
+    Scenario.SWITCH: N_("Figures before the transfer date keep their source; from that date on they come from the new one."),
+    Scenario.MANUAL: N_("The sync stops and nothing is deleted; later periods are added by upload."),
+    Scenario.RE_ESTABLISH: N_("All bookkeeping figures, manual uploads included, are replaced by the new link's."),
 }
-UPLOAD_KINDS = {TRIAL_BALANCE: "Trial balance (year-to-date, one line per account)",
-                LEDGER_LINES: "Ledger lines (one line per booking)"}
+UPLOAD_KINDS = {TRIAL_BALANCE: N_("Trial balance (year-to-date, one line per account)"),
+                LEDGER_LINES: N_("Ledger lines (one line per booking)")}
+#: the scenario labels of :data:`app.sync_setup.SCENARIO_LABELS` (unmarked there), listed so
+#: ``pybabel extract`` keeps them in the catalogs; the template translates them where shown
+SCENARIO_LABELS_FOR_CATALOGS = (
+    N_("Keep the existing data and sync from a transfer date"), N_("Replace all bookkeeping data with the sync"),
+    N_("Switch to a new source from a transfer date"), N_("Revert to a manual file"),
+    N_("Completely re-establish the sync (replaces manual uploads)"),
+)
 
 
 class DossierSyncView(SecureBaseView):
@@ -64,7 +73,7 @@ class DossierSyncView(SecureBaseView):
     permissions = {"list": {Role.ADMIN, Role.STAFF}}
 
     def __init__(self):
-        super().__init__(name="File sync", endpoint="dossier_sync", url="/admin/dossier-sync")
+        super().__init__(name=_l("File sync"), endpoint="dossier_sync", url="/admin/dossier-sync")
 
     def is_visible(self):
         return False

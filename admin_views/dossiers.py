@@ -17,6 +17,8 @@ from datetime import timedelta
 from flask import current_app, flash, has_app_context, has_request_context, url_for
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from sqlalchemy import and_, delete, exists, select, update
@@ -37,7 +39,7 @@ from app.models.base import utcnow
 
 EVERYONE = {Role.ADMIN, Role.STAFF, Role.EXTERNAL, SUPPORT}
 CONTRIBUTORS = {Role.ADMIN, Role.STAFF}
-FREQUENCY_LABELS = {Frequency.MONTH: "Monthly", Frequency.QUARTER: "Quarterly", Frequency.YEAR: "Yearly"}
+FREQUENCY_LABELS = {Frequency.MONTH: _l("Monthly"), Frequency.QUARTER: _l("Quarterly"), Frequency.YEAR: _l("Yearly")}
 #: roles whose sync-now arrows show (``can(actor, "sync_now", id)`` holds for every file they see)
 SYNCERS = {Role.ADMIN, Role.STAFF}
 DEFAULT_STALE_AFTER_HOURS = 36
@@ -63,13 +65,13 @@ def stale_condition(now=None):
 
 #: sync state filter value -> (label, SQL condition on Dossier.sync_status)
 SYNC_STATES = {
-    "failed": ("Failed", Dossier.sync_status == RunStatus.FAILED),
-    "needs_reconnect": ("Needs reconnect", Dossier.sync_status == RunStatus.NEEDS_RECONNECT),
-    "running": ("Syncing", Dossier.sync_status == RunStatus.RUNNING),
-    "queued": ("Queued or waiting", Dossier.sync_status.in_((RunStatus.QUEUED, RunStatus.DEFERRED))),
-    "succeeded": ("Synced", Dossier.sync_status == RunStatus.SUCCEEDED),
-    "cancelled": ("Cancelled", Dossier.sync_status == RunStatus.CANCELLED),
-    "never": ("Never synced", Dossier.sync_status.is_(None)),
+    "failed": (_l("Failed"), Dossier.sync_status == RunStatus.FAILED),
+    "needs_reconnect": (_l("Needs reconnect"), Dossier.sync_status == RunStatus.NEEDS_RECONNECT),
+    "running": (_l("Syncing"), Dossier.sync_status == RunStatus.RUNNING),
+    "queued": (_l("Queued or waiting"), Dossier.sync_status.in_((RunStatus.QUEUED, RunStatus.DEFERRED))),
+    "succeeded": (_l("Synced"), Dossier.sync_status == RunStatus.SUCCEEDED),
+    "cancelled": (_l("Cancelled"), Dossier.sync_status == RunStatus.CANCELLED),
+    "never": (_l("Never synced"), Dossier.sync_status.is_(None)),
 }
 
 
@@ -85,7 +87,7 @@ class SyncStateFilter(BaseSQLAFilter):
     """Status: failed, needs reconnect, syncing, queued or waiting, synced, cancelled, never synced."""
 
     def __init__(self):
-        super().__init__(Dossier.sync_status, "Status", options=[(k, v[0]) for k, v in SYNC_STATES.items()])
+        super().__init__(Dossier.sync_status, _l("Status"), options=[(k, v[0]) for k, v in SYNC_STATES.items()])
 
     def validate(self, value):
         return value in SYNC_STATES
@@ -94,16 +96,17 @@ class SyncStateFilter(BaseSQLAFilter):
         return query.filter(SYNC_STATES[value][1])
 
     def operation(self):
-        return "is"
+        return _l("is")
 
 
 class StaleFilter(BaseSQLAFilter):
     """"Stale": no successful sync for more than ``STALE_AFTER_HOURS`` (see :func:`stale_condition`)."""
 
     def __init__(self):
-        super().__init__(Dossier.last_synced_at, "Stale",
-                         options=lambda: [("yes", f"No successful sync for more than {stale_after_hours()} h"),
-                                          ("no", "Synced recently, or no sync set up")])
+        super().__init__(Dossier.last_synced_at, _l("Stale"),
+                         options=lambda: [("yes", _l("No successful sync for more than %(hours)s h",
+                                                     hours=stale_after_hours())),
+                                          ("no", _l("Synced recently, or no sync set up"))])
 
     def validate(self, value):
         return value in ("yes", "no")
@@ -113,7 +116,7 @@ class StaleFilter(BaseSQLAFilter):
         return query.filter(condition if value == "yes" else ~condition)
 
     def operation(self):
-        return "is"
+        return _l("is")
 
 
 def _package_options():
@@ -126,7 +129,7 @@ class PackageFilter(BaseSQLAFilter):
     """The package of the file's active accounting link."""
 
     def __init__(self):
-        super().__init__(Dossier.id, "Package", options=_package_options)
+        super().__init__(Dossier.id, _l("Package"), options=_package_options)
 
     def validate(self, value):
         return value in dict(_package_options())
@@ -135,7 +138,7 @@ class PackageFilter(BaseSQLAFilter):
         return query.filter(_active_link_through(Connection.package == value))
 
     def operation(self):
-        return "is"
+        return _l("is")
 
 
 def _connection_options():
@@ -155,7 +158,7 @@ class ConnectionFilter(BaseSQLAFilter):
     """The connection of the file's active accounting link (the choices are the actor's firm's)."""
 
     def __init__(self):
-        super().__init__(Dossier.id, "Connection", options=_connection_options)
+        super().__init__(Dossier.id, _l("Connection"), options=_connection_options)
 
     def validate(self, value):
         return str(value).isdigit()
@@ -164,7 +167,7 @@ class ConnectionFilter(BaseSQLAFilter):
         return query.filter(_active_link_through(Connection.id == int(value)))
 
     def operation(self):
-        return "is"
+        return _l("is")
 
 
 #: URL argument (``named_filter_urls``) of each list filter, for :func:`files_url`
@@ -298,7 +301,7 @@ def delete_dossier_rows(dossier):
 
 class DossierView(SecureModelView):
     model_class = Dossier
-    menu_name = "Files"
+    menu_name = _l("Files")
     screen_endpoint = "dossiers"
     scope = "dossier_self"
     permissions = {
@@ -325,10 +328,11 @@ class DossierView(SecureModelView):
     named_filter_urls = True
     column_default_sort = "name"
     column_labels = {
-        "name": "File", "number": "Number", "company_number": "Company number", "vat_number": "VAT number",
-        "sync_status": "Status", "last_synced_at": "Last sync", "accounting_link": "Accounting source",
-        "private": "Private", "users": "People with access", "package": "Package", "reference": "Company", "groups": "Groups with access",
-        "first_fiscal_year_end": "End of first fiscal year", "frequency": "Reporting",
+        "name": _l("File"), "number": _l("Number"), "company_number": _l("Company number"),
+        "vat_number": _l("VAT number"), "sync_status": _l("Status"), "last_synced_at": _l("Last sync"),
+        "accounting_link": _l("Accounting source"), "private": _l("Private"), "users": _l("People with access"),
+        "package": _l("Package"), "reference": _l("Company"), "groups": _l("Groups with access"),
+        "first_fiscal_year_end": _l("End of first fiscal year"), "frequency": _l("Reporting"),
     }
     column_formatters = {
         "name": _name,
@@ -356,10 +360,10 @@ class DossierView(SecureModelView):
                     "filters": [_upper]},
         "currency": {"validators": [DataRequired(), Regexp(r"^[A-Z]{3}$", message="Use the three-letter currency code, e.g. EUR.")],
                      "filters": [_upper]},
-        "frequency": {"choices": list(FREQUENCY_LABELS.items()), "label": "Reporting"},
+        "frequency": {"choices": list(FREQUENCY_LABELS.items()), "label": _l("Reporting")},
         "private": {"description": "Private files are hidden from staff unless granted to them."},
-        "users": {"query_factory": firm_members, "label": "People with access"},
-        "groups": {"query_factory": firm_groups, "label": "Groups with access"},
+        "users": {"query_factory": firm_members, "label": _l("People with access")},
+        "groups": {"query_factory": firm_groups, "label": _l("Groups with access")},
     }
 
     column_formatters_detail = {**column_formatters, "last_synced_at": when, "sync_status": status_badge}
@@ -374,6 +378,12 @@ class DossierView(SecureModelView):
         actor's firm, the configured staleness); Flask-Admin would reuse those of start-up."""
         self._refresh_filters_cache()
         return super()._get_filter_groups()
+
+    def get_filter_arg(self, index, flt):
+        """The filter's URL argument, always from its English name (``status_is``, ``stale_is``...):
+        :func:`files_url` and bookmarked links keep working whatever the user's language."""
+        with force_locale("en"):
+            return super().get_filter_arg(index, flt)
 
     def allowed(self, operation):
         """Creating files also needs :func:`app.access.can` ``create_dossiers`` (staff flag)."""

@@ -5,6 +5,7 @@ Firms are created with ``flask users create --firm``, never in the console.
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from wtforms import SelectField
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
@@ -28,7 +29,7 @@ def locale_choices():
 
 class FirmView(SecureModelView):
     model_class = Firm
-    menu_name = "Firm"
+    menu_name = _l("Firm")
     screen_endpoint = "firms"
     scope = "none"
     permissions = {

@@ -6,6 +6,7 @@ from datetime import date
 
 from flask import flash, request
 from flask_admin.actions import action
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from admin_views.base import SUPPORT, SecureModelView
@@ -52,7 +53,7 @@ def fiscal_year_problems(dossier_id, start, end, year_id=None):
 
 class FiscalYearView(SecureModelView):
     model_class = FiscalYear
-    menu_name = "Fiscal years"
+    menu_name = _l("Fiscal years")
     screen_endpoint = "fiscal-years"
     scope = "dossier"
     permissions = {

@@ -1,4 +1,5 @@
 """Groups of people in a firm; a dossier can be granted to a group."""
+from flask_babel import lazy_gettext as _l
 from wtforms.validators import DataRequired, Length
 
 from admin_views.base import SecureModelView
@@ -10,7 +11,7 @@ ADMIN_ONLY = {Role.ADMIN}
 
 class GroupView(SecureModelView):
     model_class = Group
-    menu_name = "Groups"
+    menu_name = _l("Groups")
     screen_endpoint = "groups"
     permissions = {op: ADMIN_ONLY for op in ("list", "create", "edit", "delete")}
 

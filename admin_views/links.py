@@ -1,4 +1,6 @@
 """Dossier links (which company in which package feeds a file): read-only history."""
+from flask_babel import lazy_gettext as _l
+
 from admin_views.base import SUPPORT, SecureModelView
 from admin_views.formatting import timestamp
 from app.models import DossierLink, Role
@@ -14,7 +16,7 @@ SCENARIO_LABELS = {
 
 class DossierLinkView(SecureModelView):
     model_class = DossierLink
-    menu_name = "File links"
+    menu_name = _l("File links")
     screen_endpoint = "links"
     scope = "dossier"
     permissions = {"list": {Role.ADMIN, Role.STAFF, Role.EXTERNAL, SUPPORT}}

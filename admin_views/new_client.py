@@ -9,6 +9,8 @@ Administrators and staff who may create files use it; everything is checked on t
 """
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
@@ -37,16 +39,16 @@ def _strip(value):
 class ClientForm(FlaskForm):
     """Step 1: the client's details and the source of its data."""
 
-    name = StringField("Client name", validators=[DataRequired(), Length(max=200)], filters=[_strip])
-    number = StringField("Client number", validators=[Optional(), Length(max=50)], filters=[_strip])
-    country = StringField("Country", default="BE", filters=[_upper], validators=[
-        DataRequired(), Regexp(r"^[A-Z]{2}$", message="Use the two-letter country code, e.g. BE.")])
-    currency = StringField("Currency", default="EUR", filters=[_upper], validators=[
-        DataRequired(), Regexp(r"^[A-Z]{3}$", message="Use the three-letter currency code, e.g. EUR.")])
-    frequency = SelectField("Reporting", choices=list(FREQUENCY_LABELS.items()), default="month")
-    source = RadioField("Where do you want to get the data from?", default=DIRECT,
-                        choices=[(DIRECT, "Directly from the accounting"), (MANUAL, "Manual")])
-    package = SelectField("Accounting package", validate_choice=False, validators=[Optional()])
+    name = StringField(_l("Client name"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
+    number = StringField(_l("Client number"), validators=[Optional(), Length(max=50)], filters=[_strip])
+    country = StringField(_l("Country"), default="BE", filters=[_upper], validators=[
+        DataRequired(), Regexp(r"^[A-Z]{2}$", message=_l("Use the two-letter country code, e.g. BE."))])
+    currency = StringField(_l("Currency"), default="EUR", filters=[_upper], validators=[
+        DataRequired(), Regexp(r"^[A-Z]{3}$", message=_l("Use the three-letter currency code, e.g. EUR."))])
+    frequency = SelectField(_l("Reporting"), choices=list(FREQUENCY_LABELS.items()), default="month")
+    source = RadioField(_l("Where do you want to get the data from?"), default=DIRECT,
+                        choices=[(DIRECT, _l("Directly from the accounting")), (MANUAL, _l("Manual"))])
+    package = SelectField(_l("Accounting package"), validate_choice=False, validators=[Optional()])
     connection_id = HiddenField()
     reference = HiddenField()
 
@@ -64,11 +66,11 @@ def source_choices(actor):
     ).all()
     groups = {}
     if connections:
-        groups["Through one of your firm's connections"] = [
+        groups[gettext("Through one of your firm's connections")] = [
             (f"connection:{c.id}", f"{c.name} ({_package_name(c.package)})") for c in connections]
     packages = [spec for spec in oauth_flow.dossier_packages() if spec.kind == ACCOUNTING]
     if packages:
-        groups["Sign in at the client's package"] = [(f"package:{s.key}", s.display_name) for s in packages]
+        groups[gettext("Sign in at the client's package")] = [(f"package:{s.key}", s.display_name) for s in packages]
     return groups
 
 
@@ -99,7 +101,7 @@ class NewClientView(SecureBaseView):
     permissions = {"list": {Role.ADMIN, Role.STAFF}}
 
     def __init__(self):
-        super().__init__(name="Add new client", endpoint="new_client", url="/admin/new-client")
+        super().__init__(name=_l("Add new client"), endpoint="new_client", url="/admin/new-client")
 
     def allowed(self, operation):
         return super().allowed(operation) and can(self.actor, "create_dossiers")

@@ -1,4 +1,6 @@
 """Sync runs: read-only history of every sync attempt, newest first."""
+from flask_babel import lazy_gettext as _l
+
 from admin_views.base import SUPPORT, SecureModelView
 from admin_views.formatting import duration, status_badge, when
 from app.models import Role, SyncRun
@@ -8,7 +10,7 @@ TRIGGER_LABELS = {"nightly": "Nightly", "manual": "Sync now", "bulk": "Resync se
 
 class SyncRunView(SecureModelView):
     model_class = SyncRun
-    menu_name = "Sync runs"
+    menu_name = _l("Sync runs")
     screen_endpoint = "runs"
     scope = "dossier"
     permissions = {

@@ -7,6 +7,7 @@ row itself goes only when they belong to no other firm.
 """
 from flask import flash
 from flask_admin.helpers import get_form_data
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
@@ -50,7 +51,7 @@ def _role_label(role):
 
 class UserView(SecureModelView):
     model_class = Membership
-    menu_name = "Users"
+    menu_name = _l("Users")
     screen_endpoint = "users"
     permissions = {op: ADMIN_ONLY for op in ("list", "create", "edit", "delete")}
 

@@ -150,3 +150,64 @@ def test_the_picker_never_redirects_off_site(client, world):
     log_in(client, "staff")
     response = choose(client, "nl", "https://evil.example/")
     assert response.status_code == 302 and "evil.example" not in response.headers["Location"]
+
+
+# --------------------------------------------------------------------------------------
+# Console screens: dashboard, menu, Files list, poller, Sync tab, wizard
+# --------------------------------------------------------------------------------------
+
+def menu_entries(html):
+    nav = re.search(r'<ul class="nav navbar-nav mr-auto">(.*?)<ul class="nav navbar-nav navbar-right">', html, re.S).group(1)
+    return [re.sub(r"\s+", " ", entry).strip() for entry in re.findall(r'<a class="nav-link[^"]*"[^>]*>(.*?)</a>', nav, re.S)]
+
+
+@pytest.mark.parametrize("locale, dashboard, menu, tile, nightly", [
+    ("en", "Dashboard", ["Files", "Add new client", "Sync runs", "Synchronisations"], "Syncs failing", "Last nightly run"),
+    ("fr", "Tableau de bord", ["Dossiers", "Ajouter un client", "Synchronisations effectuées", "Synchronisations"],
+     "Synchronisations en échec", "Dernière synchronisation nocturne"),
+    ("nl", "Dashboard", ["Dossiers", "Nieuwe klant toevoegen", "Uitgevoerde synchronisaties", "Synchronisaties"],
+     "Mislukte synchronisaties", "Laatste nachtelijke synchronisatie"),
+])
+def test_the_dashboard_and_the_menu_follow_the_language(client, world, locale, dashboard, menu, tile, nightly):
+    log_in(client, "admin")
+    choose(client, locale)
+    html = client.get("/admin/").get_data(as_text=True)
+    assert f'<h1 class="h3">{dashboard}</h1>' in html
+    entries = menu_entries(html)
+    assert all(name in entries for name in menu), entries
+    assert re.search(rf'id="tile-failed"[^>]*>\s*<div class="card-body py-2">\s*<div class="h3 mb-0">\d+</div>\s*'
+                     rf'<div class="small text-muted">{tile}</div>', html)
+    assert nightly in html
+
+
+def test_the_files_list_is_translated_and_its_filter_links_stay_the_same(client, world):
+    log_in(client, "admin")
+    choose(client, "nl")
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    stale_link = re.search(r'<a href="([^"]+)"[^>]*id="tile-stale"', dashboard).group(1)
+    assert "flt0_stale_is=yes" in stale_link.replace("&amp;", "&")  # the English argument, whatever the language
+    files = client.get("/admin/dossiers/?flt0_status_is=succeeded").get_data(as_text=True)
+    assert ">Ondernemingsnummer<" not in files  # not a list column
+    assert re.search(r"<th[^>]*>\s*(<a[^>]*>)?\s*Pakket", files)  # column label
+    assert "In de wachtrij of wachtend" in files  # a status filter option
+
+
+def test_the_poller_texts_the_sync_tab_and_the_wizard_are_translated(client, world):
+    import json
+
+    log_in(client, "admin")
+    choose(client, "fr")
+    page = client.get(f"/admin/dossier/?id={world.a_public}").get_data(as_text=True)
+    texts = json.loads(re.search(r'<script type="application/json" id="sync-progress-texts">(.*?)</script>', page, re.S).group(1))
+    assert texts["waiting"] == "En attente d'un processus pour lancer la synchronisation."
+    assert texts["syncing_stream"] == "Synchronisation {stream} : {records} enregistrements"
+    assert texts["done"] == "{label}. Rechargez la page pour voir les nouvelles données."
+    sync_tab = client.get(f"/admin/dossier-sync/?id={world.a_public}").get_data(as_text=True)
+    assert "Synchronisation actuelle" in sync_tab and ">Historique<" in sync_tab
+    wizard = client.get("/admin/new-client/").get_data(as_text=True)
+    assert "Ajouter un client" in wizard and "Nom du client" in wizard and "Enregistrer et continuer" in wizard
+
+    choose(client, "en")
+    page = client.get(f"/admin/dossier/?id={world.a_public}").get_data(as_text=True)
+    texts = json.loads(re.search(r'id="sync-progress-texts">(.*?)</script>', page, re.S).group(1))
+    assert texts["syncing"] == "Syncing: {records} records"
