@@ -42,7 +42,7 @@ def nightly_time_of(firm, default="02:00"):
 
 def fan_out(now=None):
     """Queue tonight's runs. ``now`` is naive UTC (tests pass one). Returns the new run ids."""
-    from jobs.triggers import request_sync
+    from jobs.triggers import queue_runs
 
     now = now or utcnow()
     created = []
@@ -62,13 +62,11 @@ def fan_out(now=None):
                    Connection.status == ConnectionStatus.ACTIVE)
             .order_by(DossierLink.id)
         ).all()
-        for link_id, dossier_id in links:
-            key = f"{link_id}{suffix}"
-            if key in done:
-                continue
-            run = request_sync(dossier_id, Trigger.NIGHTLY, nightly_key=key, link_id=link_id)
-            if run is not None and run.nightly_key == key and run.trigger == Trigger.NIGHTLY:
-                created.append(run.id)
+        targets = [(dossier_id, link_id, f"{link_id}{suffix}") for link_id, dossier_id in links
+                   if f"{link_id}{suffix}" not in done]
+        runs = queue_runs(targets, Trigger.NIGHTLY)
+        created += [run.id for run in runs if run.trigger == Trigger.NIGHTLY and run.nightly_key
+                    and run.nightly_key.endswith(suffix)]
     if created:
         log.info("nightly fan-out queued %d run(s)", len(created))
     return created

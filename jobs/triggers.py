@@ -8,12 +8,13 @@ one run. :func:`cancel_run` stops a run.
 """
 import logging
 
-from sqlalchemy import select
+from rq import Queue
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import Forbidden
 
 from app import audit
-from app.access import can
+from app.access import can, dossier_visibility
 from app.extensions import db
 from app.models import Dossier, DossierLink, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
@@ -79,18 +80,81 @@ def request_syncs(dossier_ids, trigger, actor=None):
     """Queue syncs of several dossiers (bulk action). Returns ``(runs, skipped_ids)``.
 
     A dossier the actor may not sync raises :class:`Forbidden` before anything is queued;
-    dossiers without a sync set up are skipped.
+    dossiers without a sync set up are skipped. Works in a fixed number of queries and one
+    commit (see :func:`queue_runs`).
     """
     dossier_ids = list(dict.fromkeys(int(i) for i in dossier_ids))
     if actor is not None:
-        refused = [i for i in dossier_ids if not can(actor, "sync_now", i)]
-        if refused:
+        allowed = set(db.session.scalars(
+            select(Dossier.id).where(Dossier.id.in_(dossier_ids), dossier_visibility(actor))
+        )) if can(actor, "sync_now") else set()
+        if len(allowed) != len(dossier_ids):
             raise Forbidden(NOT_ALLOWED)
-    runs, skipped = [], []
-    for dossier_id in dossier_ids:
-        run = request_sync(dossier_id, trigger, actor)
-        (runs.append(run) if run is not None else skipped.append(dossier_id))
-    return runs, skipped
+    links = _links_to_sync(dossier_ids)
+    runs = queue_runs([(dossier_id, links[dossier_id], None) for dossier_id in dossier_ids if dossier_id in links],
+                      trigger, actor)
+    return runs, [dossier_id for dossier_id in dossier_ids if dossier_id not in links]
+
+
+def queue_runs(targets, trigger, actor=None):
+    """Queue many runs at once: the batch form of :func:`request_sync` for the nightly fan-out
+    and bulk actions. ``targets`` are ``(dossier_id, link_id, nightly_key or None)``; the
+    caller has checked the rights. Returns the runs, reused or new.
+
+    A link with a queued, running or deferred run gets that run back (it covers tonight when
+    a nightly key is given). New runs are inserted and committed in one transaction, then
+    enqueued in one Redis pipeline. The per-dossier trigger lock is not taken here: should a
+    "sync now" click create a run for the same link at the same instant, the worker's dossier
+    lock still runs them one after the other, and the second finds nothing changed.
+    """
+    if not targets:
+        return []
+    link_ids = [link_id for _, link_id, _ in targets]
+    active = {}
+    for run in db.session.scalars(
+        select(SyncRun).where(SyncRun.link_id.in_(link_ids), SyncRun.status.in_(RunStatus.ACTIVE)).order_by(SyncRun.id)
+    ):
+        active[run.link_id] = run
+    firm_of = dict(db.session.execute(select(Dossier.id, Dossier.firm_id).where(
+        Dossier.id.in_({dossier_id for dossier_id, _, _ in targets}))).all())
+    reused, created = [], []
+    for dossier_id, link_id, nightly_key in targets:
+        run = active.get(link_id)
+        if run is not None:
+            if nightly_key and run.nightly_key is None:
+                run.nightly_key = nightly_key  # tonight's sync is covered by that run
+            reused.append(run)
+            continue
+        run = SyncRun(firm_id=firm_of[dossier_id], dossier_id=dossier_id, link_id=link_id, trigger=trigger,
+                      triggered_by_id=actor.user_id if actor else None, nightly_key=nightly_key,
+                      status=RunStatus.QUEUED)
+        active[link_id] = run
+        created.append(run)
+    db.session.add_all(created)
+    if created:
+        db.session.execute(update(Dossier).where(Dossier.id.in_({r.dossier_id for r in created}))
+                           .values(sync_status=RunStatus.QUEUED))
+    try:
+        db.session.commit()
+    except IntegrityError:  # another fan-out queued tonight's runs first: take the careful path
+        db.session.rollback()
+        runs = [request_sync(dossier_id, trigger, actor, nightly_key=key, link_id=link_id)
+                for dossier_id, link_id, key in targets]
+        return [run for run in runs if run is not None]
+    enqueue_runs([run.id for run in created])
+    return reused + created
+
+
+def enqueue_runs(run_ids):
+    """Enqueue several runs in one Redis pipeline (same job options as :func:`enqueue_run`)."""
+    if not run_ids:
+        return []
+    queue = sync_queue()
+    with queue.connection.pipeline() as pipe:
+        jobs = queue.enqueue_many([Queue.prepare_data("jobs.sync.run", (run_id,), **_job_options(run_id))
+                                   for run_id in run_ids], pipeline=pipe)
+        pipe.execute()
+    return jobs
 
 
 def active_run(link_id):
@@ -108,16 +172,9 @@ def enqueue_run(run_id, *, at=None):
 
     The job id is deterministic: enqueueing a run twice replaces its job, never doubles it.
     """
-    from flask import current_app
-
     queue = sync_queue()
-    options = dict(
-        job_id=sync_job_id(run_id),
-        job_timeout=current_app.config.get("SYNC_JOB_TIMEOUT", 6 * 3600),
-        result_ttl=24 * 3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"sync run {run_id}",
-    )
+    options = _job_options(run_id)
+    options["job_timeout"] = options.pop("timeout")
     if at is not None:
         from datetime import timezone
 
@@ -164,6 +221,31 @@ def _remove_job(run_id):
             job.cancel()
     except (NoSuchJobError, InvalidJobOperation):
         pass
+
+
+def _job_options(run_id):
+    from flask import current_app
+
+    return dict(
+        job_id=sync_job_id(run_id),
+        timeout=current_app.config.get("SYNC_JOB_TIMEOUT", 6 * 3600),
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"sync run {run_id}",
+    )
+
+
+def _links_to_sync(dossier_ids):
+    """``{dossier_id: link_id}``: the active accounting link, else the administration link."""
+    chosen = {}
+    for dossier_id, link_id, kind in db.session.execute(
+        select(DossierLink.dossier_id, DossierLink.id, DossierLink.kind)
+        .where(DossierLink.dossier_id.in_(dossier_ids), DossierLink.ended_at.is_(None))
+        .order_by(DossierLink.id)
+    ):
+        if kind == "accounting" or dossier_id not in chosen:
+            chosen[dossier_id] = link_id
+    return chosen
 
 
 def _link_to_sync(dossier, link_id):

@@ -138,3 +138,18 @@ def test_the_cron_job_wrappers_run_fan_out_and_reap(db, linked_dossier):
     assert created == len([r for r in runs(db) if r.trigger == Trigger.NIGHTLY])
     assert nightly_job() == 0  # never twice the same night
     assert reap_job() == 0
+
+
+def test_the_fan_out_enqueues_every_new_run_and_reuses_a_queued_one(db, linked_dossier):
+    busy = linked_dossier(name="Busy")
+    quiet = [linked_dossier(name=f"Quiet {i}", reference=f"Q{i}") for i in range(5)]
+    clicked = request_sync(busy.id, Trigger.MANUAL)  # already queued when the night starts
+    created = fan_out(now=AFTER_NIGHTLY)
+    assert len(created) == len(quiet)
+    queued = set(sync_queue().get_job_ids())
+    assert {sync_job_id(run_id) for run_id in created} | {sync_job_id(clicked.id)} == queued
+    db.session.expire_all()
+    covered = db.session.get(SyncRun, clicked.id)
+    assert covered.trigger == Trigger.MANUAL and covered.nightly_key.endswith(":2025-01-15")
+    assert fan_out(now=AFTER_NIGHTLY) == []  # the busy link's night is covered by the click
+    assert db.session.scalar(select(func.count()).select_from(SyncRun)) == len(quiet) + 1
