@@ -32,7 +32,7 @@ from sqlalchemy import inspect as sa_inspect
 from wtforms.validators import ValidationError
 
 from app import audit
-from app.access import current_actor, dossier_visibility, visible_dossier_ids
+from app.access import can, current_actor, dossier_visibility, visible_dossier_ids
 from app.crypto import EncryptedJSON
 from app.extensions import db
 from app.models import Dossier, Membership, Role, User
@@ -99,6 +99,20 @@ class SecureBaseView(AccessMixin, BaseView):
         if not current_user.is_authenticated or not self.is_accessible():
             return self.inaccessible_callback(name, **kwargs)
         return None
+
+    def dossier_or_404(self, value, capability=None):
+        """The dossier with id ``value`` if the actor may see it (else 404) and, when
+        ``capability`` is given, may do it there (else 403)."""
+        try:
+            dossier_id = int(value)
+        except (TypeError, ValueError):
+            abort(404)
+        dossier = db.session.scalar(db.select(Dossier).where(Dossier.id == dossier_id, dossier_visibility(self.actor)))
+        if dossier is None:
+            abort(404)
+        if capability is not None and not can(self.actor, capability, dossier.id):
+            abort(403)
+        return dossier
 
 
 class SecureModelView(AccessMixin, ModelView):

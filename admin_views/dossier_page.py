@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 from admin_views.base import SUPPORT, SecureBaseView
 from admin_views.formatting import STATUS_LABELS, badge, duration, timestamp
 from app import company_profile, figures
-from app.access import can, dossier_visibility
+from app.access import can
 from app.extensions import db
 from app.i18n import N_, day
-from app.models import Account, Dossier, DossierLink, FiscalYear, Period, Role, RunStatus, SyncRun, Trigger
+from app.models import Account, DossierLink, FiscalYear, Period, Role, RunStatus, SyncRun, Trigger
 
 HISTORY_ROWS = 25
 TRIGGER_LABELS = {"nightly": N_("Nightly"), "manual": N_("Sync now"), "bulk": N_("Resync selected"),
@@ -47,17 +47,6 @@ class DossierPageView(SecureBaseView):
         return False
 
     # -- helpers -------------------------------------------------------------------
-    def dossier_or_404(self, value):
-        """The dossier with id ``value`` if the actor may see it, else 404."""
-        try:
-            dossier_id = int(value)
-        except (TypeError, ValueError):
-            abort(404)
-        dossier = db.session.scalar(select(Dossier).where(Dossier.id == dossier_id, dossier_visibility(self.actor)))
-        if dossier is None:
-            abort(404)
-        return dossier
-
     def back(self, dossier):
         return redirect(url_for(".index", id=dossier.id))
 

@@ -29,11 +29,11 @@ from admin_views.base import SecureBaseView
 from admin_views.connections import refresh_references
 from admin_views.formatting import timestamp
 from app import manual_import, oauth_flow
-from app.access import can, dossier_visibility
+from app.access import can
 from app.extensions import db
 from app.i18n import N_
 from app.manual_import import LEDGER_LINES, TRIAL_BALANCE, UploadRejected
-from app.models import Connection, ConnectionStatus, Dossier, Role, Scenario
+from app.models import Connection, ConnectionStatus, Role, Scenario
 from app.sync_setup import (
     SCENARIO_LABELS,
     SETUP_SCENARIOS,
@@ -80,17 +80,8 @@ class DossierSyncView(SecureBaseView):
 
     # -- helpers -------------------------------------------------------------------
     def dossier_or_404(self, value, capability="setup_sync"):
-        """The dossier with id ``value`` if the actor may see it (404) and do ``capability`` (403)."""
-        try:
-            dossier_id = int(value)
-        except (TypeError, ValueError):
-            abort(404)
-        dossier = db.session.scalar(select(Dossier).where(Dossier.id == dossier_id, dossier_visibility(self.actor)))
-        if dossier is None:
-            abort(404)
-        if not can(self.actor, capability, dossier.id):
-            abort(403)
-        return dossier
+        """The dossier if the actor may see it (404) and set up its sync (403)."""
+        return super().dossier_or_404(value, capability)
 
     def connection_or_404(self, dossier, value):
         """A connection of the file's firm usable by this file (firm-level or owned by it), else 404."""
