@@ -75,6 +75,9 @@ class Progress:
         self._stream_records = 0
         self._last_records = 0
         self._last_time = time.monotonic()
+        #: False once SQLite said the database is busy: the sync's own transaction holds the
+        #: write lock until its commit, so further tries would only wait (Redis still gets it)
+        self._row_writable = True
 
     def start_stream(self, name):
         self.stream = name
@@ -95,8 +98,11 @@ class Progress:
         if self.job is not None:
             self.job.meta.update(progress={"stream": self.stream, "records": self.records, "percent": self.percent})
             self.job.save_meta()
-        write_run_fields(self.engine, self.run_id, progress_stream=self.stream, progress_records=self.records,
-                         progress_percent=self.percent, heartbeat_at=utcnow())
+        if self._row_writable:
+            self._row_writable = write_run_fields(
+                self.engine, self.run_id, progress_stream=self.stream, progress_records=self.records,
+                progress_percent=self.percent, heartbeat_at=utcnow(),
+            ) or self.engine.dialect.name != "sqlite"
         if locks.cancel_flagged(self.run_id, self.redis) or cancel_requested(self.engine, self.run_id):
             raise SyncCancelled()
 
