@@ -58,7 +58,7 @@ def test_every_package_syncs_through_a_real_worker(client, db, firm, sandbox, wo
     workers.start()
     for package, run in runs.items():
         done = workers.wait_for(lambda: finished(db, run.id), timeout=180, what=f"the {package} sync")
-        assert done.status == RunStatus.SUCCEEDED, f"{package}: {done.message}"
+        assert done.status == RunStatus.SUCCEEDED, f"{package}: {done.message}\n{workers.logs()}"
         lines, balances = PACKAGES[package]
         dossier_id = dossiers[package]
         assert done.accounts_count > 0 and rows(db, Account, dossier_id) > 0, package
