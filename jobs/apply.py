@@ -490,15 +490,22 @@ class SyncWriter:
                 .where(table.c.dossier_id == self.dossier.id, scope)
             )
         } if scope is not None else {}
+        self.result.balances += self._write_amounts(table, ("account_id", "period_id"), wanted, existing)
+
+    def _write_amounts(self, table, key_columns, wanted, existing, delete_if=lambda key: True):
+        """Make the amount rows of ``table`` match ``wanted`` ({key: amount}, keys over
+        ``key_columns``), given the ``existing`` rows ({key: row}) it may change: insert the
+        missing, update the different, delete the unwanted ones ``delete_if`` allows.
+        Returns how many rows were written."""
         inserts, updates = [], []
         for key, amount in wanted.items():
             row = existing.pop(key, None)
             if row is None:
-                inserts.append({"dossier_id": self.dossier.id, "account_id": key[0], "period_id": key[1],
+                inserts.append({"dossier_id": self.dossier.id, **dict(zip(key_columns, key)),
                                 "amount": amount, "origin_link_id": self.link_id})
             elif row.amount != amount or row.origin_link_id != self.link_id:
                 updates.append({"_id": row.id, "amount": amount, "origin_link_id": self.link_id})
-        delete_ids = [row.id for row in existing.values()]
+        delete_ids = [row.id for key, row in existing.items() if delete_if(key)]
         if inserts:
             self.session.execute(insert(table), inserts)
         if updates:
@@ -509,7 +516,7 @@ class SyncWriter:
             )
         if delete_ids:
             self.session.execute(delete(table).where(table.c.id.in_(delete_ids)))
-        self.result.balances += len(inserts) + len(updates) + len(delete_ids)
+        return len(inserts) + len(updates) + len(delete_ids)
 
     # ----------------------------------------------------------------------------------
     # Opening balances
@@ -544,28 +551,12 @@ class SyncWriter:
                 .where(table.c.dossier_id == self.dossier.id, table.c.date.in_(replace_dates))
             )
         }
-        inserts, updates = [], []
-        for key, amount in wanted.items():
-            row = existing.pop(key, None)
-            if row is None:
-                inserts.append({"dossier_id": self.dossier.id, "account_id": key[0], "date": key[1],
-                                "amount": amount, "origin_link_id": self.link_id})
-            elif row.amount != amount or row.origin_link_id != self.link_id:
-                updates.append({"_id": row.id, "amount": amount, "origin_link_id": self.link_id})
         # At the transfer date the computed set replaces what was there; package opening
         # balances on later dates replace only the accounts they name.
-        delete_ids = [row.id for (_, day), row in existing.items() if self.taking_opening and day == self.valid_from]
-        if inserts:
-            self.session.execute(insert(table), inserts)
-        if updates:
-            self.session.execute(
-                update(table).where(table.c.id == bindparam("_id"))
-                .values(amount=bindparam("amount"), origin_link_id=bindparam("origin_link_id")),
-                updates,
-            )
-        if delete_ids:
-            self.session.execute(delete(table).where(table.c.id.in_(delete_ids)))
-        self.result.opening_balances += len(inserts) + len(updates) + len(delete_ids)
+        self.result.opening_balances += self._write_amounts(
+            table, ("account_id", "date"), wanted, existing,
+            delete_if=lambda key: self.taking_opening and key[1] == self.valid_from,
+        )
 
     def _opening_at_transfer(self):
         """Per account, the sum of everything before the transfer date (zeros left out).
