@@ -7,14 +7,13 @@ Docs: https://developer.xero.com/documentation/api/accounting/reports#trial-bala
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from connectors.base import (
-    ACCOUNTING, AUTH_OAUTH2, DOSSIER, AccountRecord, BalanceRecord, ConnectorSpec, DataError, FiscalYearRecord, StreamDef,
+    AccountRecord, BalanceRecord, DataError, FiscalYearRecord, StreamDef,
 )
-from connectors.xero import (
-    XERO_BUDGET, XERO_DOCS, XERO_OAUTH, XeroApi, XeroConfig, account_record, parse_amount,
-)
+from connectors.xero import Xero, XeroApi, account_record, parse_amount
 
 #: the trial balance's column headers we read (Xero: Account, Debit, Credit, YTD Debit, YTD Credit)
 YTD_DEBIT, YTD_CREDIT = "YTD Debit", "YTD Credit"
@@ -88,19 +87,8 @@ def _code_in_label(label):
 
 
 class XeroTB(XeroApi):
-    spec = ConnectorSpec(
-        key="xero_tb",
-        display_name="Xero (trial balance only)",
-        kind=ACCOUNTING,
-        level=DOSSIER,
-        auth=AUTH_OAUTH2,
-        config_schema=XeroConfig,
-        api_version="2.0",
-        docs_url=XERO_DOCS,
-        rate_budget=XERO_BUDGET,
-        oauth=XERO_OAUTH,
-        reference_label="organisation",
-    )
+    # the same grant, app and budget as Xero: only the key, the name and the streams differ
+    spec = replace(Xero.spec, key="xero_tb", display_name="Xero (trial balance only)")
 
     def streams(self):
         return [
