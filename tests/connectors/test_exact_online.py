@@ -259,17 +259,45 @@ def test_blocked_user_is_an_auth_error(requests_mock):
 
 def test_minutely_budget_header_blocks_the_limiter(requests_mock, redis_db):
     mocks.register(requests_mock, mocks.BASE_URL)
-    http = build_client(ExactOnlineBE.spec, redis=redis_db, tenant="tenant-1234567", sleep=lambda s: None)
+    slept = []
+    http = build_client(ExactOnlineBE.spec, redis=redis_db, tenant="tenant-1234567", sleep=slept.append)
     conn = ExactOnlineBE(ConnectorContext(config=mocks.config(), credentials=mocks.credentials(),
                                           reference=mocks.DIVISION, http=http))
     reset = int(datetime.now(timezone.utc).timestamp() * 1000) + 45_000
     requests_mock.get(f"{mocks.BASE_URL}/api/v1/current/Me", json=fixture("current_me.json"),
                       headers={"X-RateLimit-Minutely-Remaining": "0", "X-RateLimit-Minutely-Reset": str(reset)})
     conn.me()
+    # every worker of this division now waits for Exact's minute to reset
+    assert 30 < http.limiter.acquire(*http.budget_key, ExactOnlineBE.spec.rate_budget).wait <= 46
+
+
+def test_a_blocked_minute_is_waited_out_before_the_next_call(requests_mock, redis_db):
+    mocks.register(requests_mock, mocks.BASE_URL)
+    slept = []
+
+    def pass_time(seconds):  # the block has expired when the sleep ends
+        slept.append(seconds)
+        redis_db.delete(http.limiter._key(*http.budget_key, "blocked"))
+
+    http = build_client(ExactOnlineBE.spec, redis=redis_db, tenant="tenant-1234567", sleep=pass_time)
+    conn = ExactOnlineBE(ConnectorContext(config=mocks.config(), credentials=mocks.credentials(),
+                                          reference=mocks.DIVISION, http=http))
+    http.limiter.block(*http.budget_key, 45)
+    conn.me()  # Exact's minute is slept out (one window at most) instead of earning a 429
+    assert len(slept) == 1 and 30 < slept[0] <= 46
+    assert requests_mock.call_count == 1
+
+
+def test_a_block_longer_than_a_minute_defers_the_run(requests_mock, redis_db):
+    mocks.register(requests_mock, mocks.BASE_URL)
+    http = build_client(ExactOnlineBE.spec, redis=redis_db, tenant="tenant-1234567", sleep=lambda s: None)
+    conn = ExactOnlineBE(ConnectorContext(config=mocks.config(), credentials=mocks.credentials(),
+                                          reference=mocks.DIVISION, http=http))
+    http.limiter.block(*http.budget_key, 600)
     with pytest.raises(RateLimited) as caught:
         conn.me()
-    assert 30 < caught.value.retry_after <= 46
-    assert requests_mock.call_count == 1, "the second call waits for Exact's minute instead of earning a 429"
+    assert 500 < caught.value.retry_after <= 600
+    assert requests_mock.call_count == 0
 
 
 def test_daily_budget_spent_defers_until_reset(requests_mock):
