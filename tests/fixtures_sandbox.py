@@ -9,33 +9,20 @@
   in-process :class:`sandbox.state.SandboxState`).
 * ``redis_db`` (function): a redis-py client on the test Redis, flushed after the test.
 """
-import threading
-
 import pytest
 import requests
 from redis import Redis
-from werkzeug.serving import make_server
 
 from sandbox import create_app
+from tests.threaded_server import ThreadedServer
 
 
-class SandboxServer:
+class SandboxServer(ThreadedServer):
     """A running sandbox and the helpers tests use to steer it."""
 
     def __init__(self, app):
-        self.app = app
+        super().__init__(app, "sandbox")
         self.state = app.extensions["sandbox"]
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="sandbox", daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(5)
 
     def _post(self, path, body=None):
         response = requests.post(self.url + path, json=body or {}, timeout=10)

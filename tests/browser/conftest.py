@@ -21,13 +21,13 @@ and the tables are emptied after each test by it, like every other test.
 import os
 import re
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from app import create_app
+from tests.threaded_server import ThreadedServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -62,22 +62,11 @@ class QuietRequestHandler(WSGIRequestHandler):
         pass
 
 
-class FirmsyncServer:
+class FirmsyncServer(ThreadedServer):
     """The Firmsync web application on a real HTTP server in a thread."""
 
     def __init__(self, app):
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="firmsync-web", daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(5)
+        super().__init__(app, "firmsync-web", request_handler=QuietRequestHandler)
 
 
 @pytest.fixture(scope="session")
