@@ -179,6 +179,13 @@ def login(client, email, password=PASSWORD):
     return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
 
 
+def logged_in(client, user):
+    """Log ``user`` in through the real form; returns the client (fails when refused)."""
+    response = login(client, user.email)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return client
+
+
 def csrf_from(response):
     """Extract the first CSRF token rendered in a page."""
     import re

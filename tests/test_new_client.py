@@ -5,8 +5,16 @@ The dossier-level packages (consent pages) are covered in tests/test_oauth_flow.
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Role, SyncRun, Trigger
-from tests.conftest import csrf_from, make_user
+from app.models import (
+    Connection,
+    ConnectionStatus,
+    Dossier,
+    DossierLink,
+    Role,
+    SyncRun,
+    Trigger,
+)
+from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
 
 REFERENCES = [{"reference": "c-1001", "name": "Bakery Janssens"}, {"reference": "c-1003", "name": "Garage Peeters"}]
@@ -26,10 +34,6 @@ def demo_connection(db, firm, sandbox):
     return connection
 
 
-def logged_in(client, user):
-    page = client.get("/login")
-    client.post("/login", data={"email": user.email, "password": "correct horse battery", "csrf_token": csrf_from(page)})
-    return client
 
 
 def details(client, **values):

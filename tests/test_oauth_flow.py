@@ -12,8 +12,16 @@ import requests
 from sqlalchemy import func, select, text
 
 from app import oauth_flow
-from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Role, SyncRun, Trigger
-from tests.conftest import csrf_from, make_user
+from app.models import (
+    Connection,
+    ConnectionStatus,
+    Dossier,
+    DossierLink,
+    Role,
+    SyncRun,
+    Trigger,
+)
+from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
 
 XERO_ORGS = 3  # every sandbox company is an organisation of the grant
@@ -31,12 +39,6 @@ def admin(firm):
     return make_user("admin@alpha.test", firm, Role.ADMIN)
 
 
-def logged_in(client, user):
-    page = client.get("/login")
-    response = client.post("/login", data={"email": user.email, "password": "correct horse battery",
-                                           "csrf_token": csrf_from(page)})
-    assert response.status_code == 302
-    return client
 
 
 def token(client):

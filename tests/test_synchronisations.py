@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Role
-from tests.conftest import csrf_from, make_user
+from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
 
 API_KEY = "demo-key"
@@ -23,10 +23,6 @@ def connection(db, firm, sandbox):
     return row
 
 
-def logged_in(client, user):
-    page = client.get("/login")
-    client.post("/login", data={"email": user.email, "password": "correct horse battery", "csrf_token": csrf_from(page)})
-    return client
 
 
 def link(db, connection, name="Linked Ltd"):

@@ -6,9 +6,9 @@ from sqlalchemy import func, select
 
 from app.models import Account, Connection, Dossier, LedgerLine, PeriodBalance, Role, RunStatus, SyncRun, Trigger
 from jobs.triggers import request_sync
-from tests.conftest import csrf_from, make_user
+from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
-from tests.test_oauth_flow import add_firm_connection, consent, logged_in, new_client, token
+from tests.test_oauth_flow import add_firm_connection, consent, new_client, token
 
 pytestmark = pytest.mark.slow
 
