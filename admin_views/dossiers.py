@@ -407,16 +407,10 @@ class DossierView(SecureModelView):
     @action("resync", "Resync selected", "Queue a sync for every selected file?")
     def action_resync(self, ids):
         """Queue a bulk sync for each chosen file the actor may sync; files without a sync are skipped."""
-        from jobs.triggers import request_sync
+        from jobs.triggers import request_syncs
 
         actor = self.actor
-        queued = skipped = 0
-        for dossier in self.scoped(ids):
-            if not can(actor, "sync_now", dossier.id):
-                skipped += 1
-                continue
-            if request_sync(dossier.id, trigger="bulk", actor=actor) is None:
-                skipped += 1
-            else:
-                queued += 1
+        chosen = sorted(dossier.id for dossier in self.scoped(ids))  # scoped: only files the actor sees
+        runs = request_syncs(chosen, trigger="bulk", actor=actor)[0] if chosen and can(actor, "sync_now") else []
+        queued, skipped = len(runs), len(chosen) - len(runs)
         flash(f"{queued} syncs queued, {skipped} skipped (no sync set up).", "success" if queued else "info")

@@ -245,7 +245,7 @@ def _cases():
 
 @pytest.fixture
 def fakes(monkeypatch):
-    """No network, no queue: a fake connector and a recording ``request_sync``."""
+    """No network, no queue: a fake connector and a recording ``request_syncs``."""
     state = SimpleNamespace(requested=[])
 
     class FakeConnector:
@@ -255,13 +255,13 @@ def fakes(monkeypatch):
         def list_references(self):
             return [CompanyRef("R1", "Company One")]
 
-    def request_sync(dossier_id, trigger, actor=None, **kwargs):
+    def request_syncs(dossier_ids, trigger, actor=None):
         assert trigger == "bulk"
-        state.requested.append(dossier_id)
-        return SimpleNamespace(id=1)
+        state.requested.extend(dossier_ids)
+        return [SimpleNamespace(id=i) for i in dossier_ids], []
 
     monkeypatch.setattr("admin_views.connections.connector_for", lambda connection: FakeConnector())
-    monkeypatch.setattr("jobs.triggers.request_sync", request_sync)
+    monkeypatch.setattr("jobs.triggers.request_syncs", request_syncs)
     return state
 
 
