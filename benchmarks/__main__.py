@@ -41,6 +41,7 @@ def parse(argv):
     parser.add_argument("--databases", default="sqlite,postgresql", help="for measures 1 and 3")
     parser.add_argument("--peer-venv", default=None, help="reuse a virtualenv that has tap-xero (measure 7)")
     parser.add_argument("--memory-lines", default=None, help="ledger sizes of measure 2, e.g. 100000,1000000")
+    parser.add_argument("--sync-lines", type=int, default=None, help="ledger size of measures 1 and 3 (profiling)")
     args = parser.parse_args(argv)
     if args.memory_lines:
         args.memory_lines = tuple(int(n) for n in args.memory_lines.split(","))
@@ -58,7 +59,9 @@ def say(message):
 def run(argv=None):
     """Run the harness; answers the paths of the JSON and Markdown reports."""
     args = parse(argv)
-    size = SIZES[args.size]
+    size = dict(SIZES[args.size])
+    if args.sync_lines:
+        size["sync_lines"] = args.sync_lines
     logging.basicConfig(level=logging.WARNING)
     results = {}
     with ExitStack() as stack:
