@@ -106,7 +106,9 @@ class TokenManager:
 
     :param spec: the :class:`connectors.base.ConnectorSpec` (its ``oauth`` part is used).
     :param client_id: the app's client id; ``client_secret`` its secret.
-    :param load_credentials: ``() -> dict``: the *committed* credentials, re-read each call.
+    :param load_credentials: ``() -> dict``: the *committed* credentials, re-read whenever the
+        access token in hand is about to expire or was refused (not on every call: a page
+        fetch must not cost a database read and a decryption).
     :param save_credentials: ``(dict) -> None``: persist new credentials in the caller's own
         committed transaction before returning.
     :param lock: ``() -> context manager`` held around a refresh (one per connection; the
@@ -127,6 +129,8 @@ class TokenManager:
         self.clock = clock
         #: refreshes this manager made (for tests and run statistics)
         self.refreshes = 0
+        #: the credentials read last, reused while their access token stays fresh
+        self._in_hand = None
 
     def _fresh(self, creds):
         if not creds or not creds.get("access_token"):
@@ -142,8 +146,12 @@ class TokenManager:
         ``force_refresh`` refreshes even a token that looks valid (after a 401), unless
         another worker already replaced it.
         """
+        if not force_refresh and self._fresh(self._in_hand):
+            return self._in_hand["access_token"]
+        self._in_hand = None
         creds = self.load_credentials() or {}
         if self._fresh(creds) and not force_refresh:
+            self._in_hand = creds
             return creds["access_token"]
         stale_access = creds.get("access_token")
         with self.lock():

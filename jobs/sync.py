@@ -10,7 +10,7 @@ One run syncs one dossier link:
    limited HTTP client, a ``save_credentials`` callback that commits refreshed tokens in
    their own transaction under the per-connection lock);
 4. read every stream from its bookmark into the :class:`jobs.apply.SyncWriter` and commit
-   **once**; only then persist the new bookmarks, the counts and the run's outcome;
+   **once** (pages are fetched a few chunks ahead of the writer by :mod:`jobs.read_ahead`); only then persist the new bookmarks, the counts and the run's outcome;
 5. on any error roll back (the dossier keeps its previous data exactly) and end the run:
    ``AuthError`` -> ``needs_reconnect`` (run and connection, never retried);
    ``RateLimited`` -> ``deferred`` until ``resume_at`` (the job is scheduled again, and
@@ -27,6 +27,7 @@ import traceback
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 
+from flask import current_app
 from rq import Retry, get_current_job
 
 from app.extensions import db
@@ -39,6 +40,7 @@ from connectors.base import (AuthError, BalanceRecord, CompanyProfileRecord, Con
 from jobs import locks
 from jobs.profiles import write_profile
 from jobs.progress import Heartbeat, Progress, SyncCancelled
+from jobs.read_ahead import read_ahead
 
 log = logging.getLogger("firmsync.jobs")
 
@@ -139,11 +141,14 @@ def _read_into_writer(connector, link, run_id, progress):
     writer = SyncWriter(db.session, link.id, run_id,
                         balances_from_lines=LedgerLineRecord in kinds and BalanceRecord not in kinds)
     window = sync_window(link)
+    app = current_app._get_current_object()
     bookmarks, profiles_changed = {}, False
     for stream in streams:
         progress.start_stream(stream.name)
         state = StreamState(bookmark=(link.bookmarks or {}).get(stream.name) if stream.incremental else None)
-        for record in connector.read(stream.name, state, window):
+        records = read_ahead(lambda: connector.read(stream.name, state, window), app=app,
+                             depth=_setting("SYNC_READ_AHEAD_CHUNKS", 8))
+        for record in records:
             if isinstance(record, CompanyProfileRecord):
                 profiles_changed = write_profile(db.session, link.id, record) or profiles_changed
             else:
