@@ -114,7 +114,7 @@ def _run_locked(run_id, lock):
     heartbeat = Heartbeat(run_id, lock, redis=redis, engine=engine,
                           interval=_setting("SYNC_HEARTBEAT_SECONDS", 10), lock_seconds=_setting("SYNC_LOCK_SECONDS", 60))
     heartbeat.start()
-    progress = Progress(engine, run_id, job, redis=redis, every_records=_setting("SYNC_PROGRESS_EVERY_RECORDS", 500),
+    progress = Progress(engine, run_id, job, redis=redis, every_records=_setting("SYNC_PROGRESS_EVERY_RECORDS", 10_000),
                         every_seconds=_setting("SYNC_PROGRESS_EVERY_SECONDS", 2.0))
     http_holder = {}
     try:
