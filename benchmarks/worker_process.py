@@ -8,7 +8,8 @@ The application comes from the environment (``FIRMSYNC_ENV``, ``DATABASE_URL``,
 
 Unless ``--keep-budgets``, Xero's client-side API budget (60 calls a minute per
 organisation) is lifted in this process: the throughput measures want Firmsync's own speed,
-not Xero's budget. The pacing measure gives a scaled-down one (``--xero-budget 10,6``).
+not Xero's budget. The pacing measure gives scaled-down ones (``--xero-budget 6,6,60``: 6 calls
+per organisation and 60 per connection in any 6 seconds).
 """
 import argparse
 import dataclasses
@@ -18,11 +19,11 @@ import resource
 from connectors.base import RateBudget
 
 
-def set_xero_budget(budget):
-    """Replace Xero's client-side budget in this process (the worker's connectors read it)."""
+def set_xero_budget(*budgets):
+    """Replace Xero's client-side budgets in this process (the worker's connectors read them)."""
     from connectors.xero import Xero
 
-    Xero.spec = dataclasses.replace(Xero.spec, rate_budget=budget)
+    Xero.spec = dataclasses.replace(Xero.spec, rate_budgets=budgets)
 
 
 def main(argv=None):
@@ -30,12 +31,16 @@ def main(argv=None):
     parser.add_argument("--report", required=True)
     parser.add_argument("--keep-budgets", action="store_true")
     parser.add_argument("--with-scheduler", action="store_true")
-    parser.add_argument("--xero-budget", default=None, help="CALLS,SECONDS: a scaled-down Xero budget per tenant")
+    parser.add_argument("--xero-budget", default=None, help="CALLS,SECONDS[,CONNECTION_CALLS]: scaled-down Xero budgets "
+                                                                  "per organisation (and per connection)")
     parser.add_argument("--forever", action="store_true", help="not burst: run until stopped (SIGTERM)")
     args = parser.parse_args(argv)
     if args.xero_budget:
-        calls, seconds = (int(n) for n in args.xero_budget.split(","))
-        set_xero_budget(RateBudget(per_minute=calls, window_seconds=seconds, per="tenant"))
+        calls, seconds, *connection = (int(n) for n in args.xero_budget.split(","))
+        budgets = [RateBudget(per_minute=calls, window_seconds=seconds, per="tenant")]
+        if connection:
+            budgets.append(RateBudget(per_minute=connection[0], window_seconds=seconds, per="connection"))
+        set_xero_budget(*budgets)
     elif not args.keep_budgets:
         set_xero_budget(RateBudget(per="tenant"))
     from app import create_app

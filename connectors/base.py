@@ -100,6 +100,9 @@ class ConnectorSpec:
     api_version: str
     docs_url: str
     rate_budget: RateBudget = RateBudget()
+    #: every budget a call counts against, when the package has several at once (Xero: per
+    #: organisation AND per app); when declared, ``rate_budget`` is its first entry
+    rate_budgets: tuple[RateBudget, ...] = ()
     oauth: OAuthSpec | None = None
     #: what the reference is called in the user's words ("division", "organisation"...)
     reference_label: str = "company"
@@ -108,6 +111,16 @@ class ConnectorSpec:
     base_url_setting: str = "base_url"
     #: True where the vendor documents nothing publicly and the module is built on best public facts
     undocumented: bool = False
+
+    def __post_init__(self):
+        if self.rate_budgets:
+            object.__setattr__(self, "rate_budgets", tuple(self.rate_budgets))
+            object.__setattr__(self, "rate_budget", self.rate_budgets[0])
+
+    @property
+    def budgets(self) -> tuple[RateBudget, ...]:
+        """Every budget one API call counts against (``rate_budgets``, else ``(rate_budget,)``)."""
+        return self.rate_budgets or (self.rate_budget,)
 
 
 # --------------------------------------------------------------------------------------

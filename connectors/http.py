@@ -2,7 +2,7 @@
 
 :class:`HttpClient` wraps a :class:`requests.Session` and, for every request:
 
-* waits for the package's budget in :class:`connectors.rate_limit.RateLimiter` (short
+* waits for the package's budgets in :class:`connectors.rate_limit.RateLimiter` (short
   waits are slept, long ones raise :class:`RateLimited` so the engine defers the run);
 * applies timeouts (connect 10 s, read 60 s unless told otherwise);
 * counts the calls it makes (:attr:`HttpClient.api_calls`);
@@ -99,6 +99,9 @@ class HttpClient:
     :param limiter: a :class:`RateLimiter`, or None for no shared budget (tests, one-off checks).
     :param budget: the :class:`connectors.base.RateBudget` to count against.
     :param budget_key: ``(package key, scope value)`` under which the budget is counted.
+    :param budgets: instead of ``budget``, several: ``[(scope value, RateBudget), ...]``
+        all counted under ``budget_key``'s package key for every call (the first is the
+        one a 429 blocks; ``budget_key`` follows it).
     :param secrets: values that must never appear in a message.
     :param error_message: ``error_message(response) -> str | None`` turning a vendor error
         body into a sentence (the connector's hook); appended to the standard message.
@@ -112,14 +115,21 @@ class HttpClient:
     :param sleep: the sleep function (tests inject a fake one).
     """
 
-    def __init__(self, package, *, session=None, limiter=None, budget=None, budget_key=None, secrets=(),
-                 error_message=None, auth=None, timeout=DEFAULT_TIMEOUT, max_retries=3, backoff=0.5,
+    def __init__(self, package, *, session=None, limiter=None, budget=None, budget_key=None, budgets=None,
+                 secrets=(), error_message=None, auth=None, timeout=DEFAULT_TIMEOUT, max_retries=3, backoff=0.5,
                  backoff_cap=8.0, max_wait=5.0, sleep=time.sleep):
         self.package = package
         self.session = session or requests.Session()
-        self.limiter = limiter if (limiter is not None and budget is not None) else None
+        package_key, scope = budget_key or (package, "default")
+        if budgets:
+            self.budgets = tuple((str(s), b) for s, b in budgets)
+            scope, budget = self.budgets[0]
+        else:
+            self.budgets = ((str(scope), budget),) if budget is not None else ()
+        self.limiter = limiter if (limiter is not None and self.budgets) else None
         self.budget = budget
-        self.budget_key = budget_key or (package, "default")
+        #: ``(package key, scope)`` of the first budget (the one a 429 blocks)
+        self.budget_key = (package_key, scope)
         self.secrets = [s for s in secrets if s]
         self.error_message = error_message
         self.auth = auth
@@ -215,7 +225,7 @@ class HttpClient:
         if self.limiter is None:
             return None
         while True:
-            permit = self.limiter.acquire(*self.budget_key, self.budget)
+            permit = self.limiter.acquire_all(self.budget_key[0], self.budgets)
             if permit.granted:
                 return permit
             if permit.wait > self.max_wait or permit.daily:
@@ -258,11 +268,27 @@ def secrets_for(spec, config=None, credentials=None):
 
 
 def budget_scope(spec, *, reference=None, connection_id=None, api_key=None):
-    """The value a connection's budget is counted for, following ``spec.rate_budget.per``.
+    """The value a connection's budget is counted for, following ``spec.rate_budget.per``;
+    for a spec with several budgets (``spec.rate_budgets``), a tuple with one value per
+    budget, in the same order, all distinct. Pass it to :func:`build_client` as ``tenant``.
 
     An API key is hashed: secrets never end up in Redis key names.
     """
-    per = spec.rate_budget.per
+    budgets = spec_budgets(spec)
+    scopes = [_scope_for(budget.per, reference=reference, connection_id=connection_id, api_key=api_key)
+              for budget in budgets]
+    if len(scopes) == 1:
+        return scopes[0]
+    return _distinct(scopes, budgets)
+
+
+def spec_budgets(spec):
+    """Every budget of ``spec`` (:attr:`connectors.base.ConnectorSpec.budgets`; any object
+    with a ``rate_budget`` will do)."""
+    return getattr(spec, "budgets", None) or (spec.rate_budget,)
+
+
+def _scope_for(per, *, reference, connection_id, api_key):
     if per == "ip":
         return "server"
     if per == "key" and api_key:
@@ -272,6 +298,20 @@ def budget_scope(spec, *, reference=None, connection_id=None, api_key=None):
     if connection_id is not None:
         return f"connection-{connection_id}"
     return f"tenant-{reference}" if reference else "default"
+
+
+def _distinct(scopes, budgets):
+    """``scopes`` where a value already used by an earlier budget gets the budget's ``per``
+    appended (two budgets counted for one scope would share, and double, their counters)."""
+    seen, result = set(), []
+    for scope, budget in zip(scopes, budgets):
+        if scope in seen:
+            scope = f"{scope}.{budget.per}"
+        while scope in seen:
+            scope += "+"
+        seen.add(scope)
+        result.append(scope)
+    return tuple(result)
 
 
 #: the longest a worker sleeps for a budget window to reopen (a minute's budget, plus slack)
@@ -285,8 +325,11 @@ def budget_wait(budget):
     first sync moving under Xero's or Exact's 60 calls a minute: deferring instead would
     roll the run back and start it again from its last committed bookmarks, so a sync
     needing more calls than one window allows would never finish. Longer waits (a daily
-    budget, a long ``Retry-After``) still defer the run.
+    budget, a long ``Retry-After``) still defer the run. ``budget`` may also be a sequence
+    of budgets (the longest of their waits).
     """
+    if isinstance(budget, (tuple, list)):
+        return max((budget_wait(b) for b in budget), default=budget_wait(None))
     window = budget.window_seconds if budget is not None and budget.per_minute else 0
     return min(MAX_BUDGET_SLEEP, window + 5.0) if window else 5.0
 
@@ -296,20 +339,31 @@ def build_client(spec, *, redis=None, tenant=None, secrets=(), error_message=Non
                  limiter=None) -> HttpClient:
     """The :class:`HttpClient` for one connection of the package described by ``spec``.
 
-    :param redis: a redis-py client; its :class:`RateLimiter` enforces ``spec.rate_budget``
-        (None: no shared budget, e.g. in unit tests).
-    :param tenant: the value the budget is counted for (see :func:`budget_scope`).
+    :param redis: a redis-py client; its :class:`RateLimiter` enforces every budget of
+        ``spec.budgets`` for each call (None: no shared budget, e.g. in unit tests).
+    :param tenant: the value(s) the budgets are counted for: what :func:`budget_scope`
+        answers (a tuple, one per budget, when the spec has several). A single string for
+        a spec with several budgets counts the first under it and the others under it
+        with their ``per`` appended.
     :param secrets: values to scrub from messages (see :func:`secrets_for`).
     :param error_message: the connector's vendor-error hook; when omitted the connector
         sets its own :meth:`connectors.base.Connector.error_message` on the client.
-    :param max_wait: longest budget wait slept in the worker; default :func:`budget_wait`.
+    :param max_wait: longest budget wait slept in the worker; default :func:`budget_wait`
+        of the spec's budgets.
     """
+    budgets = spec_budgets(spec)
     if max_wait is None:
-        max_wait = budget_wait(spec.rate_budget)
+        max_wait = budget_wait(budgets)
     if limiter is None and redis is not None:
         limiter = RateLimiter(redis)
+    if isinstance(tenant, (tuple, list)):
+        if len(tenant) != len(budgets):
+            raise ValueError(f"{spec.key}: one budget scope per budget is needed")
+        scopes = _distinct([str(t) for t in tenant], budgets)
+    else:
+        scopes = _distinct([tenant or "default"] * len(budgets), budgets)
     return HttpClient(
-        spec.display_name, session=session, limiter=limiter, budget=spec.rate_budget,
-        budget_key=(spec.key, tenant or "default"), secrets=secrets, error_message=error_message,
+        spec.display_name, session=session, limiter=limiter, budgets=list(zip(scopes, budgets)),
+        budget_key=(spec.key, scopes[0]), secrets=secrets, error_message=error_message,
         auth=auth, timeout=timeout, max_retries=max_retries, max_wait=max_wait, sleep=sleep,
     )

@@ -2,8 +2,10 @@
 
 A budget (:class:`connectors.base.RateBudget`) is counted per ``(package, scope)``: the
 scope is the value the budget is counted for (a tenant reference, a connection id, a hash
-of an API key, or ``"server"``). :meth:`RateLimiter.acquire` checks, atomically in one Lua
-script and on the Redis server's clock:
+of an API key, or ``"server"``). A call may count against several budgets at once (Xero:
+per organisation and per connection); :meth:`RateLimiter.acquire_all` checks all of them,
+atomically in one Lua script and on the Redis server's clock, and counts the call against
+all or none:
 
 1. a *blocked-until* time set by :meth:`RateLimiter.block` when the package answered 429
    with ``Retry-After`` (so every worker of the same budget waits, not only the one that
@@ -15,7 +17,9 @@ script and on the Redis server's clock:
    keep its slot for ever.
 
 It answers a :class:`Permit`: either granted (``wait == 0``; pass it to
-:meth:`RateLimiter.release` after the call) or how long to wait before asking again.
+:meth:`RateLimiter.release` after the call, which frees the slots and re-stamps the
+window entries with the time the answer came) or how long to wait before asking again
+(the longest wait of the full budgets).
 The caller decides whether to sleep (short waits) or defer the run (long waits).
 """
 from __future__ import annotations
@@ -31,51 +35,87 @@ CONCURRENCY_POLL_SECONDS = 0.05
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window_ms = tonumber(ARGV[1])
-local per_window = tonumber(ARGV[2])
-local per_day = tonumber(ARGV[3])
-local concurrency = tonumber(ARGV[4])
-local lease_ms = tonumber(ARGV[5])
-local lease = ARGV[6]
-local poll_ms = tonumber(ARGV[7])
+local lease = ARGV[1]
+local poll_ms = tonumber(ARGV[2])
+local count = (#KEYS) / 4
 
-local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
-if blocked > now then return {blocked - now, 0, 0} end
-
-if per_day > 0 then
-  local used = tonumber(redis.call('GET', KEYS[3]) or '0')
-  if used >= per_day then
-    local day_ms = 86400000
-    return {day_ms - (now % day_ms), 1, 0}
+-- first every budget is checked; nothing is counted unless all of them have room
+local wait, daily, concurrency_only = 0, 0, 1
+for i = 0, count - 1 do
+  local blocked_key, window_key, day_key, slots_key = KEYS[i*4+1], KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  local window_ms, per_window, per_day = tonumber(ARGV[i*5+3]), tonumber(ARGV[i*5+4]), tonumber(ARGV[i*5+5])
+  local concurrency = tonumber(ARGV[i*5+6])
+  local this_wait, is_daily, is_slot = 0, 0, 0
+  local blocked = tonumber(redis.call('GET', blocked_key) or '0')
+  if blocked > now then this_wait = blocked - now end
+  if per_day > 0 then
+    local used = tonumber(redis.call('GET', day_key) or '0')
+    if used >= per_day then
+      local day_ms = 86400000
+      this_wait = math.max(this_wait, day_ms - (now % day_ms))
+      is_daily = 1
+    end
+  end
+  if per_window > 0 then
+    redis.call('ZREMRANGEBYSCORE', window_key, '-inf', now - window_ms)
+    if redis.call('ZCARD', window_key) >= per_window then
+      local oldest = redis.call('ZRANGE', window_key, 0, 0, 'WITHSCORES')
+      this_wait = math.max(this_wait, tonumber(oldest[2]) + window_ms - now, 1)
+    end
+  end
+  if concurrency > 0 then
+    redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', now)
+    if this_wait == 0 and redis.call('ZCARD', slots_key) >= concurrency then
+      this_wait = poll_ms
+      is_slot = 1
+    end
+  end
+  if this_wait > 0 then
+    if is_daily == 1 then daily = 1 end
+    if is_slot == 0 then concurrency_only = 0 end
+    wait = math.max(wait, this_wait)
   end
 end
+if wait > 0 then return {wait, daily, concurrency_only} end
 
-if per_window > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window_ms)
-  if redis.call('ZCARD', KEYS[2]) >= per_window then
-    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    return {math.max(1, tonumber(oldest[2]) + window_ms - now), 0, 0}
+-- then all of them are counted, under one lease id
+for i = 0, count - 1 do
+  local window_key, day_key, slots_key = KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  local window_ms, per_window, per_day = tonumber(ARGV[i*5+3]), tonumber(ARGV[i*5+4]), tonumber(ARGV[i*5+5])
+  local concurrency, lease_ms = tonumber(ARGV[i*5+6]), tonumber(ARGV[i*5+7])
+  if concurrency > 0 then
+    redis.call('ZADD', slots_key, now + lease_ms, lease)
+    redis.call('PEXPIRE', slots_key, lease_ms * 2)
   end
-end
-
-if concurrency > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-  if redis.call('ZCARD', KEYS[4]) >= concurrency then
-    return {poll_ms, 0, 1}
+  if per_window > 0 then
+    redis.call('ZADD', window_key, now, lease)
+    redis.call('PEXPIRE', window_key, window_ms + lease_ms)
   end
-  redis.call('ZADD', KEYS[4], now + lease_ms, lease)
-  redis.call('PEXPIRE', KEYS[4], lease_ms * 2)
-end
-
-if per_window > 0 then
-  redis.call('ZADD', KEYS[2], now, lease)
-  redis.call('PEXPIRE', KEYS[2], window_ms + 1000)
-end
-if per_day > 0 then
-  redis.call('INCR', KEYS[3])
-  redis.call('EXPIRE', KEYS[3], 90000)
+  if per_day > 0 then
+    redis.call('INCR', day_key)
+    redis.call('EXPIRE', day_key, 90000)
+  end
 end
 return {0, 0, 0}
+"""
+
+#: after the call: free the concurrency slots and re-stamp the window entries with the
+#: time the answer arrived (the request reached the package at the latest then), so the
+#: package never sees more than the budget in any window even when a request was slow
+_RELEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = ARGV[1]
+for i = 1, #KEYS do
+  local ttl_ms = tonumber(ARGV[i + 1])
+  if ttl_ms == 0 then
+    redis.call('ZREM', KEYS[i], lease)
+  else
+    redis.call('ZADD', KEYS[i], now, lease)
+    redis.call('PEXPIRE', KEYS[i], ttl_ms)
+  end
+end
+return 1
 """
 
 _BLOCK = """
@@ -92,11 +132,13 @@ return until_ms
 
 @dataclass(frozen=True)
 class Permit:
-    """The limiter's answer.
+    """The limiter's answer for one call, covering every budget it counts against.
 
-    ``wait`` is 0 when the call may go ahead (then ``lease`` must be released after the
-    call), else the seconds to wait before asking again; ``daily`` says the day's budget
-    is spent; ``concurrency`` says only the concurrency cap is full.
+    ``wait`` is 0 when the call may go ahead (then pass the permit to
+    :meth:`RateLimiter.release` after the call), else the seconds to wait before asking
+    again: the longest wait of the budgets that are full. ``daily`` says a day's budget is
+    spent; ``concurrency`` says only concurrency caps are full. ``held`` lists the
+    ``(scope, budget)`` pairs the granted call was counted against, under ``lease``.
     """
 
     wait: float
@@ -105,6 +147,7 @@ class Permit:
     concurrency: bool = False
     package: str = ""
     scope: str = ""
+    held: tuple = ()
 
     @property
     def granted(self):
@@ -124,6 +167,7 @@ class RateLimiter:
         self.prefix = prefix
         self.lease_seconds = lease_seconds
         self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
         self._block = redis.register_script(_BLOCK)
 
     def _key(self, package, scope, part):
@@ -133,36 +177,50 @@ class RateLimiter:
         return self._key(package, scope, "day:" + datetime.now(timezone.utc).strftime("%Y%m%d"))
 
     def acquire(self, package, scope, budget, *, lease_seconds=None) -> Permit:
-        """Ask for one call under ``budget``; never blocks. See :class:`Permit`."""
-        scope = str(scope)
+        """Ask for one call under ``budget`` counted for ``scope``; never blocks. See :class:`Permit`."""
+        return self.acquire_all(package, [(scope, budget)], lease_seconds=lease_seconds)
+
+    def acquire_all(self, package, budgets, *, lease_seconds=None) -> Permit:
+        """Ask for one call under every ``(scope, budget)`` of ``budgets``; never blocks.
+
+        All or nothing, in one atomic script: the call is counted against every budget, or
+        against none and the answer is the longest wait. No slot is ever held while
+        waiting for another budget, so workers cannot deadlock or leak slots. Scopes must
+        be distinct (two budgets counted for the same scope would share their counters).
+        """
+        held = tuple((str(scope), budget) for scope, budget in budgets)
+        if len({scope for scope, _ in held}) != len(held):
+            raise ValueError("each budget of a call needs its own scope")
         lease = uuid.uuid4().hex
         lease_ms = int((lease_seconds or self.lease_seconds) * 1000)
-        wait_ms, daily, concurrency = self._acquire(
-            keys=[
-                self._key(package, scope, "blocked"),
-                self._key(package, scope, "window"),
-                self._day_key(package, scope),
-                self._key(package, scope, "slots"),
-            ],
-            args=[
-                int(budget.window_seconds * 1000),
-                budget.per_minute or 0,
-                budget.per_day or 0,
-                budget.concurrency or 0,
-                lease_ms,
-                lease,
-                int(CONCURRENCY_POLL_SECONDS * 1000),
-            ],
-        )
+        keys, args = [], [lease, int(CONCURRENCY_POLL_SECONDS * 1000)]
+        for scope, budget in held:
+            keys += [self._key(package, scope, "blocked"), self._key(package, scope, "window"),
+                     self._day_key(package, scope), self._key(package, scope, "slots")]
+            args += [int(budget.window_seconds * 1000), budget.per_minute or 0, budget.per_day or 0,
+                     budget.concurrency or 0, lease_ms]
+        wait_ms, daily, concurrency = self._acquire(keys=keys, args=args)
+        first = held[0][0] if held else ""
         if int(wait_ms) > 0:
             return Permit(wait=int(wait_ms) / 1000, daily=bool(daily), concurrency=bool(concurrency),
-                          package=package, scope=scope)
-        return Permit(wait=0, lease=lease if budget.concurrency else None, package=package, scope=scope)
+                          package=package, scope=first)
+        return Permit(wait=0, lease=lease, package=package, scope=first, held=held)
 
     def release(self, permit: Permit):
-        """Give back the concurrency slot of a granted permit (harmless when it had none)."""
-        if permit.lease:
-            self.redis.zrem(self._key(permit.package, permit.scope, "slots"), permit.lease)
+        """After the call of a granted permit: give back its concurrency slots and count its
+        window entries from now (when the answer arrived) rather than from the request."""
+        if not permit.lease:
+            return
+        keys, ttls = [], []
+        for scope, budget in permit.held:
+            if budget.concurrency:
+                keys.append(self._key(permit.package, scope, "slots"))
+                ttls.append(0)
+            if budget.per_minute:
+                keys.append(self._key(permit.package, scope, "window"))
+                ttls.append(int(budget.window_seconds * 1000) + 1000)
+        if keys:
+            self._release(keys=keys, args=[permit.lease, *ttls])
 
     def block(self, package, scope, seconds):
         """Stop every caller of this budget for ``seconds`` (the package's ``Retry-After``)."""

@@ -37,6 +37,9 @@ XERO_OAUTH = OAuthSpec(
 )
 #: per organisation (https://developer.xero.com/documentation/guides/oauth2/limits/)
 XERO_BUDGET = RateBudget(per_minute=60, per_day=5000, concurrency=5, per="tenant")
+#: per app across all its organisations, "App Minute Limit: 10,000 calls per minute"
+#: (https://developer.xero.com/faq/limits); counted per connection (one grant of the firm's app)
+XERO_APP_BUDGET = RateBudget(per_minute=10_000, per="connection")
 XERO_DOCS = "https://developer.xero.com/documentation/api/accounting/overview"
 
 
@@ -332,7 +335,7 @@ class Xero(XeroApi):
         config_schema=XeroConfig,
         api_version="2.0",
         docs_url=XERO_DOCS,
-        rate_budget=XERO_BUDGET,
+        rate_budgets=(XERO_BUDGET, XERO_APP_BUDGET),
         oauth=XERO_OAUTH,
         reference_label="organisation",
     )

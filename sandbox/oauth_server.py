@@ -50,13 +50,15 @@ class OAuthProvider:
         with self.lock:
             self.codes = {}
             self.access_tokens = {}  # token -> expires at (time.time())
-            self.refresh_tokens = {}  # token -> {"client_id", "used"}
+            self.refresh_tokens = {}  # token -> {"client_id", "used", "grant"}
+            self.grants = {}  # access token -> grant id (one per consent, kept across refreshes)
 
     def revoke_all(self):
         """The user revoked the app: every access and refresh token stops working."""
         with self.lock:
             self.access_tokens.clear()
             self.refresh_tokens.clear()
+            self.grants.clear()
 
     def valid_bearer(self, header):
         if not header or not header.startswith("Bearer "):
@@ -65,11 +67,20 @@ class OAuthProvider:
             expires = self.access_tokens.get(header[7:].strip())
         return expires is not None and expires > time.time()
 
-    def _issue(self, client_id):
+    def grant_of(self, header):
+        """The grant (one user's consent: a connection) a bearer token belongs to, or None."""
+        if not header or not header.startswith("Bearer "):
+            return None
+        with self.lock:
+            return self.grants.get(header[7:].strip())
+
+    def _issue(self, client_id, grant=None):
         access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(32)
+        grant = grant or secrets.token_hex(8)
         with self.lock:
             self.access_tokens[access] = time.time() + self.access_seconds
-            self.refresh_tokens[refresh] = {"client_id": client_id, "used": False}
+            self.grants[access] = grant
+            self.refresh_tokens[refresh] = {"client_id": client_id, "used": False, "grant": grant}
         return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
                 "expires_in": self.access_seconds}
 
@@ -139,7 +150,7 @@ class OAuthProvider:
                     return _error("invalid_grant")
                 if self.rotating:
                     data["used"] = True
-            issued = self._issue(client_id)
+            issued = self._issue(client_id, data.get("grant"))
             if not self.rotating:
                 with self.lock:
                     self.refresh_tokens.pop(issued["refresh_token"], None)

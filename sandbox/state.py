@@ -32,6 +32,7 @@ class SandboxState:
             self.token_refreshes = Counter()
             self.token_grants = Counter()
             self.rejected = Counter()
+            self.rejected_by = Counter()
             self.budgets = {k: dict(v) for k, v in self.initial_budgets.items()}
             self.windows = {}
             for book in self.books.values():
@@ -57,22 +58,47 @@ class SandboxState:
         return None
 
     # -- budgets -----------------------------------------------------------------------
-    def spend(self, package, tenant):
-        """Count one call against ``package``'s budget for ``tenant``; seconds to wait when over it."""
+    def spend(self, package, tenant, connection=None):
+        """Count one call against ``package``'s budgets; seconds to wait when over one of them."""
+        return self.spend_naming(package, tenant, connection)[0]
+
+    def spend_naming(self, package, tenant, connection=None):
+        """Like :meth:`spend`, answering ``(seconds to wait, the limits that refused the call)``.
+
+        A package's budget ``{"per_minute": n, "window_seconds": s, "per_connection": m}``
+        allows ``n`` calls per tenant and ``m`` per connection (OAuth grant) in any ``s``
+        seconds (sliding); either may be absent or 0. A refused call counts against
+        neither, and is counted in :attr:`rejected` (and :attr:`rejected_by` per limit).
+        """
         budget = self.budgets.get(package)
-        if not budget or not budget.get("per_minute"):
-            return 0
+        if not budget:
+            return 0, ()
         window = float(budget.get("window_seconds", 60))
+        limits = [("tenant", tenant, int(budget.get("per_minute") or 0))]
+        if connection is not None:
+            limits.append(("connection", connection, int(budget.get("per_connection") or 0)))
+        limits = [(kind, key, limit) for kind, key, limit in limits if limit > 0]
+        if not limits:
+            return 0, ()
         now = time.monotonic()
         with self.lock:
-            calls = self.windows.setdefault((package, tenant), deque())
-            while calls and calls[0] <= now - window:
-                calls.popleft()
-            if len(calls) >= int(budget["per_minute"]):
+            logs, wait, refused = [], 0.0, []
+            for kind, key, limit in limits:
+                calls = self.windows.setdefault((package, key) if kind == "tenant" else (package, kind, key), deque())
+                while calls and calls[0] <= now - window:
+                    calls.popleft()
+                if len(calls) >= limit:
+                    refused.append(kind)
+                    wait = max(wait, calls[0] + window - now)
+                logs.append(calls)
+            if refused:
                 self.rejected[package] += 1
-                return max(1, math.ceil(calls[0] + window - now))
-            calls.append(now)
-            return 0
+                for kind in refused:
+                    self.rejected_by[f"{package}:{kind}"] += 1
+                return max(1, math.ceil(wait)), tuple(refused)
+            for calls in logs:
+                calls.append(now)
+            return 0, ()
 
     def stats(self):
         with self.lock:
@@ -82,6 +108,7 @@ class SandboxState:
                 "token_refreshes": dict(self.token_refreshes),
                 "token_grants": dict(self.token_grants),
                 "rejected": dict(self.rejected),
+                "rejected_by": dict(self.rejected_by),
                 "faults": [dict(f) for f in self.faults],
                 "budgets": {k: dict(v) for k, v in self.budgets.items()},
             }

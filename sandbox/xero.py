@@ -13,8 +13,9 @@ Each generated company is an organisation (tenantId derived from its id). Respon
 shaped as in Xero's OpenAPI spec: MS-JSON dates, numbers in journals, strings in reports.
 Errors: 401 problem JSON for a bad token, 403 ``AuthenticationUnsuccessful`` for a missing
 or disconnected ``xero-tenant-id``, 429 with ``Retry-After`` and ``X-Rate-Limit-Problem``
-(``minute``, ``day``, ``concurrent``) from per-tenant limits (60/min unless the sandbox's
-``budgets`` say otherwise, 5,000/day, 5 concurrent).
+(``minute``, ``appminute``, ``day``, ``concurrent``) from per-tenant limits (60/min unless
+the sandbox's ``budgets`` say otherwise, 5,000/day, 5 concurrent) and the app's limit per
+grant (``per_connection`` of the budget, 10,000/min by default).
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ PREFIX = "/xero"
 DEFAULT_CLIENTS = {"xero-sandbox-client": "xero-sandbox-secret"}
 JOURNALS_PAGE = 100
 PER_MINUTE, PER_DAY, CONCURRENT = 60, 5000, 5
+#: Xero's "App Minute Limit" across all organisations (https://developer.xero.com/faq/limits)
+APP_PER_MINUTE = 10_000
 NAMESPACE = uuid.UUID("5b0c8a9e-7f4d-4c1e-9a53-2d6f0e1b7c44")
 
 #: generated account kinds -> (Xero Type, Class, trial balance section)
@@ -193,9 +196,9 @@ def _authenticate_and_limit():
         provider.day_calls[tenant] += 1
         provider.running[tenant] += 1
     g.xero_tenant = tenant
-    wait = state.spend(PACKAGE, tenant)
+    wait, refused = state.spend_naming(PACKAGE, tenant, provider.grant_of(request.headers.get("Authorization")))
     if wait:
-        return _too_many("minute", wait)
+        return _too_many("minute" if "tenant" in refused else "appminute", wait)
     g.xero_book = book
     return None
 
@@ -388,8 +391,9 @@ def register(app, state):
     provider = XeroProvider(PACKAGE, "Xero", state, clients=settings.get("oauth_clients") or DEFAULT_CLIENTS,
                             access_seconds=settings.get("token_seconds") or 1800, rotating=True)
     state.oauth[PACKAGE] = provider
-    # Xero's 60 calls a minute per organisation, unless the sandbox was given other budgets
-    state.initial_budgets.setdefault(PACKAGE, {"per_minute": PER_MINUTE})
+    # Xero's 60 calls a minute per organisation and 10,000 per app (here: per grant), unless
+    # the sandbox was given other budgets
+    state.initial_budgets.setdefault(PACKAGE, {"per_minute": PER_MINUTE, "per_connection": APP_PER_MINUTE})
     state.budgets.setdefault(PACKAGE, dict(state.initial_budgets[PACKAGE]))
     app.register_blueprint(identity)
     app.register_blueprint(api)
