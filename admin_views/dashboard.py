@@ -15,6 +15,7 @@ The page costs a fixed number of SQL statements whatever the number of files: ev
 is an aggregate (:func:`dashboard_data`).
 """
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask_admin import expose
 from sqlalchemy import case, func, or_, select
@@ -29,6 +30,11 @@ from app.i18n import N_
 from app.models import Connection, ConnectionStatus, Dossier, Role, RunStatus, SyncRun, Trigger
 
 LATEST_FAILURES = 10
+#: how far before the newest nightly run the runs of the same night are looked for: one firm
+#: fans out its night at once (minutes; 6 h leaves room for late cron ticks); over every firm (support) local nights span the
+#: world's time zones (UTC-12 to UTC+14)
+NIGHT_WINDOW = timedelta(hours=6)
+NIGHT_WINDOW_ALL_FIRMS = timedelta(hours=27)
 #: dashboard tile -> (label, translated where shown; Files list filter)
 TILES = (
     ("failed", N_("Syncs failing"), {"status": "failed"}),
@@ -56,34 +62,44 @@ class NightlyRun:
         return self.succeeded + self.deferred + self.failed + self.in_progress
 
 
-def tile_counts(actor, now=None):
-    """``{tile key: number of visible files}`` for :data:`TILES`, in one aggregate statement."""
-    def counted(condition):
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+def tile_counts(actor, now=None, statuses=None, stale=None):
+    """``{tile key: number of visible files}`` for :data:`TILES`.
 
-    row = db.session.execute(
-        select(
-            counted(SYNC_STATES["failed"][1]), counted(SYNC_STATES["needs_reconnect"][1]),
-            counted(stale_condition(now)), counted(SYNC_STATES["running"][1]), counted(SYNC_STATES["queued"][1]),
-        ).select_from(Dossier).where(dossier_visibility(actor))
-    ).one()
-    return {key: int(value) for (key, _, _), value in zip(TILES, row)}
+    The sync-state tiles add up :func:`status_counts` and the stale tile counts
+    :func:`admin_views.dossiers.stale_condition`: one scan of the visible files
+    (:func:`status_and_stale_counts`), unless both are given.
+    """
+    if statuses is None or stale is None:
+        statuses, stale = status_and_stale_counts(actor, now)
+    by_status = dict(statuses)
+    return {
+        "failed": by_status.get(RunStatus.FAILED, 0),
+        "needs_reconnect": by_status.get(RunStatus.NEEDS_RECONNECT, 0),
+        "stale": int(stale or 0),
+        "running": by_status.get(RunStatus.RUNNING, 0),
+        "queued": by_status.get(RunStatus.QUEUED, 0) + by_status.get(RunStatus.DEFERRED, 0),
+    }
 
 
 def latest_failures(actor, limit=LATEST_FAILURES):
     """The visible files whose sync failed or needs a reconnect, with their latest run's message.
 
-    ``[(dossier id, name, number, status, message, finished_at)]``, newest first (one statement).
+    ``[(dossier id, name, number, status, message, finished_at)]``, newest run first (one
+    statement). The runs are walked newest first (primary key backwards) and the walk stops at
+    the ``limit``-th failing file whose newest run it is (one ``ix_sync_run_dossier_id_id``
+    probe per run looked at): with a million runs and thousands of failing files it reads a few
+    dozen rows, never the whole history nor every failing file.
     """
     other = aliased(SyncRun)
-    newest_run = (select(func.max(other.id)).where(other.dossier_id == Dossier.id)
-                  .correlate(Dossier).scalar_subquery())
+    newest_run = (select(func.max(other.id)).where(other.dossier_id == SyncRun.dossier_id)
+                  .correlate(SyncRun).scalar_subquery())
     return db.session.execute(
         select(Dossier.id, Dossier.name, Dossier.number, Dossier.sync_status, SyncRun.message, SyncRun.finished_at)
-        .join(SyncRun, SyncRun.id == newest_run)
-        .where(dossier_visibility(actor),
-               Dossier.sync_status.in_((RunStatus.FAILED, RunStatus.NEEDS_RECONNECT)))
-        .order_by(SyncRun.finished_at.desc().nulls_last(), Dossier.id.desc())
+        .select_from(SyncRun)
+        .join(Dossier, Dossier.id == SyncRun.dossier_id)
+        .where(dossier_visibility(actor), Dossier.sync_status.in_((RunStatus.FAILED, RunStatus.NEEDS_RECONNECT)),
+               SyncRun.id == newest_run)
+        .order_by(SyncRun.id.desc())
         .limit(limit)
     ).all()
 
@@ -122,19 +138,30 @@ def last_nightly_run(actor):
     """The last nightly run over the files ``actor`` sees, or None (two statements).
 
     A night is identified by the date suffix of ``SyncRun.nightly_key`` (``<link>:<local date>``).
+    Both statements read only recent nightly runs (index on firm, trigger, queued at): the
+    newest one, then those queued within :data:`NIGHT_WINDOW` before it (one firm's night;
+    :data:`NIGHT_WINDOW_ALL_FIRMS` for support), never the whole history.
     """
-    visible = SyncRun.dossier_id.in_(visible_dossier_ids(actor))
-    key = db.session.scalar(
-        select(SyncRun.nightly_key)
-        .where(visible, SyncRun.trigger == Trigger.NIGHTLY, SyncRun.nightly_key.is_not(None))
-        .order_by(SyncRun.queued_at.desc(), SyncRun.id.desc()).limit(1)
-    )
-    if key is None:
+    if actor is None:
         return None
-    night = key.rsplit(":", 1)[-1]
+    nightly = [SyncRun.trigger == Trigger.NIGHTLY]
+    if not actor.is_support:
+        nightly.append(SyncRun.firm_id == actor.firm_id)  # lets the index (firm, trigger, queued at) serve
+    if actor.is_support or actor.role != Role.ADMIN:  # an administrator sees every file of the firm
+        nightly.append(SyncRun.dossier_id.in_(visible_dossier_ids(actor)))
+    window = NIGHT_WINDOW_ALL_FIRMS if actor.is_support else NIGHT_WINDOW
+    newest = db.session.execute(
+        select(SyncRun.nightly_key, SyncRun.queued_at)
+        .where(*nightly, SyncRun.nightly_key.is_not(None))
+        .order_by(SyncRun.queued_at.desc(), SyncRun.id.desc()).limit(1)
+    ).first()
+    if newest is None:
+        return None
+    night = newest.nightly_key.rsplit(":", 1)[-1]
     rows = db.session.execute(
         select(SyncRun.status, func.count(SyncRun.id), func.min(SyncRun.queued_at), func.max(SyncRun.finished_at))
-        .where(visible, SyncRun.nightly_key.like(f"%:{night}"))
+        .where(*nightly, SyncRun.queued_at >= newest.queued_at - window,
+               SyncRun.nightly_key.like(f"%:{night}"))
         .group_by(SyncRun.status)
     ).all()
     counts = {status: count for status, count, _, _ in rows}
@@ -153,21 +180,31 @@ def last_nightly_run(actor):
 
 def status_counts(actor):
     """``[(status or None, count)]`` of the dossiers ``actor`` may see, largest first."""
+    return status_and_stale_counts(actor)[0]
+
+
+def status_and_stale_counts(actor, now=None):
+    """``(status_counts, stale)``: the visible files per sync status (largest first) and how
+    many are stale, in one statement (one pass over the firm's files, not two)."""
     rows = db.session.execute(
-        select(Dossier.sync_status, func.count(Dossier.id)).where(dossier_visibility(actor)).group_by(Dossier.sync_status)
+        select(Dossier.sync_status, func.count(Dossier.id),
+               func.sum(case((stale_condition(now, None if actor.is_support else actor.firm_id), 1), else_=0)))
+        .where(dossier_visibility(actor)).group_by(Dossier.sync_status)
     ).all()
-    return sorted(((status, count) for status, count in rows), key=lambda row: (-row[1], row[0] or ""))
+    statuses = sorted(((status, count) for status, count, _ in rows), key=lambda row: (-row[1], row[0] or ""))
+    return statuses, sum(int(stale or 0) for _, _, stale in rows)
 
 
 def dashboard_data(actor, now=None):
     """Everything the dashboard shows for ``actor`` (a fixed number of SQL statements)."""
-    counts = tile_counts(actor, now)
+    statuses, stale = status_and_stale_counts(actor, now)
+    counts = tile_counts(actor, now, statuses, stale)
     return {
         "tiles": [(key, label, counts[key], files_url(**filters)) for key, label, filters in TILES],
         "failures": latest_failures(actor),
         "reconnect": connections_to_reconnect(actor),
         "nightly": last_nightly_run(actor),
-        "status_counts": status_counts(actor),
+        "status_counts": statuses,
         "stale_hours": stale_after_hours(),
     }
 

@@ -14,11 +14,13 @@ depend on its size.
 """
 from datetime import timedelta
 
-from flask import current_app, flash, has_app_context, has_request_context, url_for
+from flask import current_app, flash, has_app_context, has_request_context, request, session, url_for
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_admin.babel import gettext as admin_gettext
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from sqlalchemy import and_, delete, exists, select, update
@@ -28,8 +30,8 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from admin_views.base import SUPPORT, SecureModelView
 from admin_views.choices import ScopedMultipleField, firm_groups, firm_members
-from admin_views.formatting import status_badge, timestamp, when, yes_no
-from app.access import can
+from admin_views.formatting import badge, status_badge, timestamp, when, yes_no
+from app.access import SESSION_FIRM_KEY, can, current_actor
 from app.extensions import db
 from app.models import (
     Account, AuditEvent, CompanyProfile, Connection, Dossier, DossierLink, FiscalYear, Frequency, LedgerLine,
@@ -54,13 +56,19 @@ def stale_after_hours():
     return current_app.config.get("STALE_AFTER_HOURS", DEFAULT_STALE_AFTER_HOURS)
 
 
-def stale_condition(now=None):
+def stale_condition(now=None, firm_id=None):
     """SQL condition on :class:`Dossier`: a file with an active link whose last successful sync
     is more than ``STALE_AFTER_HOURS`` old. Files never synced are not stale (their status says
-    why: queued, failed...); files without an active link (manual files) are never stale."""
+    why: queued, failed...); files without an active link (manual files) are never stale.
+
+    The active links are an uncorrelated ``IN`` (hashed once by PostgreSQL, not probed per
+    file); ``firm_id`` limits them to one firm's links when the caller looks at one firm.
+    """
     cutoff = (now or utcnow()) - timedelta(hours=stale_after_hours())
-    has_link = exists().where(DossierLink.dossier_id == Dossier.id, DossierLink.ended_at.is_(None))
-    return and_(Dossier.last_synced_at.is_not(None), Dossier.last_synced_at < cutoff, has_link)
+    active = select(DossierLink.dossier_id).where(DossierLink.ended_at.is_(None))
+    if firm_id is not None:
+        active = active.where(DossierLink.firm_id == firm_id)
+    return and_(Dossier.last_synced_at.is_not(None), Dossier.last_synced_at < cutoff, Dossier.id.in_(active))
 
 
 #: sync state filter value -> (label, SQL condition on Dossier.sync_status)
@@ -197,6 +205,52 @@ def ago(value, now=None):
     return f"{seconds // 86400} days ago"
 
 
+class ListRequest:
+    """What every row of one Files list request shares, computed once (see :func:`list_request`).
+
+    A list of 100 files asks these per row; computed once they keep the page's time from
+    growing with its size: the actor, the CSRF token, the URL prefixes of the dossier page,
+    the sync route and the row actions, and the status badges.
+    """
+
+    def __init__(self, view):
+        self.actor = view.actor
+        self.csrf = generate_csrf()
+        self.sync_url = url_for("dossier.sync")
+        self.page_url = url_for("dossier.index") + "?id="
+        self.may_sync = (self.actor is not None and not self.actor.is_support and self.actor.role in SYNCERS)
+        #: Flask-Admin's own words for the row actions (its translations), escaped
+        self.labels = {key: escape(admin_gettext(text)) for key, text in (
+            ("view", "View Record"), ("edit", "Edit Record"), ("delete", "Delete Record"),
+            ("confirm_delete", "Are you sure you want to delete this record?"))}
+        self._badges = {}
+        self._row_actions = {}
+
+    def badge(self, status):
+        if status not in self._badges:
+            self._badges[status] = badge(status)
+        return self._badges[status]
+
+    def row_action_urls(self, view, return_url):
+        """``(details, edit or None, delete or None)`` URL prefixes for :meth:`DossierView.row_actions`."""
+        if return_url not in self._row_actions:
+            self._row_actions[return_url] = (
+                view.get_url(".details_view", url=return_url) + "&id=" if view.can_view_details else None,
+                view.get_url(".edit_view", url=return_url) + "&id=" if view.can_edit else None,
+                view.get_url(".delete_view") if view.can_delete else None,
+            )
+        return self._row_actions[return_url]
+
+
+def list_request(view):
+    """The :class:`ListRequest` of the current request, kept in the request's WSGI environ
+    (not on ``flask.g``, which outlives a request when an app context was already pushed)."""
+    shared = request.environ.get("firmsync.files_list")
+    if shared is None:
+        shared = request.environ["firmsync.files_list"] = ListRequest(view)
+    return shared
+
+
 def _last_sync(view, context, model, name):
     if model.last_synced_at is None:
         return Markup('<span class="text-muted">never</span>')
@@ -220,18 +274,21 @@ def _reference(view, context, model, name):
     cell = escape(link.reference) if not link.reference_name else Markup(
         f'{escape(link.reference_name)} <span class="text-muted small">{escape(link.reference)}</span>')
     connection = link.connection
-    if connection.status == "needs_reconnect" and _may_reconnect(view.actor, connection):
+    if connection.status == "needs_reconnect" and _may_reconnect(view.actor, connection, model):
         from admin_views.connections import reconnect_button
 
         cell += reconnect_button(connection)
     return Markup(cell)
 
 
-def sync_arrows(dossier):
-    """The sync-now arrows: a POST (with CSRF) to the dossier page's sync route."""
+def sync_arrows(dossier, csrf=None, action=None):
+    """The sync-now arrows: a POST (with CSRF) to the dossier page's sync route.
+
+    ``csrf`` and ``action`` (the token and the route's URL) may be given when many rows share them.
+    """
     return Markup(
-        f'<form method="post" action="{escape(url_for("dossier.sync"))}" class="d-inline fs-sync-now">'
-        f'<input type="hidden" name="csrf_token" value="{escape(generate_csrf())}">'
+        f'<form method="post" action="{escape(action or url_for("dossier.sync"))}" class="d-inline fs-sync-now">'
+        f'<input type="hidden" name="csrf_token" value="{escape(csrf or generate_csrf())}">'
         f'<input type="hidden" name="id" value="{dossier.id}">'
         f'<button type="submit" class="btn btn-sm btn-link p-0" title="Sync now" data-dossier="{dossier.id}">'
         f'&#8635;</button></form>'
@@ -239,11 +296,10 @@ def sync_arrows(dossier):
 
 
 def _status(view, context, model, name):
-    cell = status_badge(view, context, model, name)
-    actor = view.actor
-    if (actor is not None and not actor.is_support and actor.role in SYNCERS
-            and model.active_link("accounting") is not None):
-        cell += Markup(" ") + sync_arrows(model)
+    shared = list_request(view)
+    cell = shared.badge(model.sync_status)
+    if shared.may_sync and model.active_link("accounting") is not None:
+        cell += Markup(" ") + sync_arrows(model, shared.csrf, shared.sync_url)
     return cell
 
 
@@ -257,7 +313,7 @@ def _blank_to_none(value):
 
 def _name(view, context, model, name):
     number = f'<span class="text-muted">{escape(model.number)}</span> ' if model.number else ""
-    page = escape(url_for("dossier.index", id=model.id))  # the dossier page (admin_views/dossier_page.py)
+    page = escape(list_request(view).page_url + str(model.id))  # the dossier page (admin_views/dossier_page.py)
     return Markup(f'{number}<a href="{page}" class="fs-dossier-link">{escape(model.name)}</a>')
 
 
@@ -267,17 +323,26 @@ def _accounting_link(view, context, model, name):
         return Markup('<span class="text-muted">no sync</span>')
     connection = link.connection  # eager-loaded with the links (DossierView.get_query)
     cell = escape(f"{connection.name if connection else '?'} → {link.reference_name or link.reference}")
-    if connection is not None and connection.status == "needs_reconnect" and _may_reconnect(view.actor, connection):
+    if (connection is not None and connection.status == "needs_reconnect"
+            and _may_reconnect(view.actor, connection, model)):
         from admin_views.connections import reconnect_button
 
         cell += reconnect_button(connection)
     return Markup(cell)
 
 
-def _may_reconnect(actor, connection):
-    """Admins reconnect firm-level connections; admin/staff with access reconnect a file's own grant."""
+def _may_reconnect(actor, connection, dossier):
+    """Admins reconnect firm-level connections; admin/staff with access reconnect a file's own grant.
+
+    ``dossier`` is the row being shown (the actor sees it): when it owns the connection the
+    role decides without a query, so a page of files needing a reconnect costs no SQL per row.
+    """
+    if actor is None or actor.is_support:
+        return False
     if connection.level == "firm":
-        return actor is not None and actor.role == Role.ADMIN
+        return actor.role == Role.ADMIN
+    if connection.owner_dossier_id == dossier.id:
+        return actor.role in (Role.ADMIN, Role.STAFF)
     return can(actor, "setup_sync", connection.owner_dossier_id)
 
 
@@ -367,6 +432,42 @@ class DossierView(SecureModelView):
     }
 
     column_formatters_detail = {**column_formatters, "last_synced_at": when, "sync_status": status_badge}
+    list_template = "admin/dossier_list.html"
+
+    @property
+    def actor(self):
+        """The request's actor, built once per request and per (user, firm): the list asks for
+        it in several columns of every row."""
+        if not has_request_context():
+            return current_actor()
+        key = (current_user.get_id(), session.get(SESSION_FIRM_KEY))
+        cached = request.environ.get("firmsync.files_actor")
+        if cached is None or cached[0] != key:
+            cached = request.environ["firmsync.files_actor"] = (key, current_actor())
+        return cached[1]
+
+    def row_actions(self, row, return_url):
+        """The view, edit and delete icons of one row (what Flask-Admin's ``row_actions.html``
+        macros render), from URL prefixes and a CSRF token computed once per request."""
+        shared = list_request(self)
+        details, edit, delete = shared.row_action_urls(self, return_url)
+        html = []
+        if details:
+            html.append(f'<a class="icon" href="{escape(details)}{row.id}" title="{shared.labels["view"]}">'
+                        f'<span class="fa fa-eye glyphicon glyphicon-eye-open"></span></a>')
+        if edit:
+            html.append(f'<a class="icon" href="{escape(edit)}{row.id}" title="{shared.labels["edit"]}">'
+                        f'<span class="fa fa-pencil glyphicon glyphicon-pencil"></span></a>')
+        if delete:
+            html.append(
+                f'<form class="icon" method="POST" action="{escape(delete)}">'
+                f'<input id="id" name="id" type="hidden" value="{row.id}">'
+                f'<input id="url" name="url" type="hidden" value="{escape(return_url)}">'
+                f'<input id="csrf_token" name="csrf_token" type="hidden" value="{escape(shared.csrf)}">'
+                f'<button onclick="return faHelpers.safeConfirm(\'{shared.labels["confirm_delete"]}\');" '
+                f'title="{shared.labels["delete"]}"><span class="fa fa-trash glyphicon glyphicon-trash"></span>'
+                f'</button></form>')
+        return Markup("".join(html))
 
     def get_query(self):
         """The visible files with their links and the links' connections loaded up front

@@ -38,7 +38,11 @@ def seed_base():
 
 
 def grow(firm_id, connection_id, dossiers, runs):
-    """Add dossiers (with a link each) and sync runs spread over them, up to the given totals."""
+    """Add dossiers (with a link each) and sync runs spread over them, up to the given totals.
+
+    Runs come one per link and night (the newest night is yesterday), a third of them nightly
+    runs with their real ``nightly_key`` (``<link>:<date>``), a quarter failed with a message.
+    """
     from app.extensions import db
 
     have = db.session.execute(text("SELECT count(*) FROM dossier WHERE firm_id = :f"), {"f": firm_id}).scalar()
@@ -56,20 +60,33 @@ def grow(firm_id, connection_id, dossiers, runs):
         FROM dossier d LEFT JOIN dossier_link l ON l.dossier_id = d.id
         WHERE d.firm_id = :f AND l.id IS NULL"""), {"f": firm_id, "c": connection_id})
     have_runs = db.session.execute(text("SELECT count(*) FROM sync_run WHERE firm_id = :f"), {"f": firm_id}).scalar()
+    links = db.session.execute(text("SELECT count(*) FROM dossier_link WHERE firm_id = :f"), {"f": firm_id}).scalar()
+    nights = max(0, -(-(runs - have_runs) // links))  # one run per link and night, newest night yesterday
+    # the runs already there move back by the nights added, so each link keeps one run a night
+    db.session.execute(text("""
+        UPDATE sync_run SET queued_at = queued_at - :n * interval '1 day', started_at = started_at - :n * interval '1 day',
+                            finished_at = finished_at - :n * interval '1 day',
+                            nightly_key = CASE WHEN nightly_key IS NULL THEN NULL
+                                               ELSE link_id || ':' || to_char(queued_at - :n * interval '1 day', 'YYYY-MM-DD') END
+        WHERE firm_id = :f"""), {"f": firm_id, "n": nights})
     db.session.execute(text("""
         WITH links AS (SELECT row_number() OVER (ORDER BY id) - 1 AS n, id, dossier_id
                        FROM dossier_link WHERE firm_id = :f),
-             total AS (SELECT count(*) AS c FROM links)
-        INSERT INTO sync_run (firm_id, dossier_id, link_id, trigger, status, attempt, cancel_requested,
+             total AS (SELECT count(*) AS c FROM links),
+             runs AS (SELECT g, l.id AS link_id, l.dossier_id, (ARRAY['nightly','manual','bulk'])[1 + g % 3] AS trigger,
+                             date_trunc('day', now()) - (1 + (CAST(:last AS integer) - g) / total.c) * interval '1 day'
+                                 + interval '2 hours' + (l.n % 1800) * interval '1 second' AS queued_at
+                      FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g, total JOIN links l ON true
+                      WHERE l.n = g % total.c)
+        INSERT INTO sync_run (firm_id, dossier_id, link_id, trigger, nightly_key, status, attempt, cancel_requested,
                               accounts_count, balances_count, lines_inserted, lines_updated, lines_deleted,
-                              api_calls, progress_records, queued_at, started_at, finished_at, changed)
-        SELECT :f, l.dossier_id, l.id, (ARRAY['nightly','manual','bulk'])[1 + g % 3],
+                              api_calls, progress_records, queued_at, started_at, finished_at, changed, message)
+        SELECT :f, dossier_id, link_id, trigger,
+               CASE WHEN trigger = 'nightly' THEN link_id || ':' || to_char(queued_at, 'YYYY-MM-DD') END,
                (ARRAY['succeeded','succeeded','succeeded','failed'])[1 + g % 4], 1, false,
-               100, 0, g % 500, 0, 0, 5, 0,
-               now() - (g % 10000) * interval '1 minute', now() - (g % 10000) * interval '1 minute',
-               now() - (g % 10000) * interval '1 minute' + interval '30 seconds', (g % 2 = 0)
-        FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g, total JOIN links l ON true
-        WHERE l.n = g % total.c"""), {"f": firm_id, "first": have_runs + 1, "last": runs})
+               100, 0, g % 500, 0, 0, 5, 0, queued_at, queued_at, queued_at + interval '30 seconds', (g % 2 = 0),
+               CASE WHEN g % 4 = 3 THEN 'The package refused the request; Firmsync will try again tonight.' END
+        FROM runs"""), {"f": firm_id, "first": have_runs + 1, "last": runs})
     db.session.commit()
     db.session.execute(text("ANALYZE"))
     db.session.commit()

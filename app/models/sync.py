@@ -29,6 +29,10 @@ class SyncRun(db.Model):
     __table_args__ = (
         db.Index("ix_sync_run_dossier_queued", "dossier_id", "queued_at"),
         db.Index("ix_sync_run_firm_status", "firm_id", "status"),
+        # the newest run of a file (max id) in one index probe: the dashboard's latest failures
+        db.Index("ix_sync_run_dossier_id_id", "dossier_id", "id"),
+        # the firm's last nightly run without scanning its history
+        db.Index("ix_sync_run_firm_trigger_queued", "firm_id", "trigger", "queued_at"),
     )
 
     id = db.Column(db.Integer, primary_key=True)
