@@ -2,24 +2,36 @@
 
 For every firm whose local ``nightly_time`` (in the firm's ``timezone``) has passed today,
 every active link whose connection is active gets a run with trigger ``nightly`` and
-``nightly_key = "<link_id>:<local date>"``. The key is unique in the database, and keys
-already used tonight are skipped up front, so running the fan-out twice (two cron
-processes, a restart, every minute) queues each link once per night. Links whose
-connection needs reconnecting or is disabled are skipped: their dossiers already show why.
+``nightly_key = "<link_id>:<local date>"``. The key is unique in the database and links
+whose key is already used tonight are left out, so running the fan-out twice (two cron
+processes, a restart, every minute) queues each link once per night. A link that already
+has a queued, running or deferred run gets no new run: that run takes tonight's key, it
+covers tonight. Links whose connection needs reconnecting or is disabled are skipped: their
+dossiers already show why.
+
+The work is done in the database, a fixed number of statements per firm-local date whatever
+the number of links (``INSERT ... SELECT ... RETURNING``), then the new runs are committed
+and only then enqueued (:func:`jobs.triggers.enqueue_runs`, one Redis pipeline).
 
 Run it every few minutes: ``flask sync nightly`` (or ``flask sync cron``, or ``rq cron``).
 """
 import logging
+from collections import defaultdict
 from datetime import time, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, exists, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from app.extensions import db
-from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Firm, SyncRun, Trigger
+from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Firm, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
 
 log = logging.getLogger("firmsync.jobs")
+
+#: how often a night's batch is tried again when another fan-out committed the same keys first
+ATTEMPTS = 3
 
 
 def firm_local_now(firm, now):
@@ -32,6 +44,7 @@ def firm_local_now(firm, now):
 
 
 def nightly_time_of(firm, default="02:00"):
+    """The firm's ``nightly_time`` as a :class:`datetime.time` (``default`` when unreadable)."""
     try:
         hours, minutes = (int(p) for p in (firm.nightly_time or default).split(":"))
         return time(hours, minutes)
@@ -40,37 +53,103 @@ def nightly_time_of(firm, default="02:00"):
         return time(hours, minutes)
 
 
-def fan_out(now=None):
-    """Queue tonight's runs. ``now`` is naive UTC (tests pass one). Returns the new run ids."""
-    from jobs.triggers import queue_runs
-
-    now = now or utcnow()
-    created = []
-    for firm in db.session.scalars(select(Firm).order_by(Firm.id)).all():
+def due_firms(now):
+    """``{local date: [firm ids]}`` of the firms whose nightly time has passed at ``now`` (naive UTC)."""
+    due = defaultdict(list)
+    for firm in db.session.scalars(select(Firm).order_by(Firm.id)):
         local = firm_local_now(firm, now)
-        if local.time() < nightly_time_of(firm):
-            continue
-        suffix = f":{local.date().isoformat()}"
-        done = set(db.session.scalars(
-            select(SyncRun.nightly_key).where(SyncRun.firm_id == firm.id, SyncRun.nightly_key.like(f"%{suffix}"))
-        ))
-        links = db.session.execute(
-            select(DossierLink.id, DossierLink.dossier_id)
-            .join(Connection, Connection.id == DossierLink.connection_id)
-            .join(Dossier, Dossier.id == DossierLink.dossier_id)
-            .where(DossierLink.firm_id == firm.id, DossierLink.ended_at.is_(None),
-                   Connection.status == ConnectionStatus.ACTIVE)
-            .order_by(DossierLink.id)
-        ).all()
-        targets = [(dossier_id, link_id, f"{link_id}{suffix}") for link_id, dossier_id in links
-                   if f"{link_id}{suffix}" not in done]
-        runs = queue_runs(targets, Trigger.NIGHTLY)
-        created += [run.id for run in runs if run.trigger == Trigger.NIGHTLY and run.nightly_key
-                    and run.nightly_key.endswith(suffix)]
+        if local.time() >= nightly_time_of(firm):
+            due[local.date()].append(firm.id)
+    return due
+
+
+def fan_out(now=None):
+    """Queue tonight's runs. ``now`` is naive UTC (tests pass one). Returns the new run ids.
+
+    Firms sharing a local date are queued together: the new runs are committed, then
+    enqueued. Links whose night is covered by a run already active are not in the result.
+    """
+    from jobs.triggers import enqueue_runs
+
+    created = []
+    for local_date, firm_ids in sorted(due_firms(now or utcnow()).items()):
+        run_ids = _queue_night(firm_ids, f":{local_date.isoformat()}")
+        enqueue_runs(run_ids)
+        created += run_ids
     if created:
         log.info("nightly fan-out queued %d run(s)", len(created))
     return created
 
+
+def _queue_night(firm_ids, suffix):
+    """Insert and commit the runs of one local night (key suffix ``":<date>"``); their ids."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            _cover_with_active_runs(firm_ids, suffix)
+            run_ids = sorted(db.session.scalars(insert(SyncRun).from_select(
+                ["firm_id", "dossier_id", "link_id", "trigger", "nightly_key", "status"],
+                _links_without_a_run(firm_ids, suffix).with_only_columns(
+                    DossierLink.firm_id, DossierLink.dossier_id, DossierLink.id, literal(Trigger.NIGHTLY),
+                    _key_of(DossierLink.id, suffix), literal(RunStatus.QUEUED)),
+            ).returning(SyncRun.id)))
+            if run_ids:
+                _mark_dossiers_queued(firm_ids, suffix, run_ids[0], run_ids[-1])
+            db.session.commit()
+            return run_ids
+        except IntegrityError:  # another fan-out committed some of tonight's keys first
+            db.session.rollback()
+            if attempt == ATTEMPTS:
+                raise
+            log.info("nightly fan-out met a concurrent fan-out; trying again")
+
+
+def _key_of(link_id, suffix):
+    """SQL for ``"<link_id><suffix>"``, the nightly key of a link."""
+    return cast(link_id, String) + literal(suffix, String)
+
+
+def _active_links(firm_ids):
+    """The firms' links that tonight's fan-out concerns: not ended, connection active."""
+    return (select(DossierLink.id)
+            .join(Connection, Connection.id == DossierLink.connection_id)
+            .join(Dossier, Dossier.id == DossierLink.dossier_id)
+            .where(DossierLink.firm_id.in_(firm_ids), DossierLink.ended_at.is_(None),
+                   Connection.status == ConnectionStatus.ACTIVE))
+
+
+def _links_without_a_run(firm_ids, suffix):
+    """Active links with no active run and no run with tonight's key (select the columns you need)."""
+    busy = select(SyncRun.link_id).where(SyncRun.firm_id.in_(firm_ids), SyncRun.status.in_(RunStatus.ACTIVE))
+    tonight = aliased(SyncRun)
+    return _active_links(firm_ids).where(
+        DossierLink.id.not_in(busy),
+        ~exists().where(tonight.nightly_key == _key_of(DossierLink.id, suffix)),
+    )
+
+
+def _cover_with_active_runs(firm_ids, suffix):
+    """Give tonight's key to the newest active run of each active link that has none yet."""
+    newest_active = (select(func.max(SyncRun.id))
+                     .where(SyncRun.firm_id.in_(firm_ids), SyncRun.status.in_(RunStatus.ACTIVE))
+                     .group_by(SyncRun.link_id))
+    tonight = aliased(SyncRun)
+    db.session.execute(
+        update(SyncRun)
+        .where(SyncRun.id.in_(newest_active), SyncRun.nightly_key.is_(None),
+               SyncRun.link_id.in_(_active_links(firm_ids)),
+               ~exists().where(tonight.nightly_key == _key_of(SyncRun.link_id, suffix)))
+        .values(nightly_key=_key_of(SyncRun.link_id, suffix)),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def _mark_dossiers_queued(firm_ids, suffix, first_id, last_id):
+    """Show "queued" on the dossiers of tonight's runs numbered ``first_id`` to ``last_id``."""
+    new_runs = select(SyncRun.dossier_id).where(
+        SyncRun.id.between(first_id, last_id), SyncRun.firm_id.in_(firm_ids),
+        SyncRun.status == RunStatus.QUEUED, SyncRun.nightly_key.endswith(suffix, autoescape=True))
+    db.session.execute(update(Dossier).where(Dossier.id.in_(new_runs)).values(sync_status=RunStatus.QUEUED),
+                       execution_options={"synchronize_session": False})
 
 
 def nightly_job():

@@ -9,7 +9,7 @@ one run. :func:`cancel_run` stops a run.
 import logging
 
 from rq import Queue
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import Forbidden
 
@@ -91,70 +91,70 @@ def request_syncs(dossier_ids, trigger, actor=None):
         if len(allowed) != len(dossier_ids):
             raise Forbidden(NOT_ALLOWED)
     links = _links_to_sync(dossier_ids)
-    runs = queue_runs([(dossier_id, links[dossier_id], None) for dossier_id in dossier_ids if dossier_id in links],
+    runs = queue_runs([(dossier_id, links[dossier_id]) for dossier_id in dossier_ids if dossier_id in links],
                       trigger, actor)
     return runs, [dossier_id for dossier_id in dossier_ids if dossier_id not in links]
 
 
 def queue_runs(targets, trigger, actor=None):
-    """Queue many runs at once: the batch form of :func:`request_sync` for the nightly fan-out
-    and bulk actions. ``targets`` are ``(dossier_id, link_id, nightly_key or None)``; the
-    caller has checked the rights. Returns the runs, reused or new.
+    """Queue many runs at once, the batch form of :func:`request_sync` (bulk actions).
 
-    A link with a queued, running or deferred run gets that run back (it covers tonight when
-    a nightly key is given). New runs are inserted and committed in one transaction, then
-    enqueued in one Redis pipeline. The per-dossier trigger lock is not taken here: should a
-    "sync now" click create a run for the same link at the same instant, the worker's dossier
-    lock still runs them one after the other, and the second finds nothing changed.
+    ``targets`` are ``(dossier_id, link_id)`` pairs; the caller has checked the rights.
+    Returns the runs, reused or new, loaded. A link with a queued, running or deferred run
+    gets that run back. New runs are inserted together (``INSERT ... RETURNING``) and
+    committed, then enqueued (:func:`enqueue_runs`). The per-dossier trigger lock is not
+    taken here: should a "sync now" click create a run for the same link at the same instant,
+    the worker's dossier lock still runs them one after the other, and the second finds
+    nothing changed. (The nightly fan-out works in SQL instead, see :mod:`jobs.nightly`.)
     """
     if not targets:
         return []
-    link_ids = [link_id for _, link_id, _ in targets]
     active = {}
-    for run in db.session.scalars(
-        select(SyncRun).where(SyncRun.link_id.in_(link_ids), SyncRun.status.in_(RunStatus.ACTIVE)).order_by(SyncRun.id)
+    for run_id, link_id in db.session.execute(
+        select(SyncRun.id, SyncRun.link_id)
+        .where(SyncRun.link_id.in_({link_id for _, link_id in targets}), SyncRun.status.in_(RunStatus.ACTIVE))
+        .order_by(SyncRun.id)
     ):
-        active[run.link_id] = run
+        active[link_id] = run_id  # the newest wins
     firm_of = dict(db.session.execute(select(Dossier.id, Dossier.firm_id).where(
-        Dossier.id.in_({dossier_id for dossier_id, _, _ in targets}))).all())
-    reused, created = [], []
-    for dossier_id, link_id, nightly_key in targets:
-        run = active.get(link_id)
-        if run is not None:
-            if nightly_key and run.nightly_key is None:
-                run.nightly_key = nightly_key  # tonight's sync is covered by that run
-            reused.append(run)
-            continue
-        run = SyncRun(firm_id=firm_of[dossier_id], dossier_id=dossier_id, link_id=link_id, trigger=trigger,
-                      triggered_by_id=actor.user_id if actor else None, nightly_key=nightly_key,
-                      status=RunStatus.QUEUED)
-        active[link_id] = run
-        created.append(run)
-    db.session.add_all(created)
-    if created:
-        db.session.execute(update(Dossier).where(Dossier.id.in_({r.dossier_id for r in created}))
-                           .values(sync_status=RunStatus.QUEUED))
-    try:
+        Dossier.id.in_({dossier_id for dossier_id, _ in targets}))).all())
+    rows = []
+    for dossier_id, link_id in targets:
+        if link_id not in active:
+            active[link_id] = None  # one new run per link
+            rows.append({"firm_id": firm_of[dossier_id], "dossier_id": dossier_id, "link_id": link_id,
+                         "trigger": trigger, "triggered_by_id": actor.user_id if actor else None,
+                         "status": RunStatus.QUEUED})
+    new_ids = []
+    if rows:
+        new_ids = list(db.session.scalars(insert(SyncRun).returning(SyncRun.id, sort_by_parameter_order=True), rows))
+        db.session.execute(update(Dossier).where(Dossier.id.in_({row["dossier_id"] for row in rows}))
+                           .values(sync_status=RunStatus.QUEUED), execution_options={"synchronize_session": False})
         db.session.commit()
-    except IntegrityError:  # another fan-out queued tonight's runs first: take the careful path
-        db.session.rollback()
-        runs = [request_sync(dossier_id, trigger, actor, nightly_key=key, link_id=link_id)
-                for dossier_id, link_id, key in targets]
-        return [run for run in runs if run is not None]
-    enqueue_runs([run.id for run in created])
-    return reused + created
+    for row, run_id in zip(rows, new_ids):
+        active[row["link_id"]] = run_id
+    wanted = list(dict.fromkeys(active[link_id] for _, link_id in targets))
+    loaded = {run.id: run for run in db.session.scalars(select(SyncRun).where(SyncRun.id.in_(wanted)))}
+    enqueue_runs(new_ids)
+    return [loaded[run_id] for run_id in wanted]
+
+
+#: jobs per Redis round trip in :func:`enqueue_runs`
+ENQUEUE_CHUNK = 1000
 
 
 def enqueue_runs(run_ids):
-    """Enqueue several runs in one Redis pipeline (same job options as :func:`enqueue_run`)."""
+    """Enqueue several committed runs (same job options as :func:`enqueue_run`), a thousand
+    jobs per Redis pipeline. Returns how many jobs were enqueued."""
     if not run_ids:
-        return []
+        return 0
     queue = sync_queue()
-    with queue.connection.pipeline() as pipe:
-        jobs = queue.enqueue_many([Queue.prepare_data("jobs.sync.run", (run_id,), **_job_options(run_id))
-                                   for run_id in run_ids], pipeline=pipe)
-        pipe.execute()
-    return jobs
+    for start in range(0, len(run_ids), ENQUEUE_CHUNK):
+        with queue.connection.pipeline(transaction=False) as pipe:
+            queue.enqueue_many([Queue.prepare_data("jobs.sync.run", (run_id,), **_job_options(run_id))
+                                for run_id in run_ids[start:start + ENQUEUE_CHUNK]], pipeline=pipe)
+            pipe.execute()
+    return len(run_ids)
 
 
 def active_run(link_id):
