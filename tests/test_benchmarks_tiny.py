@@ -53,3 +53,4 @@ def test_resync_changes_nothing_and_memory_and_fan_out_are_counted(reports):
     fan_out = data["measures"]["5"]["figures"]["PostgreSQL"]
     assert fan_out["nightly_runs"] == fan_out["nightly_rows"] == 200
     assert fan_out["bulk_runs"] == 50 and fan_out["bulk_skipped"] == 0
+    assert fan_out["nightly_refire_runs"] == 0  # the next cron fire of the same night queues nothing
