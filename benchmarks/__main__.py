@@ -158,7 +158,8 @@ def sync_checks(sync_results, only):
                         "figures": {labels[k]: {n: v["median"][n] for n in (
                             "lines", "accounts", "sync_seconds", "floor_seconds", "sync_over_floor",
                             "records_per_second", "floor_records_per_second", "api_calls", "floor_pages",
-                            "worker_wall_seconds")} for k, v in sync_results.items()},
+                            "worker_wall_seconds", "cpu_worker_seconds", "cpu_sandbox_seconds",
+                            "cpu_postgres_seconds", "floor_cpu_sandbox_seconds", "floor_cpu_client_seconds")} for k, v in sync_results.items()},
                         "checks": [check(f"{labels[k]}: sync time <= 1.5 x floor", v["median"]["sync_over_floor"],
                                          v["median"]["sync_over_floor"] <= 1.5) for k, v in sync_results.items()]}
     if "3" in only:

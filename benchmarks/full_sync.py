@@ -4,7 +4,9 @@ and the no-change resync that follows it (same run, same sandbox, same database)
 The **floor** fetches exactly the pages the sync fetches (Organisation, Accounts, every
 Journals page by offset) over one HTTP session and decodes them as the connector does
 (JSON, amounts as Decimal), storing nothing. The sync's time is the run's own
-``started_at`` .. ``finished_at`` (the worker's start-up is reported apart).
+``started_at`` .. ``finished_at`` (the worker's start-up is reported apart). CPU seconds of
+the worker, the sandbox and PostgreSQL during the sync (:mod:`benchmarks.cpu`) show which
+process the wall time waits for on a small machine.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from decimal import Decimal
 
 import requests
 
+from benchmarks.cpu import CpuMeter, own_seconds
 from benchmarks.world import add_xero_dossier, connect_xero, run_seconds, sync_and_wait
 
 COMPANY = "bench-xero"
@@ -64,12 +67,17 @@ def measure(bench, database_label, lines, runs, with_floor=True, with_resync=Tru
             credentials = connect_xero(bench.sandbox.url)
             figures = {}
             if with_floor:
+                meter, client = CpuMeter(bench.sandbox.proc.pid), own_seconds()
                 figures["floor_seconds"], figures["floor_pages"], figures["floor_lines"] = floor(
                     bench.sandbox.url, credentials)
+                figures["floor_cpu_sandbox_seconds"] = meter.seconds()["cpu_sandbox_seconds"]
+                figures["floor_cpu_client_seconds"] = round(own_seconds() - client, 2)
             dossier_id = add_xero_dossier(bench.sandbox.url, COMPANY, credentials,
                                           f"{database_label} {lines} run {index + 1}")
             calls_before = bench.sandbox.stats()["total_calls"]
+            meter = CpuMeter(bench.sandbox.proc.pid)
             run, rss, wall = sync_and_wait(bench, dossier_id)
+            figures.update(meter.seconds())
             if run.status != "succeeded":
                 raise RuntimeError(f"the full sync ended {run.status}: {run.message}")
             figures.update(sync_seconds=run_seconds(run), worker_wall_seconds=wall, lines=run.lines_inserted,
