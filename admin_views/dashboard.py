@@ -159,7 +159,7 @@ def last_nightly_run(actor):
         return None
     night = newest.nightly_key.rsplit(":", 1)[-1]
     rows = db.session.execute(
-        select(SyncRun.status, func.count(SyncRun.id), func.min(SyncRun.queued_at), func.max(SyncRun.finished_at))
+        select(SyncRun.status, func.count(), func.min(SyncRun.queued_at), func.max(SyncRun.finished_at))
         .where(*nightly, SyncRun.queued_at >= newest.queued_at - window,
                SyncRun.nightly_key.like(f"%:{night}"))
         .group_by(SyncRun.status)
@@ -187,7 +187,7 @@ def status_and_stale_counts(actor, now=None):
     """``(status_counts, stale)``: the visible files per sync status (largest first) and how
     many are stale, in one statement (one pass over the firm's files, not two)."""
     rows = db.session.execute(
-        select(Dossier.sync_status, func.count(Dossier.id),
+        select(Dossier.sync_status, func.count(),
                func.sum(case((stale_condition(now, None if actor.is_support else actor.firm_id), 1), else_=0)))
         .where(dossier_visibility(actor)).group_by(Dossier.sync_status)
     ).all()

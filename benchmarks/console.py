@@ -88,8 +88,10 @@ def grow(firm_id, connection_id, dossiers, runs):
                CASE WHEN g % 4 = 3 THEN 'The package refused the request; Firmsync will try again tonight.' END
         FROM runs"""), {"f": firm_id, "first": have_runs + 1, "last": runs})
     db.session.commit()
-    db.session.execute(text("ANALYZE"))
-    db.session.commit()
+    # what autovacuum does to a table after a bulk load (statistics and the visibility map
+    # that index-only scans need); VACUUM cannot run inside a transaction
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
 
 
 def login(client, email):

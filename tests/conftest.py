@@ -27,7 +27,7 @@ PASSWORD = "correct horse battery"
 
 
 #: fixtures through which a test reaches the database
-DATABASE_FIXTURES = {"_schema", "app", "db"}
+DATABASE_FIXTURES = {"_schema", "app", "db", "empty_database_url"}
 
 
 def pytest_collection_modifyitems(config, items):

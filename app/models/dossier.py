@@ -35,7 +35,11 @@ dossier_groups = db.Table(
 
 
 class Dossier(db.Model):
-    __table_args__ = (db.Index("ix_dossier_firm_name", "firm_id", "name"),)
+    __table_args__ = (
+        db.Index("ix_dossier_firm_name", "firm_id", "name"),
+        # the dashboard's status and stale tiles: an index-only pass over the firm's files
+        db.Index("ix_dossier_firm_status_synced", "firm_id", "sync_status", "last_synced_at", "id"),
+    )
 
     id = db.Column(db.Integer, primary_key=True)
     firm_id = firm_id_column()

@@ -32,7 +32,8 @@ class SyncRun(db.Model):
         # the newest run of a file (max id) in one index probe: the dashboard's latest failures
         db.Index("ix_sync_run_dossier_id_id", "dossier_id", "id"),
         # the firm's last nightly run without scanning its history
-        db.Index("ix_sync_run_firm_trigger_queued", "firm_id", "trigger", "queued_at"),
+        db.Index("ix_sync_run_firm_trigger_queued", "firm_id", "trigger", "queued_at",
+                 postgresql_include=["status", "finished_at", "nightly_key"]),  # index-only night summary
     )
 
     id = db.Column(db.Integer, primary_key=True)
