@@ -11,10 +11,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app import create_app
 from app.extensions import db as _db
@@ -42,6 +43,24 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+@contextmanager
+def recorded_statements(engine, keep=lambda statement: True):
+    """``with recorded_statements(engine) as seen:`` collects the SQL statements run on
+    ``engine`` inside the block for which ``keep(statement)`` is true. Rows streamed with
+    ``COPY`` through the driver (``jobs.apply.insert_rows`` on PostgreSQL) are not seen."""
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        if keep(statement):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def shared_path(*parts):

@@ -7,15 +7,14 @@ connections needing a reconnect (their Reconnect button), failures with messages
 Counting statements is not a timing assert: the counts are exact on SQLite and PostgreSQL.
 """
 import re
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from app.extensions import db
 from app.models import Connection, ConnectionStatus, Dossier, DossierLink, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
+from tests.conftest import recorded_statements
 from tests.console_world import build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 - autouse fixture
 
 STATUSES = (RunStatus.FAILED, RunStatus.NEEDS_RECONNECT, RunStatus.SUCCEEDED, RunStatus.QUEUED, RunStatus.RUNNING, None)
@@ -24,21 +23,6 @@ STATUSES = (RunStatus.FAILED, RunStatus.NEEDS_RECONNECT, RunStatus.SUCCEEDED, Ru
 @pytest.fixture
 def world(app):
     return build_world()
-
-
-@contextmanager
-def counted_statements():
-    """The SQL statements run inside the block (all of them, on the app's engine)."""
-    seen = []
-
-    def count(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def add_files(world, count, start=0):
@@ -79,7 +63,7 @@ def statements_of(client, url):
     """The number of statements of one request for ``url`` (after a warm-up request)."""
     assert client.get(url).status_code == 200
     db.session.expire_all()
-    with counted_statements() as seen:
+    with recorded_statements(db.engine) as seen:
         response = client.get(url)
     assert response.status_code == 200
     return len(seen), response.get_data(as_text=True)

@@ -1,11 +1,10 @@
 """Fixtures for the bookkeeping-data tests: a dossier, a connection, links, a write counter."""
-from contextlib import contextmanager
 from datetime import date
 
 import pytest
-from sqlalchemy import event
 
 from app.models import Connection, Dossier, DossierLink, FiscalYear
+from tests.conftest import recorded_statements
 
 
 @pytest.fixture
@@ -55,19 +54,9 @@ def calendar_years(db):
 @pytest.fixture
 def write_statements(db):
     """``with write_statements() as seen:`` collects every INSERT/UPDATE/DELETE executed."""
-    @contextmanager
     def _watch():
-        seen = []
-
-        def before(conn, cursor, statement, parameters, context, executemany):
-            if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-                seen.append(statement)
-
-        event.listen(db.engine, "before_cursor_execute", before)
-        try:
-            yield seen
-        finally:
-            event.remove(db.engine, "before_cursor_execute", before)
+        return recorded_statements(
+            db.engine, keep=lambda statement: statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"))
 
     return _watch
 
