@@ -148,12 +148,12 @@ class TokenManager:
         """
         if not force_refresh and self._fresh(self._in_hand):
             return self._in_hand["access_token"]
-        self._in_hand = None
+        in_hand, self._in_hand = (self._in_hand or {}).get("access_token"), None
         creds = self.load_credentials() or {}
         if self._fresh(creds) and not force_refresh:
             self._in_hand = creds
             return creds["access_token"]
-        stale_access = creds.get("access_token")
+        stale_access = in_hand or creds.get("access_token")  # the token the package refused
         with self.lock():
             creds = self.load_credentials() or {}
             if self._fresh(creds) and (not force_refresh or creds.get("access_token") != stale_access):

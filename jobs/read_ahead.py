@@ -21,6 +21,7 @@ sync's session.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 
@@ -66,11 +67,7 @@ def read_ahead(make_records, *, app=None, chunk_size=CHUNK_SIZE, depth=DEPTH):
     def produce():
         records = None
         try:
-            if app is not None:
-                with app.app_context():
-                    records = make_records()
-                    _pump(records, put, stop, chunk_size)
-            else:
+            with app.app_context() if app is not None else contextlib.nullcontext():
                 records = make_records()
                 _pump(records, put, stop, chunk_size)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it

@@ -33,6 +33,17 @@ def test_no_refresh_outside_the_margin(requests_mock):
     assert store["locks"] == 0 and requests_mock.call_count == 0
 
 
+def test_a_fresh_token_in_hand_is_reused_without_reading_the_store_again():
+    tm, store = manager({"access_token": "at1", "refresh_token": "rt1", "expires_at": 1_000_000 + 600})
+    reads = []
+    tm.load_credentials = lambda: reads.append(1) or store["creds"]
+    assert [tm.access_token() for _ in range(5)] == ["at1"] * 5
+    assert len(reads) == 1  # one database read and decryption, not one per page
+    store["creds"] = {**store["creds"], "access_token": "at2"}  # another worker replaced it
+    assert tm.access_token(force_refresh=True) == "at2"  # a refused token re-reads the committed one
+    assert len(reads) == 3 and store["saves"] == []  # read before and under the lock; no refresh needed
+
+
 def test_refresh_inside_the_margin_saves_before_returning(requests_mock):
     requests_mock.post(SPEC.token_url, json={"access_token": "at2", "refresh_token": "rt2", "expires_in": 1800,
                                              "token_type": "Bearer"})
