@@ -41,6 +41,8 @@ XERO_BUDGET = RateBudget(per_minute=60, per_day=5000, concurrency=5, per="tenant
 #: (https://developer.xero.com/faq/limits); counted per connection (one grant of the firm's app)
 XERO_APP_BUDGET = RateBudget(per_minute=10_000, per="connection")
 XERO_DOCS = "https://developer.xero.com/documentation/api/accounting/overview"
+#: shown for an organisation whose name Xero gives neither in /connections nor in /Organisation
+UNNAMED_ORGANISATION = "Xero organisation (name not shared by Xero)"
 
 
 class XeroConfig(Schema):
@@ -145,6 +147,16 @@ def fiscal_years(organisation, start, end):
             years.append(FiscalYearRecord(start=first, end=this_end))
         year += 1
     return years
+
+
+def journal_number(value):
+    """A ``JournalNumber`` (a JSON number, or a string of digits in some answers) -> int."""
+    if isinstance(value, bool):
+        value = None
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        raise DataError(f"Xero sent a journal without a usable JournalNumber ({str(value)[:40]!r}).") from None
 
 
 def ledger_lines(journal):
@@ -289,10 +301,25 @@ class XeroApi(Connector):
         if not isinstance(rows, list):
             raise DataError("Xero sent an unexpected list of organisations.")
         return [
-            CompanyRef(reference=row["tenantId"], name=row.get("tenantName") or row["tenantId"],
-                       details={"tenant_type": row.get("tenantType")})
+            CompanyRef(reference=row["tenantId"], name=self._tenant_name(row), details={"tenant_type": row.get("tenantType")})
             for row in rows if row.get("tenantId") and row.get("tenantType", "ORGANISATION") == "ORGANISATION"
         ]
+
+    def _tenant_name(self, row):
+        """``tenantName``; some grants answer without it: then the organisation's own ``Name``, never the GUID.
+
+        https://developer.xero.com/documentation/guides/oauth2/tenants
+        """
+        name = str(row.get("tenantName") or "").strip()
+        if name:
+            return name
+        try:
+            response = self._call(f"{self.base_url}/Organisation", headers={"xero-tenant-id": row["tenantId"]},
+                                  tenant=False)
+            organisation = (self.http.json_of(response).get("Organisations") or [{}])[0]
+        except (PermissionError, NotFoundError, DataError):
+            organisation = {}
+        return str(organisation.get("Name") or organisation.get("LegalName") or "").strip() or UNNAMED_ORGANISATION
 
     def check(self):
         references = self.list_references()
@@ -357,25 +384,28 @@ class Xero(XeroApi):
         raise KeyError(stream)
 
     def read_ledger_lines(self, state):
-        """Journals from the bookmark, 100 per page by JournalNumber; advances after each page.
+        """Journals after the bookmark, 100 per page by JournalNumber; advances after each page.
 
-        The bookmark is ``{"offset": <last JournalNumber>, "since": <its CreatedDateUTC, ISO>}``.
+        Pages go by ``offset`` alone: ``CreatedDateUTC`` is not monotonic in ``JournalNumber``
+        (backdated and converted journals), so an ``If-Modified-Since`` next to the offset
+        would hide journals (https://developer.xero.com/documentation/api/accounting/journals).
+        Xero journals are immutable, so the offset alone misses nothing. The bookmark is
+        ``{"offset": <last JournalNumber>}``; a bookmark written by an earlier version (with
+        ``since``) may have skipped journals and is read again from the start (idempotent).
         """
         bookmark = state.bookmark or {}
-        offset = int(bookmark.get("offset") or 0)
-        since = bookmark.get("since")
+        offset = 0 if "since" in bookmark else journal_number(bookmark.get("offset") or 0)
         while True:
-            headers = {"If-Modified-Since": since} if since else {}
-            journals = self._get("Journals", params={"offset": offset}, headers=headers).get("Journals") or []
-            for journal in journals:
-                number = journal.get("JournalNumber")
-                if not isinstance(number, int) or number <= offset:
-                    raise DataError("Xero sent journals out of order; the sync stopped to avoid missing any.")
+            page = self._get("Journals", params={"offset": offset}).get("Journals") or []
+            # Xero promises journals "with a JournalNumber greater than the offset", not their order in a page
+            journals = sorted(((journal_number(j.get("JournalNumber")), j) for j in page), key=lambda n_j: n_j[0])
+            fresh = [(number, journal) for number, journal in journals if number > offset]
+            if page and not fresh:
+                raise DataError("Xero sent journals out of order; the sync stopped to avoid missing any.")
+            for number, journal in fresh:
                 yield from ledger_lines(journal)
-                offset = number
-                if journal.get("CreatedDateUTC"):
-                    since = parse_ms_datetime(journal["CreatedDateUTC"], "CreatedDateUTC").isoformat()
-            if journals:
-                state.advance({"offset": offset, "since": since})
-            if len(journals) < JOURNALS_PAGE:
+            if fresh:
+                offset = fresh[-1][0]
+                state.advance({"offset": offset})
+            if len(page) < JOURNALS_PAGE:
                 return

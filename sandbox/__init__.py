@@ -27,7 +27,7 @@ DEFAULT_API_KEYS = ("demo-key",)
 
 
 def create_app(seed=42, companies=None, *, api_keys=DEFAULT_API_KEYS, oauth_clients=None, budgets=None,
-               token_seconds=None):
+               token_seconds=None, modes=None):
     """Build a sandbox app.
 
     :param seed: seeds every generated company (same seed, same data).
@@ -38,15 +38,20 @@ def create_app(seed=42, companies=None, *, api_keys=DEFAULT_API_KEYS, oauth_clie
     :param budgets: ``{package key: {"per_minute": n, "window_seconds": 60}}`` enforced
         per tenant (company) with 429 + ``Retry-After``.
     :param token_seconds: access token lifetime override for the OAuth packages.
+    :param modes: ``{package key: [mode, ...]}``: vendor variants to answer in from the start
+        (each emulator lists its own in ``MODES``; tests switch them with ``/_sandbox/modes``).
     """
     app = Flask(__name__)
     app.config["SANDBOX"] = {"oauth_clients": oauth_clients, "token_seconds": token_seconds}
     state = SandboxState(seed=seed, companies=companies or DEFAULT_COMPANIES, api_keys=api_keys,
-                         budgets=budgets)
+                         budgets=budgets, modes=modes)
     app.extensions["sandbox"] = state
     from sandbox import control
 
     control.register(app, state)
+    state.known_modes = {}
     for path in PACKAGES:
-        import_module(path).register(app, state)
+        module = import_module(path)
+        module.register(app, state)
+        state.known_modes[getattr(module, "PACKAGE", path.rsplit(".", 1)[1])] = dict(getattr(module, "MODES", {}))
     return app

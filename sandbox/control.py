@@ -92,6 +92,20 @@ def budgets():
     return jsonify(state.stats()["budgets"])
 
 
+@bp.post("/modes")
+def modes():
+    """``{package: [mode, ...]}``: answer in these vendor variants until the next reset."""
+    body = request.get_json(force=True) or {}
+    state = _state()
+    for package, names in body.items():
+        known = getattr(state, "known_modes", {}).get(package)
+        unknown = sorted(set(names or ()) - set(known or ()))
+        if known is None or unknown:
+            return _json_error("bad_request", f"unknown mode(s) for {package}: {', '.join(unknown) or package}", 400)
+        state.set_modes(package, names)
+    return jsonify(state.stats()["modes"])
+
+
 @bp.get("/companies")
 def companies():
     return jsonify([{"id": b.spec.id, "name": b.spec.name, "accounts": len(b.accounts), "lines": b.line_count,

@@ -14,12 +14,13 @@ FAULT_KINDS = ("429", "500", "slow", "malformed", "revoke")
 class SandboxState:
     """Everything the emulated packages share; one per sandbox app, guarded by a lock."""
 
-    def __init__(self, *, seed, companies, api_keys, budgets):
+    def __init__(self, *, seed, companies, api_keys, budgets, modes=None):
         self.seed = seed
         self.lock = threading.RLock()
         self.books = {spec.id: Book(spec, seed) for spec in (_spec(c) for c in companies)}
         self.api_keys = set(api_keys)
         self.initial_budgets = {k: dict(v) for k, v in (budgets or {}).items()}
+        self.initial_modes = {k: set(v) for k, v in (modes or {}).items()}
         #: OAuth providers by package key, registered by the package modules
         self.oauth = {}
         self.reset()
@@ -35,6 +36,7 @@ class SandboxState:
             self.rejected_by = Counter()
             self.budgets = {k: dict(v) for k, v in self.initial_budgets.items()}
             self.windows = {}
+            self.modes = {k: set(v) for k, v in self.initial_modes.items()}
             for book in self.books.values():
                 book.reset()
             for provider in self.oauth.values():
@@ -56,6 +58,20 @@ class SandboxState:
                     fault["count"] -= 1
                     return dict(fault)
         return None
+
+    # -- modes -------------------------------------------------------------------------
+    def mode(self, package, name):
+        """True when ``package`` answers in the vendor variant ``name`` (see each emulator's ``MODES``).
+
+        Modes reproduce shapes the real APIs are documented or recorded to send but our
+        default data does not (older field names, padded strings, non-monotonic timestamps).
+        """
+        with self.lock:
+            return name in self.modes.get(package, ())
+
+    def set_modes(self, package, names):
+        with self.lock:
+            self.modes[package] = set(names or ())
 
     # -- budgets -----------------------------------------------------------------------
     def spend(self, package, tenant, connection=None):
@@ -111,6 +127,7 @@ class SandboxState:
                 "rejected_by": dict(self.rejected_by),
                 "faults": [dict(f) for f in self.faults],
                 "budgets": {k: dict(v) for k, v in self.budgets.items()},
+                "modes": {k: sorted(v) for k, v in self.modes.items() if v},
             }
 
 

@@ -39,6 +39,15 @@ PER_MINUTE, PER_DAY, CONCURRENT = 60, 5000, 5
 #: Xero's "App Minute Limit" across all organisations (https://developer.xero.com/faq/limits)
 APP_PER_MINUTE = 10_000
 NAMESPACE = uuid.UUID("5b0c8a9e-7f4d-4c1e-9a53-2d6f0e1b7c44")
+#: vendor variants (``/_sandbox/modes``, ``sandbox.modes(xero=[...])`` in tests)
+MODES = {
+    "backdated_journals": "every 7th journal was created a year before the journals around it (backdated and "
+                          "converted journals): CreatedDateUTC is not monotonic in JournalNumber, and "
+                          "If-Modified-Since filters on it as Xero does",
+    "unnamed_connections": "GET /connections answers without tenantName (as for some grants)",
+}
+#: how much earlier a backdated journal was created
+BACKDATED_BY = 365 * 86400
 
 #: generated account kinds -> (Xero Type, Class, trial balance section)
 ACCOUNT_TYPES = {
@@ -154,13 +163,17 @@ def token():
 
 @identity.get("/connections")
 def connections():
-    provider = _provider()
-    return jsonify([
+    provider, state = _provider(), _state()
+    rows = [
         {"id": str(uuid.uuid5(NAMESPACE, f"connection:{book.spec.id}")), "tenantId": tenant_id(book.spec.id),
          "tenantType": "ORGANISATION", "tenantName": book.spec.name,
          "createdDateUtc": "2024-01-02T09:00:00.0000000", "updatedDateUtc": "2024-01-02T09:00:00.0000000"}
-        for book in _state().books.values() if tenant_id(book.spec.id) not in provider.disconnected
-    ])
+        for book in state.books.values() if tenant_id(book.spec.id) not in provider.disconnected
+    ]
+    if state.mode(PACKAGE, "unnamed_connections"):
+        for row in rows:
+            del row["tenantName"]
+    return jsonify(rows)
 
 
 @identity.delete("/connections/<connection>")
@@ -257,9 +270,14 @@ def accounts():
     return _envelope(Accounts=[_account(book, account) for account in book.accounts])
 
 
-def _journal(book, number, lines, chart):
+def journal_created(number, lines, backdated=False):
+    """A journal's CreatedDateUTC as UNIX seconds (mode ``backdated_journals``: every 7th a year earlier)."""
+    created = parse_ts(lines[0]["modified_at"])
+    return created - BACKDATED_BY if backdated and number % 7 == 3 else created
+
+
+def _journal(book, number, lines, chart, created):
     first = lines[0]
-    created = datetime.fromtimestamp(parse_ts(first["modified_at"]), timezone.utc)
     journal_lines = []
     for line in lines:
         account = chart[line["account"]]
@@ -277,26 +295,31 @@ def _journal(book, number, lines, chart):
         journal_lines.append(row)
     return {"JournalID": str(uuid.uuid5(NAMESPACE, f"journal:{book.spec.id}:{number}")),
             "JournalDate": ms_date(date.fromisoformat(first["date"])), "JournalNumber": number,
-            "CreatedDateUTC": ms_datetime(created), "Reference": first["reference"],
+            "CreatedDateUTC": ms_datetime(datetime.fromtimestamp(created, timezone.utc)), "Reference": first["reference"],
             "SourceID": str(uuid.uuid5(NAMESPACE, f"source:{book.spec.id}:{number}")),
             "SourceType": JOURNAL_SOURCES[first["journal"]], "JournalLines": journal_lines}
 
 
-def journal_entries(book, offset, since=None):
-    """``(JournalNumber, lines)`` after ``offset`` (created at or after ``since``, UNIX seconds), in order.
+def journal_entries(book, offset, since=None, backdated=False):
+    """``(JournalNumber, lines, created)`` after ``offset`` (created at or after ``since``, UNIX seconds), in order.
 
     Journal n is generated entry n-1; entries added through the sandbox's mutations follow.
     Xero journals never change: changed or deleted generated lines are not emulated here.
+    With ``backdated``, creation times are not monotonic, so ``since`` is checked journal by journal.
     """
-    start = max(offset, (since - BASE_MODIFIED) if since else 0, 0)
+    start = max(offset, 0) if backdated else max(offset, (since - BASE_MODIFIED) if since else 0, 0)
     for entry in range(start, book.entry_count):
-        yield entry + 1, book.base_entry(entry)
+        lines = book.base_entry(entry)
+        created = journal_created(entry + 1, lines, backdated)
+        if not since or created >= since:
+            yield entry + 1, lines, created
     added = defaultdict(list)
     for line in sorted(book.added.values(), key=lambda line: line["id"]):
         added[line["entry_id"]].append(line)
     for number, lines in sorted(added.items()):
-        if number > offset and (not since or parse_ts(lines[0]["modified_at"]) >= since):
-            yield number, lines
+        created = journal_created(number, lines, backdated)
+        if number > offset and (not since or created >= since):
+            yield number, lines, created
 
 
 @api.get("/Journals")
@@ -313,8 +336,8 @@ def journals():
             return jsonify({"ErrorNumber": 10, "Type": "ValidationException",
                             "Message": "If-Modified-Since is not a date"}), 400
     chart, page = _chart(book), []
-    for number, lines in journal_entries(book, offset, since):
-        page.append(_journal(book, number, lines, chart))
+    for number, lines, created in journal_entries(book, offset, since, _state().mode(PACKAGE, "backdated_journals")):
+        page.append(_journal(book, number, lines, chart, created))
         if len(page) == JOURNALS_PAGE:
             break
     return _envelope(Journals=page)

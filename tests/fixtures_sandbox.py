@@ -5,7 +5,7 @@
 * ``sandbox`` (function): the same server, reset before the test (faults, counters,
   budgets, mutations, issued tokens). Helpers: ``.url``, ``.reset()``,
   ``.fault(kind, path="/", count=1, retry_after=None, delay=None)``, ``.stats()``,
-  ``.mutate(company, **changes)``, ``.budgets(**{package: {...}})``, ``.state`` (the
+  ``.mutate(company, **changes)``, ``.budgets(**{package: {...}})``, ``.modes(**{package: [...]})``, ``.state`` (the
   in-process :class:`sandbox.state.SandboxState`).
 * ``redis_db`` (function): a redis-py client on the test Redis, flushed after the test.
 """
@@ -44,6 +44,10 @@ class SandboxServer(ThreadedServer):
 
     def budgets(self, **budgets):
         return self._post("/_sandbox/budgets", budgets)
+
+    def modes(self, **modes):
+        """Answer as the vendor's variants: ``sandbox.modes(xero=["backdated_journals"])`` (until reset)."""
+        return self._post("/_sandbox/modes", modes)
 
     def calls(self, path_part):
         """How many requests reached paths containing ``path_part``."""

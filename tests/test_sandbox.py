@@ -147,3 +147,17 @@ def test_module_entry_point_has_help():
     out = subprocess.run([sys.executable, "-m", "sandbox", "--help"], cwd=root, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0 and "--port" in out.stdout
+
+
+def test_modes_are_declared_by_each_emulator_switched_per_package_and_forgotten_on_reset():
+    client = create_app(seed=3).test_client()
+    assert client.post("/_sandbox/modes", json={"xero": ["backdated_journals"]}).status_code == 200
+    assert client.get("/_sandbox/stats").get_json()["modes"] == {"xero": ["backdated_journals"]}
+    refused = client.post("/_sandbox/modes", json={"xero": ["no_such_mode"]})
+    assert refused.status_code == 400 and "no_such_mode" in refused.get_json()["message"]
+    assert client.post("/_sandbox/modes", json={"nowhere": ["x"]}).status_code == 400
+    client.post("/_sandbox/reset")
+    assert client.get("/_sandbox/stats").get_json()["modes"] == {}
+    started = create_app(seed=3, modes={"xero": ["unnamed_connections"]}).test_client()
+    started.post("/_sandbox/reset")
+    assert started.get("/_sandbox/stats").get_json()["modes"] == {"xero": ["unnamed_connections"]}

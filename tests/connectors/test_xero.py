@@ -95,6 +95,31 @@ def test_list_references_reads_connections_without_a_tenant_header(xero_api):
     assert "xero-tenant-id" not in request.headers
 
 
+def test_an_organisation_without_tenant_name_is_named_from_its_organisation_record(requests_mock):
+    connections = fixture("connections.json")
+    for row in connections:  # some grants answer without tenantName, or with an empty one
+        row.pop("tenantName")
+    connections[1]["tenantName"] = ""
+    requests_mock.get(f"{IDENTITY}/connections", json=connections)
+    organisation = fixture("organisation.json")
+    requests_mock.get(f"{API}/Organisation", json=lambda request, context: {"Organisations": [{
+        **organisation["Organisations"][0],
+        "Name": {TENANT: "Harbour Bakery Ltd"}.get(request.headers["xero-tenant-id"], "Kestrel Joinery Ltd")}]})
+    refs = connector(reference=None).list_references()
+    assert [(r.reference, r.name) for r in refs] == [
+        (TENANT, "Harbour Bakery Ltd"), ("0d1e3c6a-4d5f-4a8b-9c2e-7f3a1b2c4d5e", "Kestrel Joinery Ltd")]
+
+
+def test_an_organisation_whose_name_cannot_be_read_is_never_named_by_its_guid(requests_mock):
+    connections = fixture("connections.json")
+    del connections[0]["tenantName"]
+    requests_mock.get(f"{IDENTITY}/connections", json=connections)
+    requests_mock.get(f"{API}/Organisation", status_code=403, json=fixture("error_forbidden.json"))
+    names = [r.name for r in connector(reference=None).list_references()]
+    assert names[1] == "Kestrel Joinery Ltd"
+    assert names[0] and TENANT not in names[0] and "Xero organisation" in names[0]
+
+
 def test_every_data_call_sends_the_tenant_header(xero_api):
     xero = connector()
     list(xero.read("accounts", StreamState(), SyncWindow()))
@@ -167,9 +192,80 @@ def test_journals_page_by_journal_number_and_stop_on_a_short_page(requests_mock)
     pages = [r.qs.get("offset") for r in requests_mock.request_history]
     assert pages == [["0"], ["100"]]  # 100 + 3 journals: the short second page ends the read
     assert len(lines) == 103 * 2 and all(isinstance(line, LedgerLineRecord) for line in lines)
-    assert state.new_bookmark["offset"] == 103
-    assert state.new_bookmark["since"] == "2024-05-15T14:30:05+00:00"
-    assert "If-Modified-Since" not in requests_mock.request_history[0].headers
+    assert state.new_bookmark == {"offset": 103}
+    assert not any("If-Modified-Since" in r.headers for r in requests_mock.request_history)
+
+
+def xero_journals_filter(journals):
+    """A requests-mock answer for ``GET Journals`` filtering as Xero documents: JournalNumber greater
+    than ``offset``, CreatedDateUTC at or after ``If-Modified-Since`` when sent, 100 at most."""
+    from email.utils import parsedate_to_datetime
+
+    def answer(request, context):
+        offset = int(request.qs.get("offset", ["0"])[0])
+        since = request.headers.get("If-Modified-Since")
+        if since:
+            try:
+                since = datetime.fromisoformat(since)
+            except ValueError:
+                since = parsedate_to_datetime(since)
+        chosen = [j for j in journals if j["JournalNumber"] > offset
+                  and (since is None or parse_ms_datetime(j["CreatedDateUTC"], "") >= since)]
+        return {"Journals": sorted(chosen, key=lambda j: j["JournalNumber"])[:100]}
+
+    return answer
+
+
+def backdated_journals():
+    """150 journals whose CreatedDateUTC is not monotonic in JournalNumber: 120 and 121 were
+    backdated (created a year before their neighbours), as backdated and converted journals are."""
+    template = fixture("journals_offset_0.json")["Journals"]
+    journals = []
+    for number in range(1, 151):
+        journal = json.loads(json.dumps(template[(number - 1) % 100]))
+        created = 1_711_981_805_000 + number * 86_400_000 - (365 * 86_400_000 if number in (120, 121) else 0)
+        journal.update(JournalNumber=number, JournalID=f"journal-{number}", CreatedDateUTC=f"/Date({created}+0000)/")
+        journals.append(journal)
+    return journals
+
+
+def test_backdated_journals_are_all_read(requests_mock):
+    journals = backdated_journals()
+    requests_mock.get(f"{API}/Journals", json=xero_journals_filter(journals))
+    state = StreamState()
+    lines = list(connector().read("ledger_lines", state, SyncWindow()))
+    assert {line.source_id.split(":")[0] for line in lines} == {j["JournalID"] for j in journals}
+    assert len(lines) == sum(len(j["JournalLines"]) for j in journals)
+    assert state.new_bookmark == {"offset": 150}
+
+
+def test_backdated_journals_after_the_bookmark_are_read_on_the_next_sync(requests_mock):
+    journals = backdated_journals()
+    requests_mock.get(f"{API}/Journals", json=xero_journals_filter(journals))
+    state = StreamState(bookmark={"offset": 100})
+    lines = list(connector().read("ledger_lines", state, SyncWindow()))
+    assert {line.source_id.split(":")[0] for line in lines} == {f"journal-{n}" for n in range(101, 151)}
+
+
+def test_a_bookmark_that_filtered_by_creation_time_is_read_again_from_the_start(requests_mock):
+    # bookmarks written while If-Modified-Since was sent may have skipped backdated journals
+    journals = backdated_journals()
+    requests_mock.get(f"{API}/Journals", json=xero_journals_filter(journals))
+    state = StreamState(bookmark={"offset": 150, "since": "2024-08-29T14:30:05+00:00"})
+    lines = list(connector().read("ledger_lines", state, SyncWindow()))
+    assert requests_mock.request_history[0].qs["offset"] == ["0"]
+    assert {line.source_id.split(":")[0] for line in lines} >= {"journal-120", "journal-121"}
+    assert state.new_bookmark == {"offset": 150}
+
+
+def test_journals_in_any_order_within_a_page_and_numbers_as_strings_are_read(requests_mock):
+    page = fixture("journals_offset_100.json")
+    page["Journals"].reverse()
+    page["Journals"][0]["JournalNumber"] = str(page["Journals"][0]["JournalNumber"])
+    requests_mock.get(f"{API}/Journals?offset=100", json=page)
+    state = StreamState(bookmark={"offset": 100})
+    lines = list(connector().read("ledger_lines", state, SyncWindow()))
+    assert len(lines) == 6 and state.new_bookmark == {"offset": 103}
 
 
 def test_journal_lines_become_ledger_lines():
@@ -188,18 +284,18 @@ def test_journal_lines_become_ledger_lines():
     assert payment_debit.account == journals[1]["JournalLines"][0]["AccountID"]  # no code: its AccountID
 
 
-def test_journals_resume_from_the_bookmark_with_if_modified_since(requests_mock):
+def test_journals_resume_from_the_bookmark_by_offset_alone(requests_mock):
     requests_mock.get(f"{API}/Journals?offset=100", json=fixture("journals_offset_100.json"))
-    state = StreamState(bookmark={"offset": 100, "since": "2024-05-10T14:30:05+00:00"})
+    state = StreamState(bookmark={"offset": 100})
     lines = list(connector().read("ledger_lines", state, SyncWindow()))
     assert len(lines) == 6
-    assert requests_mock.request_history[0].headers["If-Modified-Since"] == "2024-05-10T14:30:05+00:00"
+    assert "If-Modified-Since" not in requests_mock.request_history[0].headers
     assert requests_mock.request_history[0].headers["xero-tenant-id"] == TENANT
 
 
 def test_nothing_new_keeps_the_bookmark(requests_mock):
     requests_mock.get(f"{API}/Journals?offset=103", json={"Journals": []})
-    state = StreamState(bookmark={"offset": 103, "since": "2024-05-15T14:30:05+00:00"})
+    state = StreamState(bookmark={"offset": 103})
     assert list(connector().read("ledger_lines", state, SyncWindow())) == []
     assert state.new_bookmark is None
 

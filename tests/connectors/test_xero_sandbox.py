@@ -182,3 +182,13 @@ def test_the_per_tenant_minute_limit_answers_429_with_its_problem(sandbox):
         list(xero.read("accounts", StreamState(), SyncWindow()))
     assert caught.value.retry_after > 5 and not caught.value.daily
     assert "60 calls a minute" in caught.value.message
+
+
+def test_organisations_listed_without_tenant_name_keep_their_own_names(sandbox):
+    sandbox.modes(xero=["unnamed_connections"])
+    credentials = connect(sandbox)
+    answer = requests.get(f"{sandbox.url}/xero/connections", timeout=10,
+                          headers={"Authorization": f"Bearer {credentials['access_token']}"}).json()
+    assert answer and not any("tenantName" in row for row in answer)
+    references = build(Xero, sandbox, credentials).list_references()
+    assert sorted(r.name for r in references) == sorted(b.spec.name for b in sandbox.state.books.values())
