@@ -209,6 +209,8 @@ def display(field, value):
             f"{p.get('name')}{'' if not p.get('end') else ' (until ' + str(p['end']) + ')'}" for p in value)
     if field == "shareholders" and isinstance(value, list):
         return "; ".join(f"{p.get('name')}{' ' + p['share'] if p.get('share') else ''}" for p in value)
+    if field == "previous_names" and isinstance(value, list):  # Companies House extra: {name, start, end}
+        return "; ".join(f"{p.get('name')}{_span(p.get('start'), p.get('end'))}" for p in value)
     if field == "fiscal_year_end":
         try:
             month, day = (int(part) for part in str(value).split("-"))
@@ -216,6 +218,11 @@ def display(field, value):
         except ValueError:
             return str(value)
     return str(value)
+
+
+def _span(start, end):
+    """`` (2014-03-01 – 2019-05-20)``; an unknown end is left open, both unknown gives ''."""
+    return f" ({start or '…'} – {end or '…'})" if start or end else ""
 
 
 def _summary(field, value):

@@ -182,12 +182,18 @@ def shareholder(item):
     }
 
 
+def previous_name(item):
+    """A former name as the profile stores it: name, and the dates it was used from and until (ISO)."""
+    return {"name": item.get("name") or "", "start": item.get("effective_from"), "end": item.get("ceased_on")}
+
+
 def profile_record(profile, officers=(), shareholders=()):
     """A :class:`CompanyProfileRecord` from ``GET /company/{n}`` plus officers and PSCs."""
     if not profile.get("company_name") or not profile.get("company_number"):
         raise DataError("Companies House sent a company profile without its name or number.")
     accounts = profile.get("accounts") or {}
     next_accounts = accounts.get("next_accounts") or {}
+    cessation = iso_date(profile.get("date_of_cessation"))
     extra = {
         "accounts_next_due": accounts.get("next_due") or next_accounts.get("due_on"),
         "accounts_next_made_up_to": accounts.get("next_made_up_to") or next_accounts.get("period_end_on"),
@@ -195,6 +201,9 @@ def profile_record(profile, officers=(), shareholders=()):
         "confirmation_statement_next_due": (profile.get("confirmation_statement") or {}).get("next_due"),
         "sic_codes": list(profile.get("sic_codes") or []),
         "jurisdiction": profile.get("jurisdiction"),
+        # both optional (closed companies; renamed ones): https://developer-specs.company-information.service.gov.uk/companies-house-public-data-api/resources/companyprofile
+        "date_of_cessation": cessation.isoformat() if cessation else None,
+        "previous_names": [previous_name(i) for i in profile.get("previous_company_names") or [] if i.get("name")],
     }
     return CompanyProfileRecord(
         name=profile["company_name"],

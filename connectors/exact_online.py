@@ -33,6 +33,8 @@ TRANSACTION_LINE_FIELDS = (
     "Timestamp,ID,Date,FinancialYear,FinancialPeriod,GLAccountCode,AmountDC,Description,EntryNumber,"
     "YourRef,InvoiceNumber,JournalCode,CostCenter,CostUnit,Modified"
 )
+#: only documented names: https://start.exactonline.nl/docs/HlpRestAPIResourcesDetails.aspx?name=SystemSystemAllDivisions
+DIVISION_FIELDS = "Code,Description,Country,Currency,VATNumber,ChamberOfCommerceNumber"
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
@@ -131,13 +133,19 @@ def amount(value):
     return Decimal(str(value))
 
 
-def account_code(value):
-    """Exact right-aligns GL account codes with spaces in many divisions: ``"   400000"`` -> ``"400000"``."""
-    return str(value or "").strip()
+def code(value):
+    """A string code without Exact's space padding (``"   400000"``, ``"FR "``, ``"EUR "``); ``None`` -> ``""``."""
+    # padded in recorded answers, not in the reference: https://start.exactonline.nl/docs/HlpRestAPIResources.aspx
+    return str(value if value is not None else "").strip()
+
+
+#: GL account codes are right-aligned with spaces in many divisions
+account_code = code
 
 
 def account_kind(balance_type, balance_side):
     """Canonical account kind from ``BalanceType`` (B balance sheet, W profit and loss) and ``BalanceSide``."""
+    balance_type, balance_side = code(balance_type), code(balance_side)
     if balance_type == "W":
         return "income" if balance_side == "C" else "expense"
     if balance_type == "B":
@@ -223,8 +231,8 @@ def ledger_line_record(row, calendar):
     year, period = row.get("FinancialYear"), row.get("FinancialPeriod")
     span = calendar.get((int(year), int(period))) if year is not None and period is not None else None
     reference = row.get("YourRef") or row.get("InvoiceNumber") or row.get("EntryNumber") or ""
-    dimensions = {name: row[field] for name, field in (("cost_center", "CostCenter"), ("cost_unit", "CostUnit"))
-                  if row.get(field)}
+    codes = {name: code(row.get(field)) for name, field in (("cost_center", "CostCenter"), ("cost_unit", "CostUnit"))}
+    dimensions = {name: value for name, value in codes.items() if value}
     return LedgerLineRecord(
         source_id=row["ID"],
         booking_date=booking_date,
@@ -233,18 +241,22 @@ def ledger_line_record(row, calendar):
         amount=amount(row.get("AmountDC")),
         description=row.get("Description") or "",
         reference=str(reference),
-        journal=str(row.get("JournalCode") or "").strip(),
+        journal=code(row.get("JournalCode")),
         dimensions=dimensions,
         modified_at=parse_ms_datetime(row.get("Modified")),
     )
 
 
 def company_ref(row):
-    details = {key: row[field] for key, field in (
+    """A division as a :class:`CompanyRef`; its codes come space-padded (``"FR "``, ``"EUR "``)."""
+    # ChamberOfCommerceNumber now, ChamberOfCommerce in older answers: https://start.exactonline.nl/docs/HlpRestAPIResourcesDetails.aspx?name=SystemSystemDivisions
+    number = code(row.get("ChamberOfCommerceNumber")) or code(row.get("ChamberOfCommerce"))
+    details = {key: code(row.get(field)) for key, field in (
         ("country", "Country"), ("currency", "Currency"), ("vat_number", "VATNumber"),
-        ("company_number", "ChamberOfCommerce"),
-    ) if row.get(field)}
-    return CompanyRef(reference=str(row["Code"]), name=(row.get("Description") or "").strip(), details=details)
+    ) if code(row.get(field))}
+    if number:
+        details["company_number"] = number
+    return CompanyRef(reference=code(row["Code"]), name=(row.get("Description") or "").strip(), details=details)
 
 
 # --------------------------------------------------------------------------------------
@@ -449,7 +461,7 @@ class ExactOnline(Connector):
         me = me or self.me()
         # AllDivisions spans the client licences of an accountant; Divisions only the user's own licence
         resource = "system/AllDivisions" if self.config.get("accountant_divisions", True) else "system/Divisions"
-        params = {"$select": "Code,Description,Country,Currency,VATNumber,ChamberOfCommerce"}
+        params = {"$select": DIVISION_FIELDS}
         refs = [company_ref(row) for row in self.rows(self.url(resource, me["CurrentDivision"]), params)]
         return sorted(refs, key=lambda ref: ref.name.lower())
 

@@ -11,6 +11,7 @@ every transaction type per account); deletes from the change data capture feed (
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -193,12 +194,26 @@ def check_fault(response, body):
     return body
 
 
+#: English titles -> keys, the last resort: titles are localized and may be empty
+TITLE_KEYS = {"Date": "tx_date", "Transaction Type": "txn_type", "Num": "doc_num", "Memo/Description": "memo",
+              "Debit": "debt_amt", "Credit": "credit_amt"}
+#: a column key (``debt_amt``), not a ColumnTypeEnum value (``Money``, ``Account``)
+COLUMN_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def report_columns(report):
+    return (report.get("Columns") or {}).get("Column") or []
+
+
 def column_keys(report):
-    """The report's column keys (``MetaData`` ``ColKey``, else the title) in order."""
+    """The report's column keys in order: ``MetaData`` ``ColKey``, else a key in ``ColType``, else the title."""
     keys = []
-    for column in (report.get("Columns") or {}).get("Column") or []:
+    for column in report_columns(report):
         meta = {m.get("Name"): m.get("Value") for m in column.get("MetaData") or []}
-        keys.append(meta.get("ColKey") or column.get("ColTitle") or column.get("ColType") or "")
+        kind, title = str(column.get("ColType") or ""), str(column.get("ColTitle") or "").strip()
+        # older answers: the key only in ColType, no MetaData (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/report-entities/generalledger)
+        keys.append(meta.get("ColKey") or (kind if COLUMN_KEY.match(kind) else "") or TITLE_KEYS.get(title)
+                    or title or kind)
     return keys
 
 
@@ -221,10 +236,11 @@ def trial_balance(report, period_end, accounts):
     balance sheet rows hold everything since the company started (basis ``closing``).
     """
     keys = column_keys(report)
-    try:
-        debit_at, credit_at = keys.index("Debit"), keys.index("Credit")
-    except ValueError:
-        debit_at, credit_at = 1, 2
+    # columns Account, Money, Money; localized titles (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/report-entities/trialbalance)
+    money = [at for at, column in enumerate(report_columns(report)) if column.get("ColType") == "Money"]
+    debit_at, credit_at = money if len(money) == 2 else (1, 2)
+    debit_at = keys.index("debt_amt") if "debt_amt" in keys else debit_at
+    credit_at = keys.index("credit_amt") if "credit_amt" in keys else credit_at
     records, debits, credits = {}, Decimal(0), Decimal(0)
     for _, row in report_rows(report.get("Rows")):
         cells = row["ColData"]

@@ -10,10 +10,13 @@ them):
 * ``GET /company/<number>/officers?items_per_page=&start_index=``;
 * ``GET /company/<number>/persons-with-significant-control?items_per_page=&start_index=``;
 * ``GET /search/companies?q=`` (what the connector's ``check`` calls).
+
+Mode ``dissolved_renamed`` (:data:`MODES`) answers every company as dissolved and renamed.
 """
 from __future__ import annotations
 
 import random
+import re
 import zlib
 from datetime import timedelta
 
@@ -25,6 +28,11 @@ DEFAULT_KEY = "companies-house-key"
 FORENAMES = ("Megan", "Thomas", "Aisha", "Owen", "Priya", "Callum", "Fiona", "Rhys", "Imogen", "Daniel")
 SURNAMES = ("Hughes", "Patel", "MacLeod", "Evans", "O'Neill", "Clarke", "Ahmed", "Morgan", "Fraser", "Price")
 ROLES = ("director", "director", "secretary", "director")
+#: vendor variants (``/_sandbox/modes``, ``sandbox.modes(companies_house=[...])`` in tests)
+MODES = {
+    "dissolved_renamed": "profiles answer as dissolved companies renamed twice: company_status dissolved, "
+                         "date_of_cessation and previous_company_names [{name, effective_from, ceased_on}]",
+}
 
 
 def company_number(book):
@@ -67,10 +75,23 @@ def people(book):
     return created, officers, owners
 
 
+def _dissolved_renamed():
+    return current_app.extensions["sandbox"].mode(PACKAGE, "dissolved_renamed")
+
+
+def former_names(book, created):
+    """Two earlier names, newest first, the current one in use since four years after incorporation."""
+    name = re.sub(r"\s+(LTD|LIMITED|PLC|LLP)\.?$", "", book.spec.name.upper())
+    renamed, current_since = created + timedelta(days=730), created + timedelta(days=1461)
+    return [{"name": f"{name} HOLDINGS LIMITED", "effective_from": renamed.isoformat(),
+             "ceased_on": current_since.isoformat()},
+            {"name": f"{name} (UK) LIMITED", "effective_from": created.isoformat(), "ceased_on": renamed.isoformat()}]
+
+
 def profile(number, book):
     created, _, _ = people(book)
     year_end = book.fiscal_years[-1][1]
-    return {
+    data = {
         "company_name": book.spec.name.upper(),
         "company_number": number,
         "company_status": "active",
@@ -89,6 +110,10 @@ def profile(number, book):
         },
         "links": {"self": f"/company/{number}"},
     }
+    if _dissolved_renamed():
+        data.update(company_status="dissolved", date_of_cessation=(year_end + timedelta(days=120)).isoformat(),
+                    previous_company_names=former_names(book, created))
+    return data
 
 
 def _paged(items, kind, path):
@@ -134,7 +159,8 @@ def blueprint():
     @bp.get("/search/companies")
     def search():
         text = (request.args.get("q") or "").lower()
-        found = [{"title": book.spec.name.upper(), "company_number": number, "company_status": "active"}
+        status = "dissolved" if _dissolved_renamed() else "active"
+        found = [{"title": book.spec.name.upper(), "company_number": number, "company_status": status}
                  for number, book in _companies().items() if text in book.spec.name.lower()]
         return _paged(found, "search#companies", request.path)
 

@@ -17,6 +17,9 @@ Base URL ``/exact-online`` (what a connection's ``base_url`` points at):
 Controls: ``POST /_sandbox/exact-online/divisions/<code>/remove`` takes a division out of the
 grant; ``POST /_sandbox/exact-online/user`` with ``{"problem": "blocked" | "password_expired" |
 "email_not_validated" | null}`` makes every data call fail like Exact does.
+
+Modes (``MODES``; ``POST /_sandbox/modes {"exact_online": [...]}``): ``current_division_fields``
+answers the division lists the way the live API does (see ``MODES``).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, jsonify, request
 
 from sandbox.books import parse_ts
+from sandbox.companies_house import company_number
 from sandbox.oauth_server import OAuthProvider
 
 PACKAGE = "exact_online"
@@ -49,6 +53,15 @@ USER_PROBLEMS = {
     "password_expired": ("", "Your password has expired. Please change your password."),
     "email_not_validated": ("", "The e-mail address of this user has not been validated yet."),
 }
+#: vendor variants (``/_sandbox/modes``, ``sandbox.modes(exact_online=[...])`` in tests)
+MODES = {
+    "current_division_fields": "system/(All)Divisions answer as live Exact does: ChamberOfCommerceNumber (not "
+                               "ChamberOfCommerce), space-padded Country, Currency and VATNumber, __metadata, "
+                               "$select applied and a 400 for a property the division entity does not have",
+}
+#: the properties of Exact's division entities that the sandbox serves in ``current_division_fields``
+DIVISION_PROPERTIES = ("Code", "Description", "Country", "Currency", "VATNumber", "ChamberOfCommerceNumber",
+                       "ChamberOfCommerceEstablishment", "Hid", "Status", "Customer", "CustomerName", "Main")
 
 
 class ExactGrant(OAuthProvider):
@@ -121,6 +134,13 @@ def _page(rows, size=PAGE_SIZE):
     return _envelope(chunk, following)
 
 
+def chamber_of_commerce_number(book):
+    """A Belgian division's enterprise number is its VAT number's digits; others take the Companies House number."""
+    if book.spec.vat_number.startswith("BE"):
+        return book.spec.vat_number[2:]
+    return company_number(book)
+
+
 def _account_code(number):
     return str(number).rjust(9)  # Exact right-aligns codes
 
@@ -168,10 +188,33 @@ def data_blueprint():
 
     def divisions(company):
         removed = _grant().removed_divisions
+        if current_app.extensions["sandbox"].mode(PACKAGE, "current_division_fields"):
+            return current_divisions(removed)
         return _page([{"Code": code, "Description": book.spec.name, "Country": book.spec.country,
                        "Currency": book.spec.currency, "VATNumber": book.spec.vat_number,
                        "ChamberOfCommerce": None, "Status": 1}
                       for code, book in _divisions().items() if code not in removed])
+
+    def current_divisions(removed):
+        """Mode ``current_division_fields``: the live API's names, padding and ``$select``."""
+        entity = "AllDivision" if request.path.endswith("/AllDivisions") else "Division"
+        selected = [name.strip() for name in request.args.get("$select", "").split(",") if name.strip()]
+        unknown = [name for name in selected if name not in DIVISION_PROPERTIES]
+        if unknown:
+            return odata_error(f"'{unknown[0]}' is not a member of type 'Exact.Web.Api.Models.System.{entity}'", 400)
+        rows = []
+        for code, book in _divisions().items():
+            if code in removed:
+                continue
+            row = {"Code": code, "Description": book.spec.name, "Country": book.spec.country.ljust(3),
+                   "Currency": book.spec.currency.ljust(4), "VATNumber": f"{book.spec.vat_number} ",
+                   "ChamberOfCommerceNumber": chamber_of_commerce_number(book),
+                   "ChamberOfCommerceEstablishment": None, "Hid": code - FIRST_DIVISION + 1, "Status": 1,
+                   "Customer": str(uuid.uuid5(_NAMESPACE, book.spec.id)), "CustomerName": book.spec.name,
+                   "Main": code == FIRST_DIVISION}
+            metadata = {"uri": f"{request.base_url}({code})", "type": f"Exact.Web.Api.Models.System.{entity}"}
+            rows.append({"__metadata": metadata} | {name: row[name] for name in (selected or DIVISION_PROPERTIES)})
+        return _page(rows)
 
     bp.add_url_rule("/<int:company>/system/Divisions", "divisions", divisions)
     bp.add_url_rule("/<int:company>/system/AllDivisions", "all_divisions", divisions)

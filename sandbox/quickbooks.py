@@ -16,7 +16,8 @@ Invoice, PURCH a Bill, BANK a Deposit, MISC a JournalEntry, Id = entry number). 
 answer carries ``time``: the company's clock (the book's mutation clock), so CDC bookmarks
 line up with the mutations. Report values are strings, as Intuit sends them. Errors come
 as Intuit faults: 401 ``AuthenticationFailed`` (code 3200), 403 for a realm outside the
-grant (3100), 400 ``ValidationFault`` for a bad query or an old ``changedSince``.
+grant (3100), 400 ``ValidationFault`` for a bad query or an old ``changedSince``. Vendor
+variants to switch on are listed in ``MODES``.
 """
 from __future__ import annotations
 
@@ -49,6 +50,16 @@ LEDGER_COLUMNS = {"tx_date": "Date", "txn_type": "Transaction Type", "doc_num": 
                   "memo": "Memo/Description", "split_acc": "Split", "debt_amt": "Debit", "credit_amt": "Credit",
                   "subt_nat_amount": "Amount"}
 DEFAULT_LEDGER_COLUMNS = ("tx_date", "txn_type", "doc_num", "name", "memo", "split_acc", "subt_nat_amount")
+#: vendor variants (``/_sandbox/modes``, ``sandbox.modes(quickbooks=[...])`` in tests)
+MODES = {
+    "legacy_report_columns": "report columns as older and localized answers name them: GeneralLedger puts the key "
+                             "in ColType (tx_date, debt_amt) without MetaData, titles in French with the number "
+                             "column untitled; TrialBalance titles Débit/Crédit",
+}
+#: GeneralLedger titles of a French-language company (mode ``legacy_report_columns``; ``doc_num`` untitled)
+LOCALIZED_LEDGER_TITLES = {"tx_date": "Date", "txn_type": "Type d'opération", "doc_num": "", "name": "Nom",
+                           "memo": "Mémo/Description", "split_acc": "Ventilation", "debt_amt": "Débit",
+                           "credit_amt": "Crédit", "subt_nat_amount": "Montant"}
 _QUERY = re.compile(r"^\s*select\s+\*\s+from\s+(\w+)(.*?)(?:\s+startposition\s+(\d+))?(?:\s+maxresults\s+(\d+))?\s*$",
                     re.IGNORECASE)
 
@@ -234,10 +245,11 @@ def trial_balance(company):
                                  {"value": _money(max(amount, 0))}, {"value": _money(max(-amount, 0))}]})
     rows.append({"Summary": {"ColData": [{"value": "TOTAL"}, {"value": f"{debit:.2f}"}, {"value": f"{credit:.2f}"}]},
                  "type": "Section", "group": "GrandTotal"})
+    debit, credit = ("Débit", "Crédit") if _state().mode(PACKAGE, "legacy_report_columns") else ("Debit", "Credit")
     return jsonify({"Header": _header(book, "TrialBalance", start, end, rows),
                     "Columns": {"Column": [{"ColTitle": "", "ColType": "Account"},
-                                           {"ColTitle": "Debit", "ColType": "Money"},
-                                           {"ColTitle": "Credit", "ColType": "Money"}]},
+                                           {"ColTitle": debit, "ColType": "Money"},
+                                           {"ColTitle": credit, "ColType": "Money"}]},
                     "Rows": {"Row": rows}})
 
 
@@ -286,9 +298,12 @@ def general_ledger(company):
                 {"ColData": [_ledger_cell(key, line) for key in keys], "type": "Data"} for line in lines]]},
             "Summary": {"ColData": [{"value": f"Total for {row['FullyQualifiedName']}"}, *blank]},
             "type": "Section"})
-    return jsonify({"Header": _header(book, "GeneralLedger", start, end, sections),
-                    "Columns": {"Column": [{"ColTitle": LEDGER_COLUMNS[k], "ColType": "Money" if "amt" in k or "amount" in k
-                                            else "String", "MetaData": [{"Name": "ColKey", "Value": k}]} for k in keys]},
+    if _state().mode(PACKAGE, "legacy_report_columns"):
+        columns = [{"ColType": k, "ColTitle": LOCALIZED_LEDGER_TITLES[k]} for k in keys]
+    else:
+        columns = [{"ColTitle": LEDGER_COLUMNS[k], "ColType": "Money" if "amt" in k or "amount" in k else "String",
+                    "MetaData": [{"Name": "ColKey", "Value": k}]} for k in keys]
+    return jsonify({"Header": _header(book, "GeneralLedger", start, end, sections), "Columns": {"Column": columns},
                     "Rows": {"Row": sections}})
 
 

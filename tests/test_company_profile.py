@@ -1,5 +1,8 @@
 """Administration sync: the change banner's diff and adopting values (app/company_profile.py)."""
+import json
+import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -9,8 +12,9 @@ from app.access import actor_for
 from app.company_profile import FIELDS, adopt, display, first_year_end, pending_changes
 from app.models import AuditEvent, CompanyProfile, Connection, Dossier, DossierLink, Role
 from connectors.base import CompanyProfileRecord
+from connectors.companies_house import profile_record
 from jobs.profiles import write_profile
-from tests.conftest import make_user
+from tests.conftest import logged_in, make_user
 
 OFFICERS = [{"name": "HUGHES, Megan", "role": "Director", "start": "2015-03-01", "end": None},
             {"name": "PATEL, Owen", "role": "Secretary", "start": "2015-03-01", "end": "2019-01-31"}]
@@ -55,7 +59,7 @@ def world(db, firm):
         return actor_for(users[role], firm.id)
 
     return type("World", (), {"dossier": dossier, "link": link, "sync": staticmethod(sync),
-                              "actor": staticmethod(actor)})
+                              "actor": staticmethod(actor), "users": users})
 
 
 def fields_of(changes):
@@ -188,3 +192,46 @@ def test_display_is_written_for_an_accountant():
     assert display("address", {"line_1": "1 Sandbox Street", "city": "London"}) == "1 Sandbox Street, London"
     assert display("officers", OFFICERS).startswith("2 officers (1 current)")
     assert display("vat_number", None) == "—"
+    assert display("previous_names", [{"name": "HARBOUR OVENS LTD", "start": "2014-03-01", "end": "2019-05-20"},
+                                      {"name": "BRISTOL BREAD LTD", "start": None, "end": "2014-03-01"},
+                                      {"name": "QUAY BAKES LTD", "start": None, "end": None}]) == (
+        "HARBOUR OVENS LTD (2014-03-01 – 2019-05-20); BRISTOL BREAD LTD (… – 2014-03-01); QUAY BAKES LTD")
+
+
+# --------------------------------------------------------------------------------------
+# The Company tab of the dossier page
+# --------------------------------------------------------------------------------------
+
+DISSOLVED = Path(__file__).resolve().parent / "fixtures" / "companies_house" / "company_profile_dissolved.json"
+
+
+def company_rows(client, dossier_id, locale="en"):
+    """``{data-field: (label, value, note)}`` of the extra rows in the Company details table."""
+    html = client.get(f"/admin/dossier/?id={dossier_id}", headers={"Accept-Language": locale}).get_data(as_text=True)
+    table = re.search(r'<table class="table table-sm" id="company-profile">(.*?)</table>', html, re.S).group(1)
+    return {field: (label, value, note) for field, label, value, note in re.findall(
+        r'<tr data-field="(\w+)"><th class="w-25">(.*?)</th><td>(.*?)</td><td class="text-muted small">(.*?)</td></tr>',
+        table)}
+
+
+def test_the_company_tab_shows_when_a_company_ceased_and_its_previous_names(world, db, client):
+    # a Companies House profile as the vendor documents it, through the connector and the profile store
+    write_profile(db.session, world.link.id, profile_record(json.loads(DISSOLVED.read_text())))
+    db.session.commit()
+    logged_in(client, world.users[Role.STAFF])
+    rows = company_rows(client, world.dossier.id)
+    assert rows == {
+        "date_of_cessation": ("Ceased on", "2023-09-12", "from Companies House, version 1"),
+        "previous_names": ("Previous names", "HARBOUR OVENS LTD (2014-03-01 – 2019-05-20); "
+                           "BRISTOL BREAD COMPANY LIMITED (2011-06-14 – 2014-03-01)", "from Companies House, version 1"),
+    }
+    assert [label for label, _, _ in company_rows(client, world.dossier.id, "nl").values()] == [
+        "Opgeheven op", "Vorige namen"]
+    assert [label for label, _, _ in company_rows(client, world.dossier.id, "fr").values()] == [
+        "Date de cessation", "Anciennes dénominations"]
+
+
+def test_the_company_tab_has_no_ceased_or_previous_names_rows_for_an_active_company(world, client):
+    world.sync()
+    logged_in(client, world.users[Role.STAFF])
+    assert company_rows(client, world.dossier.id) == {}

@@ -85,6 +85,41 @@ def test_profile_record_from_fixtures():
     assert record.as_dict()["incorporation_date"] == "2015-11-03"
 
 
+def test_dissolved_renamed_profile_keeps_its_cessation_date_and_previous_names():
+    # shaped as Companies House documents companyProfile: date_of_cessation, previous_company_names[]
+    record = ch.profile_record(fixture("company_profile_dissolved.json"))
+    assert record.status == "Dissolved"
+    assert record.extra["date_of_cessation"] == "2023-09-12"
+    assert record.extra["previous_names"] == [
+        {"name": "HARBOUR OVENS LTD", "start": "2014-03-01", "end": "2019-05-20"},
+        {"name": "BRISTOL BREAD COMPANY LIMITED", "start": "2011-06-14", "end": "2014-03-01"}]
+    assert record.as_dict()["extra"]["previous_names"][0]["name"] == "HARBOUR OVENS LTD"
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"date_of_cessation": None, "previous_company_names": None},
+    {"date_of_cessation": "", "previous_company_names": []},
+])
+def test_missing_cessation_date_and_previous_names_are_left_out(changes):
+    profile = {**fixture("company_profile.json"), **changes}
+    extra = ch.profile_record(profile).extra
+    assert "date_of_cessation" not in extra and "previous_names" not in extra
+    assert extra["accounts_next_due"] == "2025-12-31"
+
+
+def test_previous_names_with_missing_dates_are_kept_and_nameless_ones_dropped():
+    profile = {**fixture("company_profile.json"), "previous_company_names": [
+        {"name": "HARBOUR OVENS LTD", "ceased_on": "2019-05-20"}, {"effective_from": "2011-06-14"}]}
+    assert ch.profile_record(profile).extra["previous_names"] == [
+        {"name": "HARBOUR OVENS LTD", "start": None, "end": "2019-05-20"}]
+
+
+def test_unreadable_cessation_date_is_a_data_error():
+    with pytest.raises(DataError):
+        ch.profile_record({**fixture("company_profile.json"), "date_of_cessation": "12/09/2023"})
+
+
 def test_fiscal_year_end_pads_day_and_month():
     assert ch.fiscal_year_end({"accounting_reference_date": {"day": "5", "month": "4"}}) == "04-05"
     assert ch.fiscal_year_end({}) is None
@@ -121,6 +156,14 @@ def test_profile_stream_pages_officers_and_sends_the_key_as_basic_user(requests_
     assert [r.qs["start_index"] for r in officer_calls] == [["0"], ["2"]]
     expected = requests.auth._basic_auth_str("ch-live-key-3b9f27d1", "")
     assert all(r.headers["Authorization"] == expected for r in requests_mock.request_history)
+
+
+def test_profile_stream_of_a_dissolved_renamed_company(requests_mock):
+    mocks.register(requests_mock, mocks.BASE_URL)
+    requests_mock.get(f"{mocks.BASE_URL}/company/{mocks.NUMBER}", json=fixture("company_profile_dissolved.json"))
+    record = next(connector(requests_mock).read("company_profile", StreamState(), SyncWindow()))
+    assert (record.status, record.extra["date_of_cessation"]) == ("Dissolved", "2023-09-12")
+    assert [n["name"] for n in record.extra["previous_names"]] == ["HARBOUR OVENS LTD", "BRISTOL BREAD COMPANY LIMITED"]
 
 
 def test_lookup_normalises_the_number_and_unknown_numbers_say_so(requests_mock):
@@ -169,6 +212,21 @@ def test_sandbox_profile_end_to_end(sandbox):
     assert record.fiscal_year_end == "12-31" and len(record.officers) >= 3
     assert any(o["end"] for o in record.officers) == (len(record.officers) > 3)
     assert {s["share"] for s in record.shareholders} == {"50-75%", "25-50%"}
+    assert "date_of_cessation" not in record.extra and "previous_names" not in record.extra
+
+
+def test_sandbox_dissolved_renamed_mode_end_to_end(sandbox):
+    number = sandbox_numbers(sandbox)["c-1003"]
+    sandbox.modes(companies_house=["dissolved_renamed"])
+    conn = connector(None, reference=number, base_url=f"{sandbox.url}/companies-house", api_key="demo-key")
+    assert conn.lookup_reference(number).details["status"] == "Dissolved"
+    record = next(conn.read("company_profile", StreamState(), SyncWindow()))
+    assert record.status == "Dissolved" and record.name == "NORTHWIND TRADING LTD"
+    ceased = date.fromisoformat(record.extra["date_of_cessation"])
+    names = record.extra["previous_names"]
+    assert [n["name"] for n in names] == ["NORTHWIND TRADING HOLDINGS LIMITED", "NORTHWIND TRADING (UK) LIMITED"]
+    assert names[1]["start"] == record.incorporation_date.isoformat() and names[1]["end"] == names[0]["start"]
+    assert record.incorporation_date < date.fromisoformat(names[0]["end"]) < ceased
 
 
 def test_sandbox_unknown_number_and_bad_key(sandbox):

@@ -16,10 +16,12 @@ from connectors.base import (
     LedgerLineRecord, NotFoundError, PermissionError, RateLimited, StreamState, SyncWindow,
 )
 from connectors.exact_online_be import ExactOnlineBE
+from connectors.exact_online_fr import ExactOnlineFR
 from connectors.exact_online_nl import ExactOnlineNL
 from connectors.http import build_client
 from connectors.oauth import TokenManager, authorization_url, exchange_code
 from connectors.registry import all_connectors
+from sandbox.companies_house import company_number
 from tests.connectors.mocks import exact_online_be as mocks
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "exact_online"
@@ -90,6 +92,42 @@ def test_gl_accounts_codes_stripped_and_kinds():
     assert by_number["550000"].kind == "asset"
     assert by_number["440000"].kind == "liability"
     assert by_number["550000"].name == "KBC Bank zichtrekening"
+
+
+def test_divisions_as_exact_answers_now_chamber_of_commerce_number_and_padded_codes():
+    # recorded shape of system/AllDivisions?$select=...: ChamberOfCommerceNumber, codes padded with spaces
+    refs = [exact.company_ref(row) for row in fixture("all_divisions_current_fields.json")["d"]["results"]]
+    assert [(r.reference, r.name) for r in refs] == [
+        ("3456789", "Boulangerie Martin SARL"), ("3456790", "Atelier Lef\u00e8vre SAS"),
+        ("3456791", "Cabinet Lef\u00e8vre (mod\u00e8le)"),
+    ]
+    assert refs[0].details == {"country": "FR", "currency": "EUR", "vat_number": "FR40812345678",
+                               "company_number": "812345678"}
+    assert refs[1].details == {"country": "FR", "currency": "EUR", "vat_number": "FR12345678901",
+                               "company_number": "345678901"}
+    # no VAT number and an empty company number are left out, never prefilled as "" or " "
+    assert refs[2].details == {"country": "FR", "currency": "EUR"}
+
+
+def test_company_number_prefers_the_current_name_and_falls_back_to_the_older_one():
+    row = {"Code": 1234567, "Description": "Bakkerij Janssens BV"}
+    number = lambda **fields: exact.company_ref(row | fields).details.get("company_number")  # noqa: E731
+    assert number(ChamberOfCommerce="0412345678") == "0412345678"
+    assert number(ChamberOfCommerceNumber="0498765432", ChamberOfCommerce="0412345678") == "0498765432"
+    assert number(ChamberOfCommerceNumber="   ", ChamberOfCommerce="0412345678 ") == "0412345678"
+    assert number(ChamberOfCommerceNumber=None, ChamberOfCommerce=" ") is None
+
+
+def test_padded_balance_codes_journal_and_dimensions_are_stripped():
+    assert exact.account_kind("W ", "C ") == "income"
+    assert exact.account_kind("B ", "D ") == "asset"
+    assert exact.account_record({"Code": "   604000", "Description": "Achats ", "BalanceType": "W ",
+                                 "BalanceSide": "D "}) == AccountRecord("604000", "Achats", "expense", None)
+    calendar = exact.period_calendar(fixture("financial_periods.json")["d"]["results"])
+    row = fixture("transaction_lines_page1.json")["d"]["results"][2]
+    padded = row | {"CostCenter": "ATELIER ", "CostUnit": "   ", "JournalCode": " 60 "}
+    line = exact.ledger_line_record(padded, calendar)
+    assert line.dimensions == {"cost_center": "ATELIER"} and line.journal == "60"
 
 
 def test_reporting_balance_rows_are_summed_per_account_and_period():
@@ -190,6 +228,21 @@ def test_references_follow_next_links_and_use_the_current_division(requests_mock
     assert requests_mock.request_history[1].url.startswith(f"{API}/system/AllDivisions")
     refs = connector(requests_mock, accountant_divisions=False).list_references()
     assert len(refs) == 2
+
+
+def test_references_select_the_documented_division_fields_and_read_the_current_answer(requests_mock):
+    fr_host = "https://start.exactonline.fr"
+    requests_mock.get(f"{fr_host}/api/v1/current/Me", json={"d": {"results": [{"CurrentDivision": 3456789}]}})
+    listing = requests_mock.get(f"{fr_host}/api/v1/3456789/system/AllDivisions",
+                                json=fixture("all_divisions_current_fields.json"))
+    conn = ExactOnlineFR(ConnectorContext(config=mocks.config(fr_host), credentials=mocks.credentials(),
+                                          reference="3456789", http=build_client(ExactOnlineFR.spec)))
+    refs = {r.reference: r for r in conn.list_references()}
+    assert refs["3456789"].details == {"country": "FR", "currency": "EUR", "vat_number": "FR40812345678",
+                                       "company_number": "812345678"}
+    # $select names only properties system/(All)Divisions document: an unknown one can fail the call
+    selected = parse_qs(urlsplit(listing.last_request.url).query)["$select"][0].split(",")
+    assert set(selected) == {"Code", "Description", "Country", "Currency", "VATNumber", "ChamberOfCommerceNumber"}
 
 
 def test_ledger_lines_page_until_no_next_link_and_bookmark_the_timestamp(requests_mock):
@@ -446,3 +499,39 @@ def test_sandbox_user_problems_reach_the_administrator(sandbox, problem, error_c
 def test_sandbox_refuses_a_made_up_access_token(sandbox):
     with pytest.raises(AuthError):
         sandbox_connector(sandbox, {"access_token": "made-up", "expires_at": 4_000_000_000}).check()
+
+
+
+def test_sandbox_division_answers_default_and_in_current_division_fields_mode(sandbox):
+    credentials = grant_by_consent(sandbox)
+    url = f"{sandbox.url}/exact-online/api/v1/{divisions(sandbox)['c-1001']}/system/AllDivisions"
+    headers = {"Authorization": f"Bearer {credentials['access_token']}", "Accept": "application/json"}
+    old_select = {"$select": "Code,Country,Currency,VATNumber,ChamberOfCommerce"}
+    row = requests.get(url, headers=headers, params=old_select, timeout=10).json()["d"]["results"][0]
+    assert (row["Country"], row["Currency"], row["VATNumber"]) == ("BE", "EUR", "BE0456789012")  # default unchanged
+    assert row["ChamberOfCommerce"] is None
+
+    sandbox.modes(exact_online=["current_division_fields"])
+    refused = requests.get(url, headers=headers, params=old_select, timeout=10)
+    assert refused.status_code == 400 and "'ChamberOfCommerce'" in refused.json()["error"]["message"]["value"]
+    select = {"$select": "Code,Country,Currency,VATNumber,ChamberOfCommerceNumber"}
+    row = requests.get(url, headers=headers, params=select, timeout=10).json()["d"]["results"][0]
+    assert set(row) == {"__metadata", "Code", "Country", "Currency", "VATNumber", "ChamberOfCommerceNumber"}
+    assert (row["Country"], row["Currency"], row["VATNumber"]) == ("BE ", "EUR ", "BE0456789012 ")
+    assert row["ChamberOfCommerceNumber"] == "0456789012"
+
+
+@pytest.mark.parametrize("accountant_divisions", [True, False])
+def test_sandbox_current_division_fields_reach_the_references(sandbox, accountant_divisions):
+    credentials = grant_by_consent(sandbox)
+    sandbox.modes(exact_online=["current_division_fields"])
+    config = sandbox_config(sandbox) | {"accountant_divisions": accountant_divisions}
+    conn = ExactOnlineBE(ConnectorContext(config=config, credentials=credentials, http=build_client(ExactOnlineBE.spec)))
+    refs = {r.reference: r for r in conn.list_references()}
+    codes = divisions(sandbox)
+    assert sandbox.calls("system/AllDivisions" if accountant_divisions else "system/Divisions") == 1
+    assert refs[codes["c-1001"]].details == {"country": "BE", "currency": "EUR", "vat_number": "BE0456789012",
+                                             "company_number": "0456789012"}
+    northwind = sandbox.state.books["c-1003"]
+    assert refs[codes["c-1003"]].details == {"country": "GB", "currency": "GBP", "vat_number": "GB123456789",
+                                             "company_number": company_number(northwind)}

@@ -17,7 +17,7 @@ from connectors.base import (
 from connectors.http import build_client, secrets_for
 from connectors.oauth import authorization_url, exchange_code
 from connectors.quickbooks import (
-    MAX_LINES_PER_TRANSACTION, QuickBooks, error_message, fiscal_years, realm_from_callback,
+    MAX_LINES_PER_TRANSACTION, QuickBooks, column_keys, error_message, fiscal_years, realm_from_callback, trial_balance,
 )
 from sandbox.books import entry_of
 from sandbox.quickbooks import realm_id
@@ -139,6 +139,66 @@ def test_general_ledger_rows_become_lines_with_stable_ids(requests_mock):
     assert state.new_bookmark == {"since": "2024-03-05T18:00:00+00:00"}  # QuickBooks' clock, not ours
     asked = requests_mock.request_history[-1].qs
     assert asked["columns"] == ["tx_date,txn_type,doc_num,memo,debt_amt,credit_amt"]
+
+
+#: titles a French-language company gets (Intuit localizes ColTitle); the number column untitled
+FRENCH_TITLES = {"tx_date": "Date", "txn_type": "Type d'opération", "doc_num": "", "memo": "Mémo/Description",
+                 "debt_amt": "Débit", "credit_amt": "Crédit"}
+
+
+def retitled(report, titles):
+    """``report`` with each column's title looked up by its ColType (None: the recorded titles)."""
+    if titles is not None:
+        for column in report["Columns"]["Column"]:
+            column["ColTitle"] = titles.get(column["ColType"], "")
+    return report
+
+
+@pytest.mark.parametrize("titles", [None, FRENCH_TITLES, {}], ids=["documented", "localized", "untitled"])
+def test_older_general_ledger_columns_named_only_by_coltype_give_the_same_lines(requests_mock, titles):
+    """Intuit's documented GeneralLedger answer names columns in ColType (``tx_date``, ``debt_amt``), no MetaData."""
+    expected, _ = read(build(requests_mock), "ledger_lines", SyncWindow(period_ends=(date(2024, 1, 31),)))
+    legacy = retitled(fixture(KEY, "general_ledger_2024-01_legacy_columns"), titles)
+    assert not any("MetaData" in column for column in legacy["Columns"]["Column"])
+    qbo = build(requests_mock)
+    requests_mock.get(f"{mocks.BASE_URL}/{mocks.REALM}/reports/GeneralLedger", json=legacy)
+    lines, _ = read(qbo, "ledger_lines", SyncWindow(period_ends=(date(2024, 1, 31),)))
+    assert expected and lines == expected
+    assert {line.source_id: (line.booking_date, line.amount, line.reference) for line in lines}["Deposit:148:1"] == (
+        date(2024, 1, 15), Decimal("2250.00"), "D-1")
+
+
+def test_column_keys_prefer_colkey_then_a_key_in_coltype_then_the_title():
+    def keys(*columns):
+        return column_keys({"Columns": {"Column": list(columns)}})
+
+    assert keys({"ColTitle": "Montant", "ColType": "Money", "MetaData": [{"Name": "ColKey", "Value": "subt_nat_amount"}]},
+                {"ColTitle": "Débit", "ColType": "debt_amt"},
+                {"ColTitle": "Credit", "ColType": "credit_amt"},
+                {"ColTitle": "", "ColType": "memo"}) == ["subt_nat_amount", "debt_amt", "credit_amt", "memo"]
+    # ColumnTypeEnum values (Money, Account, String) name no column: the English title is the last resort
+    assert keys({"ColTitle": "Debit", "ColType": "Money"}, {"ColTitle": "Credit", "ColType": "Money"},
+                {"ColTitle": "Transaction Type", "ColType": "String"}) == ["debt_amt", "credit_amt", "txn_type"]
+    assert keys({"ColTitle": "", "ColType": "Account"}, {"ColTitle": "Solde", "ColType": "Money"}) == ["Account", "Solde"]
+
+
+@pytest.mark.parametrize("columns", [
+    None,  # Intuit's documented answer: Account, Money "Debit", Money "Credit"
+    [{"ColTitle": "", "ColType": "Account"}, {"ColTitle": "Débit", "ColType": "Money"},
+     {"ColTitle": "Crédit", "ColType": "Money"}],
+    [{"ColTitle": "", "ColType": "Account", "MetaData": [{"Name": "ColKey", "Value": "account_name"}]},
+     {"ColTitle": "Soll", "ColType": "Money", "MetaData": [{"Name": "ColKey", "Value": "debt_amt"}]},
+     {"ColTitle": "Haben", "ColType": "Money", "MetaData": [{"Name": "ColKey", "Value": "credit_amt"}]}],
+], ids=["documented", "localized", "colkey"])
+def test_trial_balance_columns_do_not_depend_on_their_titles(requests_mock, columns):
+    accounts = build(requests_mock)._accounts_by_id
+    report = fixture(KEY, "trial_balance_2024-01-31")
+    expected = trial_balance(report, date(2024, 1, 31), accounts)
+    if columns is not None:
+        report["Columns"]["Column"] = columns
+    balances = {b.account: b.amount for b in trial_balance(report, date(2024, 1, 31), accounts)}
+    assert balances == {b.account: b.amount for b in expected}
+    assert balances["1000"] == Decimal("5000.00") and balances["4000"] == Decimal("-3450.00")
 
 
 def test_a_recent_bookmark_reads_changed_months_and_deletes_from_cdc(requests_mock):
@@ -263,7 +323,8 @@ def test_fixtures_use_the_xsd_field_names(xsd_types):
     assert_fields(xsd_types, "QueryResponse", {k: v for k, v in query.items() if k != "Account"})
     for account in query["Account"]:
         assert_fields(xsd_types, "Account", account)
-    for name in ("trial_balance_2024-01-31", "trial_balance_2024-02-29", "general_ledger_2024-01", "general_ledger_2024-02"):
+    for name in ("trial_balance_2024-01-31", "trial_balance_2024-02-29", "general_ledger_2024-01", "general_ledger_2024-02",
+                 "general_ledger_2024-01_legacy_columns"):
         check_report(xsd_types, fixture(KEY, name))
     for response in fixture(KEY, "cdc")["CDCResponse"]:
         for query in response["QueryResponse"]:
@@ -398,3 +459,36 @@ def test_cdc_refuses_a_bookmark_older_than_30_days_so_the_connector_reads_everyt
     assert sandbox.calls("/cdc") == 0
     with pytest.raises(DataError):  # the emulator refuses what Intuit refuses
         qbo._changes(clock - timedelta(days=45))
+
+
+def test_legacy_report_columns_mode_reads_the_same_lines_and_balances(sandbox):
+    """Mode ``legacy_report_columns``: keys only in ColType, French or empty titles; the connector reads the same books."""
+    book = company(sandbox, "Northwind")
+    credentials = connect(sandbox, book)
+    window = SyncWindow(book.fiscal_years[0][0], book.fiscal_years[0][1])
+    period_end = book.fiscal_years[0][1]
+    default_lines = list(sandbox_connector(sandbox, credentials).read("ledger_lines", StreamState(), window))
+    default_balances = list(sandbox_connector(sandbox, credentials).read(
+        "balances", StreamState(), SyncWindow(period_ends=(period_end,))))
+
+    sandbox.modes(quickbooks=["legacy_report_columns"])
+
+    def columns(report, **params):
+        answer = requests.get(f"{sandbox_config(sandbox)['base_url']}/{credentials['realm_id']}/reports/{report}",
+                              headers={"Authorization": f"Bearer {credentials['access_token']}"}, timeout=10,
+                              params={"start_date": window.start.isoformat(), "end_date": window.start.isoformat(),
+                                      **params})
+        return answer.json()["Columns"]["Column"]
+
+    ledger = columns("GeneralLedger", columns="tx_date,txn_type,doc_num,memo,debt_amt,credit_amt")
+    assert [c["ColType"] for c in ledger] == ["tx_date", "txn_type", "doc_num", "memo", "debt_amt", "credit_amt"]
+    assert not any("MetaData" in c for c in ledger) and "Débit" in [c["ColTitle"] for c in ledger]
+    assert [(c["ColType"], c["ColTitle"]) for c in columns("TrialBalance")] == [
+        ("Account", ""), ("Money", "Débit"), ("Money", "Crédit")]
+
+    qbo = sandbox_connector(sandbox, credentials)
+    lines = list(qbo.read("ledger_lines", StreamState(), window))
+    balances = list(qbo.read("balances", StreamState(), SyncWindow(period_ends=(period_end,))))
+    in_year = [line for line in book.all_lines() if window.start <= date.fromisoformat(line["date"]) <= window.end]
+    assert len(lines) == len(in_year) > 0 and lines == default_lines
+    assert balances == default_balances and balances
