@@ -20,13 +20,11 @@ from admin_views.base import SUPPORT, SecureModelView
 from admin_views.connection_forms import ConnectionForm, connection_form_class
 from admin_views.formatting import badge, status_badge, timestamp
 from app import audit, oauth_flow
+from app.services.connections import check_connection, refresh_references
 from app.extensions import db
 from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Role
-from app.models.base import utcnow
-from app.redis_connection import redis_connection
-from app.secret_scrubbing import scrub_text, secret_values
 from connectors import registry
-from connectors.base import FIRM, AuthError, ConnectorContext, ConnectorError
+from connectors.base import FIRM
 
 log = logging.getLogger("firmsync.console")
 ADMIN_ONLY = {Role.ADMIN}
@@ -43,72 +41,6 @@ def package_display_name(key):
         return registry.get_connector(key).spec.display_name
     except KeyError:  # an unknown package still gets a name in lists
         return key
-
-
-def connector_for(connection):
-    """A connector instance for ``connection`` (the one place that builds them for the console).
-
-    The HTTP client counts against the package's shared Redis budget, like the sync does;
-    no company reference is set (checks and listings are connection-wide).
-    """
-    from connectors.http import budget_scope, build_client, secrets_for
-    from jobs.sync import connector_config, credentials_loader, credentials_saver
-
-    cls = registry.get_connector(connection.package)
-    config, credentials = connector_config(cls.spec, connection)
-    tenant = budget_scope(cls.spec, connection_id=connection.id,
-                          api_key=credentials.get("api_key") or config.get("api_key"))
-    http = build_client(cls.spec, redis=redis_connection(), tenant=tenant,
-                        secrets=secrets_for(cls.spec, config, credentials))
-    return cls(ConnectorContext(
-        config=config, credentials=credentials, http=http,
-        save_credentials=credentials_saver(connection.id), connection_id=connection.id,
-        load_credentials=credentials_loader(connection.id) if connection.id else None,
-    ))
-
-
-def _call_connector(connection, what):
-    """Run ``what(connector)``; answer ``(result, error message)`` with the message scrubbed."""
-    secrets = secret_values(connection.credentials or {}) + [
-        str(v) for v in (connection.credentials or {}).values() if isinstance(v, (str, int))
-    ]
-    try:
-        return what(connector_for(connection)), None
-    except AuthError as error:
-        connection.status = ConnectionStatus.NEEDS_RECONNECT
-        return None, scrub_text(error.message, secrets)
-    except ConnectorError as error:
-        return None, scrub_text(error.message, secrets)
-    except NotImplementedError:
-        return None, "Firmsync cannot do this for this package yet."
-    except Exception:  # noqa: BLE001 - a connector bug must not break the console
-        log.exception("connector call failed for connection %s", connection.id)
-        return None, "Something went wrong while contacting the package; the details are in the server log."
-
-
-def test_connection(connection, actor=None):
-    """Call the connector's ``check()`` and record the outcome on ``connection`` (not committed)."""
-    result, error = _call_connector(connection, lambda connector: connector.check())
-    connection.last_check_at = utcnow()
-    connection.last_check_ok = bool(result and result.ok)
-    connection.last_check_message = (error or (result.message if result else ""))[:500]
-    if connection.last_check_ok and connection.status == ConnectionStatus.NEEDS_RECONNECT:
-        connection.status = ConnectionStatus.ACTIVE
-    audit.record(actor, "connection.check", connection,
-                 summary=f"Tested connection {connection.name}: {'OK' if connection.last_check_ok else 'failed'}")
-    return connection.last_check_ok, connection.last_check_message
-
-
-def refresh_references(connection, actor=None):
-    """Cache the companies the connection can reach; answer ``(count or None, error message)``."""
-    refs, error = _call_connector(connection, lambda connector: connector.list_references())
-    if error is not None:
-        return None, error
-    connection.references = [{"reference": ref.reference, "name": ref.name} for ref in refs]
-    connection.references_refreshed_at = utcnow()
-    audit.record(actor, "connection.references", connection,
-                 summary=f"Refreshed the companies of {connection.name}: {len(refs)} found")
-    return len(refs), None
 
 
 def _package_name(view, context, model, name):
@@ -312,7 +244,7 @@ class ConnectionView(SecureModelView):
     @action("check", "Test connection")
     def action_check(self, ids):
         for connection in self.scoped(ids):
-            ok, message = test_connection(connection, self.actor)
+            ok, message = check_connection(connection, self.actor)
             flash(f"{connection.name}: {'connection works' if ok else 'test failed'}. {message}".strip(),
                   "success" if ok else "error")
         db.session.commit()

@@ -125,7 +125,7 @@ class DossierPageView(SecureBaseView):
     @expose("/sync", methods=["POST"])
     def sync(self):
         """The sync-now arrows: queue a manual run (of the administration link with ``link_id``)."""
-        from jobs.triggers import request_sync
+        from app.services.syncs import request_sync
 
         actor = self.actor
         dossier = self.dossier_or_404(request.form.get("id"))
@@ -208,7 +208,7 @@ def _job_progress(run_id):
     from rq.job import Job
 
     from app.redis_connection import redis_connection
-    from jobs.queues import sync_job_id
+    from app.services.queues import sync_job_id
 
     try:
         job = Job.fetch(sync_job_id(run_id), connection=redis_connection())

@@ -4,19 +4,19 @@ Shows the file's accounting and administration links (current and ended), and of
 
 * **Set up sync** (no active accounting link; scenarios A keep / B replace) or **Switch
   sync** (scenarios 1 switch, 2 revert to a manual file, 3 re-establish), through
-  :mod:`app.sync_setup`, with the firm's active connections (and the ones this file owns),
+  :mod:`app.services.links`, with the firm's active connections (and the ones this file owns),
   the company picked from the connection's cached list ("Refresh list" asks the package
   again), and the transfer date chosen among the first days of the file's fiscal years;
 * for dossier-level packages (Xero, QuickBooks...) a form that POSTs to
   ``/oauth/re-establish/<id>`` (a fresh grant, :mod:`app.oauth_flow`);
 * the administration sync (company master data): set up or **Stop administration sync**;
-* the **manual upload** of a trial balance or ledger lines (:mod:`app.manual_import`)
+* the **manual upload** of a trial balance or ledger lines (:mod:`app.services.uploads`)
   while the file has no active accounting link.
 
 Admin and staff use it on the files they may access (``setup_sync`` / ``upload_data``);
 external, pulse and support users get 403 (base view); a file outside the actor's scope
-answers 404, for the page and for every POST. Refusals (:class:`~app.sync_setup.SetupError`,
-:class:`~app.manual_import.UploadRejected`) are flashed and nothing is written.
+answers 404, for the page and for every POST. Refusals (:class:`~app.services.links.SetupError`,
+:class:`~app.services.uploads.UploadRejected`) are flashed and nothing is written.
 """
 from datetime import date
 
@@ -26,15 +26,16 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from admin_views.base import SecureBaseView
-from admin_views.connections import refresh_references
+from app.services.connections import refresh_references
 from admin_views.formatting import timestamp
-from app import manual_import, oauth_flow
+from app import oauth_flow
+from app.services import uploads
 from app.access import can
 from app.extensions import db
 from app.i18n import N_
-from app.manual_import import LEDGER_LINES, TRIAL_BALANCE, UploadRejected
+from app.services.uploads import LEDGER_LINES, TRIAL_BALANCE, UploadRejected
 from app.models import Connection, ConnectionStatus, Role, Scenario
-from app.sync_setup import (
+from app.services.links import (
     SCENARIO_LABELS,
     SETUP_SCENARIOS,
     SWITCH_SCENARIOS,
@@ -58,7 +59,7 @@ SCENARIO_SENTENCES = {
 }
 UPLOAD_KINDS = {TRIAL_BALANCE: N_("Trial balance (year-to-date, one line per account)"),
                 LEDGER_LINES: N_("Ledger lines (one line per booking)")}
-#: the scenario labels of :data:`app.sync_setup.SCENARIO_LABELS` (unmarked there), listed so
+#: the scenario labels of :data:`app.services.links.SCENARIO_LABELS` (unmarked there), listed so
 #: ``pybabel extract`` keeps them in the catalogs; the template translates them where shown
 SCENARIO_LABELS_FOR_CATALOGS = (
     N_("Keep the existing data and sync from a transfer date"), N_("Replace all bookkeeping data with the sync"),
@@ -120,7 +121,7 @@ class DossierSyncView(SecureBaseView):
             dossier_packages=packages,
             may_upload=can(self.actor, "upload_data", dossier.id) and accounting is None,
             upload_kinds=UPLOAD_KINDS,
-            period_ends=manual_import.upload_period_ends(dossier),
+            period_ends=uploads.upload_period_ends(dossier),
             scenario_labels=SCENARIO_LABELS, package_name=package_name, timestamp=timestamp,
         )
 
@@ -193,10 +194,10 @@ class DossierSyncView(SecureBaseView):
             return self.back(dossier)
         try:
             if kind == TRIAL_BALANCE:
-                result = manual_import.import_trial_balance(
+                result = uploads.import_trial_balance(
                     actor, dossier, upload.stream, upload.filename, _date(request.form.get("period_end")))
             else:
-                result = manual_import.import_ledger_lines(actor, dossier, upload.stream, upload.filename)
+                result = uploads.import_ledger_lines(actor, dossier, upload.stream, upload.filename)
         except UploadRejected as error:
             db.session.rollback()
             flash("Nothing was uploaded: " + " ".join(_sentence(e) for e in error.errors), "error")

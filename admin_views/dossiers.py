@@ -508,7 +508,7 @@ class DossierView(SecureModelView):
     @action("resync", "Resync selected", "Queue a sync for every selected file?")
     def action_resync(self, ids):
         """Queue a bulk sync for each chosen file the actor may sync; files without a sync are skipped."""
-        from jobs.triggers import request_syncs
+        from app.services.syncs import request_syncs
 
         actor = self.actor
         chosen = sorted(dossier.id for dossier in self.scoped(ids))  # scoped: only files the actor sees

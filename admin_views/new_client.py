@@ -17,10 +17,11 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from admin_views.base import SecureBaseView
 from admin_views.dossiers import FREQUENCY_LABELS
-from app import audit, oauth_flow
+from app import oauth_flow
 from app.access import can
 from app.extensions import db
-from app.models import Connection, ConnectionStatus, Dossier, Role, User
+from app.models import Connection, ConnectionStatus, Role
+from app.services.dossiers import create_dossier
 from connectors import registry
 from connectors.base import ACCOUNTING, FIRM
 
@@ -81,20 +82,6 @@ def _package_name(key):
         return key
 
 
-def create_dossier(actor, details):
-    """Add the client file (not committed); staff creators are granted it so they keep access."""
-    dossier = Dossier(firm_id=actor.firm_id, name=details["name"], number=details.get("number") or None,
-                      country=details.get("country") or "BE", currency=details.get("currency") or "EUR",
-                      frequency=details.get("frequency") or "month")
-    db.session.add(dossier)
-    if actor.role == Role.STAFF:
-        dossier.users.append(db.session.get(User, actor.user_id))
-    db.session.flush()
-    audit.record(actor, "create", dossier, summary=f"Created file {dossier} with the new-client wizard",
-                 changes={k: [None, v] for k, v in details.items() if v})
-    return dossier
-
-
 class NewClientView(SecureBaseView):
     """``/admin/new-client/``: the wizard (admin, and staff who may create files)."""
 
@@ -150,7 +137,7 @@ class NewClientView(SecureBaseView):
             return self.render("admin/new_client/details.html", form=form, has_sources=True)
         connection = self._connection(form.package.data)
         if request.form.get("refresh"):
-            from admin_views.connections import refresh_references
+            from app.services.connections import refresh_references
 
             count, error = refresh_references(connection, actor)
             db.session.commit()

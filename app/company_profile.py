@@ -27,7 +27,7 @@ from werkzeug.exceptions import Forbidden
 from app import audit
 from app.access import can
 from app.extensions import db
-from app.fiscal import add_months, year_end_on_or_after
+from app.services.fiscal_years import add_months, year_end_on_or_after
 from app.models import CompanyProfile, DossierLink
 from app.models.base import utcnow
 

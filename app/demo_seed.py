@@ -361,7 +361,7 @@ def _xero_connection(db, firm, dossier, outcome):
 
 def _link(db, actor, dossier, connection, reference, outcome):
     """Link ``dossier`` to ``reference`` through ``connection`` unless that link exists."""
-    from app.sync_setup import set_up_sync
+    from app.services.links import set_up_sync
 
     reference, name = reference
     existing = db.session.scalar(select(DossierLink).where(

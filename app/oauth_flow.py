@@ -37,8 +37,10 @@ from app.extensions import db
 from app.models import Connection, ConnectionStatus, Dossier, Role, Scenario
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text
+from app.services.connectors import WEB, connector_config, open_connector
+from app.services.dossiers import create_dossier
 from connectors import registry
-from connectors.base import AUTH_OAUTH2, DOSSIER, FIRM, ConnectorContext, ConnectorError
+from connectors.base import AUTH_OAUTH2, DOSSIER, FIRM, ConnectorError
 
 log = logging.getLogger("firmsync.oauth")
 
@@ -133,8 +135,6 @@ def split_config(spec, values):
 
 def connection_config(connection):
     """The connection's config with its secret fields (stored in the credentials) put back."""
-    from jobs.sync import connector_config
-
     return connector_config(registry.get_connector(connection.package).spec, connection)[0]
 
 
@@ -169,13 +169,12 @@ def grant_from(spec, config, args, redirect_uri, verifier):
 
 
 def grant_references(spec, config, credentials):
-    """The companies the new grant reaches (the package is asked right away)."""
-    from connectors.http import build_client, secrets_for
-
-    cls = registry.get_connector(spec.key)
-    http = build_client(cls.spec, redis=redis_connection(), tenant="oauth-setup",
-                        secrets=secrets_for(cls.spec, config, credentials))
-    connector = cls(ConnectorContext(config=dict(config), credentials=dict(credentials), http=http))
+    """The companies the new grant reaches (the package is asked right away, in this request:
+    the grant was just given, and the user chooses among them next)."""
+    secrets = {k: v for k, v in config.items() if k in secret_keys(spec)}
+    pending = Connection(package=spec.key, config={k: v for k, v in config.items() if k not in secrets},
+                         credentials={**dict(credentials), **secrets})
+    connector = open_connector(pending, purpose=WEB)
     return [{"reference": ref.reference, "name": ref.name} for ref in connector.list_references()]
 
 
@@ -538,7 +537,6 @@ def _dossier_connection(flow, spec, actor, dossier, chosen):
 
 
 def _finish_new_client(flow, spec, actor, *, chosen, **_):
-    from admin_views.new_client import create_dossier
 
     dossier = create_dossier(actor, flow["details"])
     connection = _dossier_connection(flow, spec, actor, dossier, chosen)
@@ -559,11 +557,11 @@ def _finish_re_establish(flow, spec, actor, *, dossier, chosen, **_):
 def link_and_queue(actor, dossier, connection, chosen):
     """Link ``dossier`` to ``chosen`` through ``connection`` and queue the setup sync (commits).
 
-    Goes through :mod:`app.sync_setup`: a dossier without an active link of that kind is set
+    Goes through :mod:`app.services.links`: a dossier without an active link of that kind is set
     up with scenario (B) "replace"; one with an active link is re-established (scenario 3).
     """
-    from app.sync_setup import set_up_sync, switch_sync
-    from jobs.triggers import active_run
+    from app.services.links import set_up_sync, switch_sync
+    from app.services.syncs import active_run
 
     reference, name = str(chosen["reference"]), chosen.get("name")
     if connection.kind == "accounting" and dossier.active_link("accounting") is not None:

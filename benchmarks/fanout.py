@@ -2,7 +2,7 @@
 
 Dossiers are bulk-inserted (one firm-level connection, one active accounting link each);
 the fan-out and the bulk trigger then run exactly as in production (``jobs.nightly.fan_out``,
-``jobs.triggers.request_syncs``): a committed run and an RQ job per dossier. The fan-out is
+``app.services.syncs.request_syncs``): a committed run and an RQ job per dossier. The fan-out is
 then fired again a minute later, as the cron does (it must queue nothing). No worker runs.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def measure(bench, nightly_count, bulk_count, runs):
     from app.extensions import db
     from app.models import SyncRun
     from jobs.nightly import fan_out
-    from jobs.triggers import request_syncs
+    from app.services.syncs import request_syncs
 
     raw = []
     with bench.app.app_context():

@@ -71,7 +71,7 @@ def measure(bench, count, lines, tenant_calls, connection_calls, seconds, worker
     """Sync ``count`` dossiers on one connection under the scaled budgets; figures for the report."""
     from app.extensions import db
     from app.models import RunStatus, SyncRun
-    from jobs.triggers import request_sync
+    from app.services.syncs import request_sync
 
     company_list = companies(count, lines)
     with bench.app.app_context():

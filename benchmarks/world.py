@@ -132,7 +132,7 @@ def sync_and_wait(bench, dossier_id, **worker_options):
     """Queue a manual sync of the dossier, drain it with a real worker; ``(run, worker_rss, wall_seconds)``."""
     from app.extensions import db
     from app.models import SyncRun
-    from jobs.triggers import request_sync
+    from app.services.syncs import request_sync
 
     run_id = request_sync(dossier_id, "manual").id
     started = time.perf_counter()

@@ -26,6 +26,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Iterator
 
+from connectors.errors import (  # noqa: F401 - the contract's errors, importable from here too
+    AuthError, ConfigError, ConnectorError, DataError, NotFoundError, PermissionError, RateLimited, TransientError,
+)
+
 # --------------------------------------------------------------------------------------
 # Spec
 # --------------------------------------------------------------------------------------
@@ -265,74 +269,6 @@ class SyncWindow:
     start: date | None = None
     end: date | None = None
     period_ends: tuple[date, ...] = ()
-
-
-# --------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------
-
-
-class ConnectorError(Exception):
-    """Base of the typed errors. ``message`` is for an accountant; no secrets."""
-
-    category = "error"
-    retry = False
-
-    def __init__(self, message, *, detail=None):
-        super().__init__(message)
-        self.message = message
-        #: technical detail for logs (already scrubbed), never shown as the main message
-        self.detail = detail
-
-
-class AuthError(ConnectorError):
-    """The grant or credentials no longer work: an administrator must reconnect."""
-
-    category = "auth"
-
-
-class PermissionError(ConnectorError):  # noqa: A001 - the contract's name
-    """The credentials work but may not read this company or resource."""
-
-    category = "permission"
-
-
-class NotFoundError(ConnectorError):
-    """The reference (company, division...) no longer exists or is no longer shared."""
-
-    category = "not_found"
-
-
-class RateLimited(ConnectorError):
-    """The package asked us to slow down; retry after ``retry_after`` seconds."""
-
-    category = "rate_limited"
-    retry = True
-
-    def __init__(self, message, *, retry_after=60.0, daily=False, detail=None):
-        super().__init__(message, detail=detail)
-        self.retry_after = float(retry_after)
-        #: the day's budget is spent (defer until it resets)
-        self.daily = daily
-
-
-class TransientError(ConnectorError):
-    """5xx, timeouts, connection resets: retried with capped backoff."""
-
-    category = "transient"
-    retry = True
-
-
-class DataError(ConnectorError):
-    """The payload does not make sense: the run fails and nothing is written."""
-
-    category = "data"
-
-
-class ConfigError(ConnectorError):
-    """The connection's configuration is incomplete or invalid."""
-
-    category = "config"
 
 
 # --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from connectors.base import AuthError, TransientError
+from connectors.errors import AuthError, TransientError
 from connectors.scrubbing import scrub_text
 
 #: (connect, read) seconds for token endpoint calls

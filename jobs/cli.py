@@ -38,7 +38,7 @@ def worker_command(queues, burst, with_scheduler, name, max_jobs, logging_level)
 @click.option("--dossier", "dossier_id", type=int, required=True, help="Dossier id.")
 def sync_now(dossier_id):
     """Queue a sync of one dossier now (no role check: operators only)."""
-    from jobs.triggers import request_sync
+    from app.services.syncs import request_sync
 
     run = request_sync(dossier_id, "manual")
     if run is None:
@@ -68,7 +68,7 @@ def sync_reap():
 @click.option("--run", "run_id", type=int, required=True)
 def sync_cancel(run_id):
     """Cancel a queued, deferred or running run."""
-    from jobs.triggers import cancel_run
+    from app.services.syncs import cancel_run
 
     run = cancel_run(run_id)
     if run is None:

@@ -15,7 +15,7 @@ inside the application. Both are idempotent, so an extra run is harmless. Withou
 from rq import cron
 
 from jobs.nightly import nightly_job
-from jobs.queues import MAINTENANCE_QUEUE
+from app.services.queues import MAINTENANCE_QUEUE
 from jobs.reaper import reap_job
 
 cron.register(nightly_job, MAINTENANCE_QUEUE, interval=60, job_timeout=600, result_ttl=3600)

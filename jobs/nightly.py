@@ -11,7 +11,7 @@ dossiers already show why.
 
 The work is done in the database, a fixed number of statements per firm-local date whatever
 the number of links (``INSERT ... SELECT ... RETURNING``), then the new runs are committed
-and only then enqueued (:func:`jobs.triggers.enqueue_runs`, one Redis pipeline).
+and only then enqueued (:func:`app.services.syncs.enqueue_runs`, one Redis pipeline).
 
 Run it every few minutes: ``flask sync nightly`` (or ``flask sync cron``, or ``rq cron``).
 """
@@ -69,7 +69,7 @@ def fan_out(now=None):
     Firms sharing a local date are queued together: the new runs are committed, then
     enqueued. Links whose night is covered by a run already active are not in the result.
     """
-    from jobs.triggers import enqueue_runs
+    from app.services.syncs import enqueue_runs
 
     created = []
     for local_date, firm_ids in sorted(due_firms(now or utcnow()).items()):

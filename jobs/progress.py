@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.models import SyncRun
 from app.models.base import utcnow
-from jobs import locks
+from app import locks
 
 log = logging.getLogger("firmsync.jobs")
 

@@ -24,8 +24,8 @@ from app.extensions import db
 from app.models import RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
-from jobs import locks
-from jobs.queues import sync_job_id
+from app import locks
+from app.services.queues import sync_job_id
 
 log = logging.getLogger("firmsync.jobs")
 
@@ -38,7 +38,7 @@ def reap(now=None):
     ``now`` (naive UTC) lets tests look into the future. Returns
     ``{"reaped": [run ids], "retries": [new run ids], "requeued": [run ids]}``.
     """
-    from jobs.triggers import enqueue_run, request_sync
+    from app.services.syncs import enqueue_run, request_sync
 
     now = now or utcnow()
     stale_after = timedelta(seconds=locks.setting("SYNC_STALE_AFTER_SECONDS", 120))

@@ -6,10 +6,10 @@ One run syncs one dossier link:
 2. take the **dossier lock** (one sync per dossier at a time; a run finding it taken stays
    queued and is retried a little later); a heartbeat thread keeps the lock and the run's
    heartbeat fresh while it works;
-3. build the connector from the link and its connection (decrypted credentials, the rate
-   limited HTTP client, a ``save_credentials`` callback that commits refreshed tokens in
-   their own transaction under the per-connection lock);
-4. read every stream from its bookmark into the :class:`jobs.apply.SyncWriter` and commit
+3. open the link's connector (:func:`app.services.connectors.open_link_connector`:
+   decrypted credentials, the rate limited HTTP client, refreshed tokens committed in their
+   own transaction under the per-connection lock);
+4. read every stream from its bookmark into the :class:`app.services.bookkeeping.SyncWriter` and commit
    **once** (pages are fetched a few chunks ahead of the writer by :mod:`jobs.read_ahead`); only then persist the new bookmarks, the counts and the run's outcome;
 5. on any error roll back (the dossier keeps its previous data exactly) and end the run:
    ``AuthError`` -> ``needs_reconnect`` (run and connection, never retried);
@@ -24,20 +24,21 @@ A job that must run again later returns :class:`rq.Retry`: RQ schedules the same
 """
 import logging
 import traceback
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask import current_app
 from rq import Retry, get_current_job
 
+from app import locks
 from app.extensions import db
-from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, SyncRun
+from app.models import ConnectionStatus, DossierLink, RunStatus, SyncRun
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text
-from connectors.base import (AuthError, BalanceRecord, CompanyProfileRecord, ConnectorContext, ConnectorError,
-                             LedgerLineRecord, RateLimited, StreamState, SyncWindow, TransientError)
-from jobs import locks
+from app.services.connectors import SYNC, connection_secrets, open_link_connector
+from connectors.base import (AuthError, BalanceRecord, CompanyProfileRecord, ConnectorError, LedgerLineRecord,
+                             RateLimited, StreamState, SyncWindow, TransientError)
 from jobs.profiles import write_profile
 from jobs.progress import Heartbeat, Progress, SyncCancelled
 from jobs.read_ahead import read_ahead
@@ -119,7 +120,8 @@ def _run_locked(run_id, lock):
     http_holder = {}
     try:
         link = db.session.get(DossierLink, link_id)
-        connector = build_connector(link, http_holder=http_holder)
+        connector = open_link_connector(link, purpose=SYNC)
+        http_holder["http"] = connector.http
         result, bookmarks = _read_into_writer(connector, link, run_id, progress)
         db.session.commit()  # the one commit of the dossier's data
     except BaseException as exc:  # noqa: BLE001 - every failure rolls back, then is classified
@@ -134,7 +136,7 @@ def _run_locked(run_id, lock):
 
 
 def _read_into_writer(connector, link, run_id, progress):
-    from jobs.apply import SyncWriter
+    from app.services.bookkeeping import SyncWriter
 
     streams = connector.streams()
     kinds = {stream.record_type for stream in streams}
@@ -184,7 +186,7 @@ def _succeed(run_id, link_id, result, bookmarks, api_calls):
 def _classify(run_id, exc, attempt):
     """Turn an exception into the run's :class:`Outcome` (logging what support needs)."""
     sync_run = db.session.get(SyncRun, run_id)
-    secrets = _connection_secrets(sync_run.link.connection) if sync_run else []
+    secrets = connection_secrets(sync_run.link.connection) if sync_run else []
     if isinstance(exc, SyncCancelled):
         return Outcome(RunStatus.CANCELLED, "cancelled", CANCELLED)
     if isinstance(exc, AuthError):
@@ -242,7 +244,7 @@ def _again(run_id, seconds):
     job = get_current_job()
     if job is not None and job.id.startswith("sync-run-"):
         return Retry(max=(job.number_of_retries or 0) + 1, interval=seconds)
-    from jobs.triggers import enqueue_run
+    from app.services.syncs import enqueue_run
 
     enqueue_run(run_id, at=utcnow() + timedelta(seconds=seconds))
     return None
@@ -268,73 +270,6 @@ def _refusal(sync_run):
 # --------------------------------------------------------------------------------------
 
 
-def build_connector(link, *, http_holder=None):
-    """The connector instance for ``link``: config, decrypted credentials, reference, options,
-    the rate-limited HTTP client and the ``save_credentials`` callback."""
-    from connectors.http import budget_scope, build_client, secrets_for
-    from connectors.registry import get_connector
-
-    connection = link.connection
-    cls = get_connector(connection.package)
-    config, credentials = connector_config(cls.spec, connection)
-    tenant = budget_scope(cls.spec, reference=link.reference, connection_id=connection.id,
-                          api_key=credentials.get("api_key") or config.get("api_key"))
-    http = build_client(cls.spec, redis=redis_connection(), tenant=tenant,
-                        secrets=secrets_for(cls.spec, config, credentials))
-    if http_holder is not None:
-        http_holder["http"] = http
-    context_values = dict(
-        config=config, credentials=credentials, reference=link.reference, options=dict(link.options or {}),
-        http=http, save_credentials=credentials_saver(connection.id), connection_id=connection.id,
-    )
-    names = {f.name for f in fields(ConnectorContext)}
-    connection_id = connection.id
-    if "load_credentials" in names:
-        context_values["load_credentials"] = credentials_loader(connection_id)
-    if "lock" in names:
-        context_values["lock"] = lambda: locks.connection_lock(connection_id)
-    return cls(ConnectorContext(**context_values))
-
-
-def connector_config(spec, connection):
-    """``(config, credentials)`` for a connector: the connection's config with its secret
-    config fields (stored encrypted in ``credentials``) put back, and the credentials."""
-    config = dict(connection.config or {})
-    credentials = dict(connection.credentials or {})
-    schema = spec.config_schema() if isinstance(spec.config_schema, type) else spec.config_schema
-    for name, schema_field in getattr(schema, "fields", {}).items():
-        if schema_field.metadata.get("secret") and name in credentials and not config.get(name):
-            config[name] = credentials[name]
-    return config, credentials
-
-
-def credentials_saver(connection_id):
-    """A ``save_credentials(new)`` callback: commits in its own session, under the connection lock.
-
-    The sync's own transaction stays open and untouched: a rotated refresh token is
-    durable before the new access token is used, even if the sync later rolls back.
-    """
-    def save_credentials(new_credentials):
-        from sqlalchemy.orm import Session
-
-        with locks.connection_lock(connection_id), Session(db.engine) as own:
-            own.get(Connection, connection_id).credentials = dict(new_credentials)
-            own.commit()
-
-    return save_credentials
-
-
-def credentials_loader(connection_id):
-    """A ``load_credentials()`` callback reading the committed credentials (another worker may have refreshed)."""
-    def load_credentials():
-        from sqlalchemy.orm import Session
-
-        with Session(db.engine) as own:
-            return dict(own.get(Connection, connection_id).credentials or {})
-
-    return load_credentials
-
-
 def sync_window(link, today=None):
     """The date range a run asks for: from the link's transfer date (else the first day of the
     year two years back) to today, with every month end in it (a superset of any reporting
@@ -350,18 +285,6 @@ def sync_window(link, today=None):
         period_ends.append(end)
         year, month = first_next.year, first_next.month
     return SyncWindow(start=start, end=today, period_ends=tuple(period_ends))
-
-
-def _connection_secrets(connection):
-    from connectors.http import secrets_for
-    from connectors.registry import get_connector
-
-    try:
-        return secrets_for(get_connector(connection.package).spec, connection.config, connection.credentials)
-    except Exception:  # an unknown package: scrub the credential values we have
-        from app.secret_scrubbing import secret_values
-
-        return secret_values(connection.credentials or {})
 
 
 def _calls(http_holder):

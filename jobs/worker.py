@@ -71,7 +71,7 @@ class FirmsyncWorker(Worker):
 def make_worker(queue_names=None, connection=None, name=None):
     """A :class:`FirmsyncWorker` on ``queue_names`` (default ``RQ_QUEUES``) and the app's Redis."""
     from app.redis_connection import redis_connection
-    from jobs.queues import get_queue
+    from app.services.queues import get_queue
 
     connection = connection or redis_connection()
     names = queue_names or current_app.config.get("RQ_QUEUES", ["sync", "default"])

@@ -81,10 +81,13 @@ run_pytest() {
 }
 
 failed=0
+echo "firmsync: checking the layering contracts (import-linter, [tool.importlinter] in pyproject.toml)"
+if .venv/bin/lint-imports --no-cache; then layering="kept"; else layering="BROKEN"; failed=1; fi
 run_pytest SQLite || failed=1
 run_pytest PostgreSQL "FIRMSYNC_TEST_DATABASE_URL=$postgres_url" || failed=1
 
 echo
+echo "firmsync: layering contracts: $layering"
 for label in SQLite PostgreSQL; do
     echo "firmsync: tests on $label: ${summary[$label]}"
 done

@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
 def recorded_statements(engine, keep=lambda statement: True):
     """``with recorded_statements(engine) as seen:`` collects the SQL statements run on
     ``engine`` inside the block for which ``keep(statement)`` is true. Rows streamed with
-    ``COPY`` through the driver (``jobs.apply.insert_rows`` on PostgreSQL) are not seen."""
+    ``COPY`` through the driver (``app.services.bookkeeping.insert_rows`` on PostgreSQL) are not seen."""
     seen = []
 
     def record(conn, cursor, statement, *args):

@@ -42,7 +42,7 @@ def requested(monkeypatch):
         calls.extend(dossier_ids)
         return [SimpleNamespace(id=i) for i in dossier_ids], []
 
-    monkeypatch.setattr("jobs.triggers.request_syncs", request_syncs)
+    monkeypatch.setattr("app.services.syncs.request_syncs", request_syncs)
     return calls
 
 
@@ -81,7 +81,7 @@ def test_edit_and_delete_posts_on_another_firm_change_nothing(client, world, scr
 
 
 def test_action_ids_of_another_firm_are_ignored(client, world, requested, monkeypatch):
-    monkeypatch.setattr("admin_views.connections.connector_for", lambda c: pytest.fail("connector built for firm B"))
+    monkeypatch.setattr("app.services.connections.open_connector", lambda c, **kw: pytest.fail("connector built for firm B"))
     log_in(client, "admin")
     token = csrf_token(client)
     client.post("/admin/dossiers/action/", data={"action": "resync", "rowid": [str(world.b_public)], "csrf_token": token})

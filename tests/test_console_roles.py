@@ -260,8 +260,8 @@ def fakes(monkeypatch):
         state.requested.extend(dossier_ids)
         return [SimpleNamespace(id=i) for i in dossier_ids], []
 
-    monkeypatch.setattr("admin_views.connections.connector_for", lambda connection: FakeConnector())
-    monkeypatch.setattr("jobs.triggers.request_syncs", request_syncs)
+    monkeypatch.setattr("app.services.connections.open_connector", lambda connection, **kw: FakeConnector())
+    monkeypatch.setattr("app.services.syncs.request_syncs", request_syncs)
     return state
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import CompanyProfile, Connection, Dossier, DossierLink, Period, SyncRun
 from app.redis_connection import redis_connection
-from jobs.queues import sync_job_id
+from app.services.queues import sync_job_id
 from tests.console_world import build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 (fixture)
 
 PROFILE = {

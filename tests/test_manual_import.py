@@ -1,4 +1,4 @@
-"""Manual uploads (trial balance, ledger lines) through app.manual_import."""
+"""Manual uploads (trial balance, ledger lines) through app.services.uploads."""
 import io
 from datetime import date
 from decimal import Decimal
@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import Forbidden
 
 from app.access import actor_for
-from app.manual_import import (
+from app.services.uploads import (
     UploadRejected,
     import_ledger_lines,
     import_trial_balance,
@@ -27,7 +27,7 @@ from app.models import (
     PeriodBalance,
     Role,
 )
-from app.sync_setup import revert_to_manual
+from app.services.links import revert_to_manual
 from tests.conftest import make_user
 
 TB_SEMICOLON = (

@@ -1,4 +1,4 @@
-"""Scenarios and transfer dates (ARCHITECTURE section 7) through app.sync_setup."""
+"""Scenarios and transfer dates (ARCHITECTURE section 7) through app.services.links."""
 from datetime import date
 from decimal import Decimal
 
@@ -11,7 +11,7 @@ from app.models import (
     Account, AuditEvent, Connection, Dossier, DossierLink, FiscalYear, LedgerLine, Period, Role,
     Scenario, SyncRun,
 )
-from app.sync_setup import SetupError, revert_to_manual, set_up_sync, switch_sync, valid_transfer_dates
+from app.services.links import SetupError, revert_to_manual, set_up_sync, switch_sync, valid_transfer_dates
 from tests.conftest import make_user
 
 

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.models import FiscalYear, LedgerLine, Period, PeriodBalance, RunStatus, SyncRun, Trigger
-from jobs.triggers import request_sync
+from app.services.syncs import request_sync
 from tests.browser.firm_world import build_people, demo_books_connection, fresh, linked_dossier, log_in
 
 

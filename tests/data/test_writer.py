@@ -10,7 +10,7 @@ from connectors.base import (
     AccountRecord, BalanceRecord, DataError, DeletedRecord, FiscalYearRecord, LedgerLineRecord,
     OpeningBalanceRecord,
 )
-from jobs.apply import SyncWriter, write_records
+from app.services.bookkeeping import SyncWriter, write_records
 
 D = Decimal
 

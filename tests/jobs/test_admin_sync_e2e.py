@@ -10,7 +10,7 @@ from app.company_profile import pending_changes
 from app.models import CompanyProfile, Connection, ConnectionStatus, Dossier, DossierLink, RunStatus, SyncRun, Trigger
 from app.redis_connection import redis_connection
 from jobs.reaper import reap
-from jobs.triggers import request_sync
+from app.services.syncs import request_sync
 from tests.connectors.test_exact_online import CLIENT_SECRET, divisions, grant_by_consent, sandbox_config
 
 pytestmark = pytest.mark.slow

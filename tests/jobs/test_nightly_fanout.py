@@ -8,8 +8,8 @@ from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Firm,
 from app.models.base import utcnow
 from jobs import nightly
 from jobs.nightly import fan_out
-from jobs.queues import sync_job_id, sync_queue
-from jobs.triggers import request_sync, request_syncs
+from app.services.queues import sync_job_id, sync_queue
+from app.services.syncs import request_sync, request_syncs
 
 # Brussels is UTC+1 in January: 01:30 UTC is 02:30 local, after the default 02:00.
 AFTER_NIGHTLY = datetime(2025, 1, 15, 1, 30)

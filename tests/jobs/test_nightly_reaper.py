@@ -5,12 +5,12 @@ from sqlalchemy import func, select
 
 from app.models import ConnectionStatus, DossierLink, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
-from jobs import locks
+from app import locks
 from jobs.nightly import fan_out
-from jobs.queues import sync_job_id, sync_queue
+from app.services.queues import sync_job_id, sync_queue
 from jobs.reaper import INTERRUPTED, reap
 from jobs.sync import run
-from jobs.triggers import request_sync
+from app.services.syncs import request_sync
 
 
 def runs(db):

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Account, Connection, Dossier, LedgerLine, PeriodBalance, Role, RunStatus, SyncRun, Trigger
-from jobs.triggers import request_sync
+from app.services.syncs import request_sync
 from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
 from tests.test_oauth_flow import add_firm_connection, consent, new_client, token

@@ -11,9 +11,9 @@ from app.models import (
     Connection, Dossier, FiscalYear, LedgerLine, OpeningBalance, Period, Role, RunStatus, Scenario, SyncRun,
     Trigger,
 )
-from app.sync_setup import revert_to_manual, set_up_sync, switch_sync
+from app.services.links import revert_to_manual, set_up_sync, switch_sync
 from jobs.nightly import fan_out
-from jobs.triggers import request_sync
+from app.services.syncs import request_sync
 from tests.conftest import make_user
 from tests.jobs.conftest import bookkeeping_snapshot
 

@@ -8,10 +8,10 @@ from rq.registry import ScheduledJobRegistry
 from app.models import Connection, ConnectionStatus, Dossier, DossierLink, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
 from connectors.base import AuthError, DataError, NotFoundError, RateLimited, TransientError
-from jobs import locks
-from jobs.queues import sync_job_id, sync_queue
+from app import locks
+from app.services.queues import sync_job_id, sync_queue
 from jobs.sync import CANCELLED, INTERNAL_ERROR, WAITING_FOR_LOCK, run
-from jobs.triggers import cancel_run, request_sync
+from app.services.syncs import cancel_run, request_sync
 from tests.jobs.conftest import bookkeeping_snapshot, line_count
 
 
@@ -207,12 +207,12 @@ def test_a_duplicate_job_of_a_finished_run_does_nothing(db, scripted, linked_dos
 def test_the_connector_gets_its_secret_config_and_saved_tokens_survive_a_rollback(db, linked_dossier):
     from app.models import Account
     from app.redis_connection import redis_connection
-    from jobs.sync import build_connector
+    from app.services.connectors import open_link_connector
 
     dossier = linked_dossier(package="demo", reference="c-1003", config={"base_url": "http://books.invalid/demo"},
                              credentials={"api_key": "demo-key"})
     link = dossier.links[0]
-    connector = build_connector(link)
+    connector = open_link_connector(link)
     assert connector.config["api_key"] == "demo-key"  # the secret field comes back from the encrypted column
     assert connector.reference == "c-1003" and connector.http is not None
     context = connector.context

@@ -8,8 +8,8 @@ from werkzeug.exceptions import Forbidden
 
 from app.access import actor_for
 from app.models import RunStatus, SyncRun, Trigger
-from jobs.queues import sync_job_id, sync_queue
-from jobs.triggers import cancel_run, request_sync, request_syncs
+from app.services.queues import sync_job_id, sync_queue
+from app.services.syncs import cancel_run, request_sync, request_syncs
 
 
 def run_count(db):

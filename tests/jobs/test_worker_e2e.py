@@ -6,9 +6,9 @@ import pytest
 from rq.registry import ScheduledJobRegistry
 
 from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, SyncRun, Trigger
-from jobs.queues import sync_job_id, sync_queue
+from app.services.queues import sync_job_id, sync_queue
 from jobs.reaper import INTERRUPTED, reap
-from jobs.triggers import request_sync
+from app.services.syncs import request_sync
 from tests.jobs.conftest import bookkeeping_snapshot, line_count
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from app.models import RunStatus, SyncRun, Trigger
-from jobs.triggers import request_sync
+from app.services.syncs import request_sync
 from sandbox.xero import tenant_id
 from tests.connectors.test_xero_sandbox import company, connect, xero_config
 from tests.jobs.conftest import line_count

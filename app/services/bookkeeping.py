@@ -55,7 +55,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import ARRAY, String, bindparam, delete, func, insert, select, true, update
 
-from app import fiscal
+from app.services import fiscal_years
 from app.models import (
     Account, Dossier, DossierLink, FiscalYear, LedgerLine, OpeningBalance, Period, PeriodBalance,
 )
@@ -205,11 +205,11 @@ class SyncWriter:
         if self._years_settled:
             return
         if self._pending_years:
-            self.result.fiscal_years += fiscal.apply_fiscal_year_records(
+            self.result.fiscal_years += fiscal_years.apply_fiscal_year_records(
                 self.session, self.dossier, self._pending_years, not_before=self.valid_from
             )
             self._pending_years = []
-        self.result.periods += fiscal.ensure_periods(self.session, self.dossier)
+        self.result.periods += fiscal_years.ensure_periods(self.session, self.dossier)
         self._load_periods()
         self._years_settled = True
 
@@ -235,10 +235,10 @@ class SyncWriter:
         self._settle_years()
         row = self._find_period(day)
         if row is None:
-            before = len(fiscal.years_of(self.dossier.id, self.session))
-            fiscal.ensure_year_for(self.session, self.dossier, day, origin=self.year_origin)
-            self.result.fiscal_years += len(fiscal.years_of(self.dossier.id, self.session)) - before
-            self.result.periods += fiscal.ensure_periods(self.session, self.dossier)
+            before = len(fiscal_years.years_of(self.dossier.id, self.session))
+            fiscal_years.ensure_year_for(self.session, self.dossier, day, origin=self.year_origin)
+            self.result.fiscal_years += len(fiscal_years.years_of(self.dossier.id, self.session)) - before
+            self.result.periods += fiscal_years.ensure_periods(self.session, self.dossier)
             self._load_periods()
             row = self._find_period(day)
         return row
@@ -409,7 +409,7 @@ class SyncWriter:
         if year is not None:
             return year
         pattern = self.dossier.first_fiscal_year_end
-        return fiscal.year_end_on_or_after(day, pattern.month if pattern else 12, pattern.day if pattern else 31)
+        return fiscal_years.year_end_on_or_after(day, pattern.month if pattern else 12, pattern.day if pattern else 31)
 
     def _movements(self):
         """``{(account, period_end): movement}`` from the buffered balances, whatever their basis."""

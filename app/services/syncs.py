@@ -18,8 +18,8 @@ from app.access import can, dossier_visibility
 from app.extensions import db
 from app.models import Dossier, DossierLink, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
-from jobs import locks
-from jobs.queues import sync_job_id, sync_queue
+from app import locks
+from app.services.queues import sync_job_id, sync_queue
 
 log = logging.getLogger("firmsync.jobs")
 
@@ -212,7 +212,7 @@ def cancel_run(run_id, actor=None):
 def _remove_job(run_id):
     from rq.exceptions import InvalidJobOperation, NoSuchJobError
 
-    from jobs.queues import get_queue
+    from app.services.queues import get_queue
 
     queue = get_queue()
     try:

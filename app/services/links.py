@@ -25,7 +25,7 @@ from werkzeug.exceptions import Forbidden
 from app import audit
 from app.access import can
 from app.extensions import db
-from app.fiscal import delete_bookkeeping
+from app.services.fiscal_years import delete_bookkeeping
 from app.models import Connection, ConnectionStatus, DossierLink, FiscalYear, Scenario
 from app.models.base import utcnow
 
@@ -212,7 +212,7 @@ def _end(link, valid_to=None):
 def _commit_and_queue(actor, dossier, link, queue):
     db.session.commit()
     if queue:
-        from jobs.triggers import request_sync
+        from app.services.syncs import request_sync
 
         request_sync(dossier.id, "setup", actor, link_id=link.id)
     return link

@@ -11,6 +11,8 @@ from app.redis_connection import redis_connection
 
 SYNC_QUEUE = "sync"
 MAINTENANCE_QUEUE = "default"
+#: the job class that runs each job inside an application context
+APP_JOB = "jobs.worker.AppJob"
 
 
 def sync_job_id(run_id):
@@ -28,9 +30,8 @@ def run_id_from_job_id(job_id):
 
 def get_queue(name=SYNC_QUEUE, connection=None):
     """The RQ queue ``name`` on the application's Redis (or ``connection``)."""
-    from jobs.worker import AppJob
-
-    return Queue(name, connection=connection or redis_connection(), job_class=AppJob)
+    # named, not imported: the services sit below the jobs that run them
+    return Queue(name, connection=connection or redis_connection(), job_class=APP_JOB)
 
 
 def sync_queue():

@@ -18,7 +18,7 @@ Files: CSV separated by ``,`` or ``;`` (UTF-8, with or without BOM), decimal com
 point, a header row whose column names are recognised in English, French and Dutch; or
 XLSX (first sheet). Every bad line is reported with its line number and the reason, and
 nothing is written unless the whole file is valid (:class:`UploadRejected`). Data goes
-through :class:`jobs.apply.SyncWriter` with no link (origin NULL), an audit event records
+through :class:`app.services.bookkeeping.SyncWriter` with no link (origin NULL), an audit event records
 the counts, and the session is committed once.
 """
 from __future__ import annotations
@@ -36,7 +36,8 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import delete, func, select
 from werkzeug.exceptions import Forbidden
 
-from app import audit, fiscal
+from app import audit
+from app.services import fiscal_years
 from app.access import can
 from app.extensions import db
 from app.models import Account, LedgerLine, Period, PeriodBalance
@@ -259,16 +260,16 @@ def upload_period_ends(dossier, today=None):
     file has none yet (it is created at the upload). Nothing is written.
     """
     today = today or date.today()
-    years = [(y.start, y.end) for y in fiscal.years_of(dossier.id)]
+    years = [(y.start, y.end) for y in fiscal_years.years_of(dossier.id)]
     if not any(start <= today <= end for start, end in years) and not any(start > today for start, _ in years):
         pattern = dossier.first_fiscal_year_end or (years[-1][1] if years else None)
         month, dom = (pattern.month, pattern.day) if pattern else (12, 31)
-        end = fiscal.year_end_on_or_after(today, month, dom)
-        start = fiscal.add_months(end, -12) + timedelta(days=1)
+        end = fiscal_years.year_end_on_or_after(today, month, dom)
+        start = fiscal_years.add_months(end, -12) + timedelta(days=1)
         if years and start <= years[-1][1]:
             start = years[-1][1] + timedelta(days=1)
         years.append((start, end))
-    ends = [end for start, stop in years for _, end in fiscal.period_bounds(start, stop, dossier.frequency)]
+    ends = [end for start, stop in years for _, end in fiscal_years.period_bounds(start, stop, dossier.frequency)]
     return sorted(ends, reverse=True)
 
 
@@ -471,16 +472,16 @@ def _parse_amount(value, what, number, errors, required=False):
 # --------------------------------------------------------------------------------------
 
 def _writer(dossier):
-    from jobs.apply import SyncWriter
+    from app.services.bookkeeping import SyncWriter
 
     return SyncWriter(db.session, None, dossier_id=dossier.id)
 
 
 def _period_containing(dossier, day):
     """The dossier's period containing ``day``, deriving its fiscal year (origin manual) if needed."""
-    fiscal.ensure_year_for(db.session, dossier, day, origin="manual")
-    fiscal.ensure_periods(db.session, dossier)
-    return fiscal.period_for(dossier.id, day)
+    fiscal_years.ensure_year_for(db.session, dossier, day, origin="manual")
+    fiscal_years.ensure_periods(db.session, dossier)
+    return fiscal_years.period_for(dossier.id, day)
 
 
 def _period_ending(dossier, period_end):
