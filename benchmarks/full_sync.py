@@ -31,7 +31,7 @@ def company(lines, accounts=1500):
 
 def floor(sandbox_url, credentials, company_id=COMPANY):
     """Fetch and decode every page a full sync reads; ``(seconds, pages, journal lines)``."""
-    from sandbox.xero import tenant_id
+    from connectors.xero.emulator import tenant_id
 
     base = f"{sandbox_url}/xero/api.xro/2.0"
     headers = {"Authorization": f"Bearer {credentials['access_token']}", "Accept": "application/json",

@@ -39,7 +39,7 @@ def add_dossiers_on_one_connection(sandbox_url, company_list, credentials):
     """A dossier per company, all linked to one Xero connection; the dossier ids."""
     from app.extensions import db
     from app.models import Connection, Dossier, DossierLink
-    from sandbox.xero import tenant_id
+    from connectors.xero.emulator import tenant_id
 
     firm = firm_id()
     dossiers = [Dossier(firm_id=firm, name=c["name"], country="GB", currency="GBP") for c in company_list]

@@ -62,7 +62,7 @@ def install(workdir, existing=None):
 
 def run_tap(python, sandbox_url, credentials, workdir):
     """Run the tap once; its wall seconds."""
-    from sandbox.xero import tenant_id
+    from connectors.xero.emulator import tenant_id
 
     config_path = Path(workdir) / "tap-config.json"
     config_path.write_text(json.dumps({

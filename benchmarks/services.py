@@ -102,7 +102,7 @@ class PostgresCluster:
 class SandboxProcess:
     """The sandbox in its own process (so its work does not share our interpreter's GIL).
 
-    :param companies: dicts of :class:`sandbox.books.CompanySpec` fields.
+    :param companies: dicts of :class:`connectors.emulation.books.CompanySpec` fields.
     :param budgets: the sandbox's ``budgets`` (``{"xero": {"per_minute": 0}}`` lifts Xero's).
     """
 

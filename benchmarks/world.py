@@ -101,7 +101,7 @@ def add_xero_dossier(sandbox_url, company_id, credentials, name):
     """A dossier with its own Xero connection linked to the sandbox company ``company_id``; its id."""
     from app.extensions import db
     from app.models import Connection, Dossier, DossierLink
-    from sandbox.xero import tenant_id
+    from connectors.xero.emulator import tenant_id
 
     firm = firm_id()
     dossier = Dossier(firm_id=firm, name=name, country="GB", currency="GBP")

@@ -6,17 +6,22 @@
   waits are slept, long ones raise :class:`RateLimited` so the engine defers the run);
 * applies timeouts (connect 10 s, read 60 s unless told otherwise);
 * counts the calls it makes (:attr:`HttpClient.api_calls`);
-* maps the answer to the typed errors through ONE table, :data:`STATUS_ERRORS`;
+* lets the connector (or a protocol transport: :mod:`connectors.soap`, :mod:`connectors.rpc`)
+  interpret the answer first (``interpret(response) -> ConnectorError | None``: a SOAP fault
+  sent as HTTP 500, an error inside a 200), then maps it to the typed errors through ONE
+  table, :data:`STATUS_ERRORS`;
 * retries 5xx answers, timeouts and connection errors with capped exponential backoff;
 * writes messages for an accountant that name the package and never contain a secret.
 
-Build one per connection with :func:`build_client`.
+Build one per connection with :func:`build_client`. :func:`vendor_error` and
+:func:`match_fault` help an ``interpret`` hook turn a vendor's fault into a typed error.
 """
 from __future__ import annotations
 
 import email.utils
 import hashlib
 import json
+import re
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -26,6 +31,8 @@ import requests
 
 from connectors.base import (
     AuthError,
+    ConfigError,
+    ConnectorError,
     DataError,
     NotFoundError,
     PermissionError,
@@ -61,6 +68,20 @@ CONNECTION_MESSAGE = "Firmsync could not reach {package} ({tries} tries). The sy
 BAD_JSON_MESSAGE = "{package} sent an answer Firmsync could not read."
 WAIT_MESSAGE = "The {package} API budget for this connection is used up for now. The sync will continue later."
 DAILY_MESSAGE = "The daily {package} API budget for this connection is used up. The sync will continue tomorrow."
+
+#: error class -> message for an accountant, for an error a vendor reports in its body (a SOAP
+#: fault, an XML-RPC fault, a JSON-RPC error) rather than with an HTTP status; see :func:`vendor_error`
+FAULT_MESSAGES = {
+    AuthError: STATUS_ERRORS[401][1],
+    PermissionError: STATUS_ERRORS[403][1],
+    NotFoundError: STATUS_ERRORS[404][1],
+    RateLimited: STATUS_ERRORS[429][1],
+    TransientError: "{package} had a problem on its side. The sync will try again.",
+    ConfigError: "{package} refused the settings of this connection. An administrator must check them.",
+    DataError: "{package} refused a request from Firmsync.",
+}
+#: longest vendor sentence quoted in a message (tracebacks and long bodies are cut)
+VENDOR_TEXT_LIMIT = 300
 
 
 def status_rule(status):
@@ -105,6 +126,19 @@ class HttpClient:
     :param secrets: values that must never appear in a message.
     :param error_message: ``error_message(response) -> str | None`` turning a vendor error
         body into a sentence (the connector's hook); appended to the standard message.
+    :param interpret: ``interpret(response) -> ConnectorError | None``, run on every answer
+        (any status, 200 included) BEFORE :data:`STATUS_ERRORS`. It returns a typed error
+        instance (not raised) when the answer is an error the status alone does not tell: a
+        SOAP authentication fault sent as HTTP 500 (an :class:`AuthError`, never retried as a
+        5xx would be), an error inside a 200. The client then scrubs its message and detail
+        and acts on its class: a :class:`RateLimited` is handled like a 429 (its
+        ``retry_after`` blocks the shared budget; short waits are slept and the request
+        retried, unless ``daily``), any other error with ``retry`` (a :class:`TransientError`)
+        is retried with backoff like a 5xx, everything else is raised at once. When the
+        retries are spent the returned error itself is raised. None (or the hook returning
+        None) leaves the status table in charge. A hook that fails with anything but a
+        :class:`ConnectorError` is ignored (the table decides), like a broken ``error_message``;
+        one that raises a :class:`ConnectorError` counts as returning it.
     :param auth: a :class:`requests.auth.AuthBase` (or tuple) applied to every request.
     :param timeout: ``(connect, read)`` seconds.
     :param max_retries: retries after the first try for 5xx, timeouts, connection errors
@@ -117,7 +151,7 @@ class HttpClient:
 
     def __init__(self, package, *, session=None, limiter=None, budget=None, budget_key=None, budgets=None,
                  secrets=(), error_message=None, auth=None, timeout=DEFAULT_TIMEOUT, max_retries=3, backoff=0.5,
-                 backoff_cap=8.0, max_wait=5.0, sleep=time.sleep):
+                 backoff_cap=8.0, max_wait=5.0, sleep=time.sleep, interpret=None):
         self.package = package
         self.session = session or requests.Session()
         package_key, scope = budget_key or (package, "default")
@@ -132,6 +166,8 @@ class HttpClient:
         self.budget_key = (package_key, scope)
         self.secrets = [s for s in secrets if s]
         self.error_message = error_message
+        #: ``interpret(response) -> ConnectorError | None``, consulted before the status table
+        self.interpret = interpret
         self.auth = auth
         self.timeout = timeout
         self.max_retries = max_retries
@@ -144,10 +180,14 @@ class HttpClient:
 
     # -- public ----------------------------------------------------------------------
     def request(self, method, url, *, params=None, json=None, data=None, headers=None, auth=None,
-                timeout=None) -> requests.Response:
+                timeout=None, interpret=None) -> requests.Response:
         """Send one request (retrying as described) and return the successful response.
 
-        Raises the typed error of :data:`STATUS_ERRORS` for an error status.
+        ``interpret`` is a hook for this request only (a protocol transport passes its fault
+        interpreter here rather than changing the shared client): it runs first, then the
+        client's own :attr:`interpret`; the first error returned wins (see the class
+        docstring for what the client does with it). Otherwise raises the typed error of
+        :data:`STATUS_ERRORS` for an error status.
         """
         tries = 0
         while True:
@@ -174,17 +214,23 @@ class HttpClient:
                 if permit is not None:
                     self.limiter.release(permit)
 
+            error = self._interpreted(response, interpret, method, url)
+            if error is not None:
+                if isinstance(error, RateLimited):
+                    if self._pause_for(error.retry_after, tries, may_wait=not error.daily):
+                        continue
+                elif error.retry and tries <= self.max_retries:
+                    self._backoff(tries)
+                    continue
+                raise error
+
             rule = status_rule(response.status_code)
             if rule is None:
                 return response
             error_class, template, action = rule
             if error_class is RateLimited:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                if self.limiter is not None:
-                    self.limiter.block(*self.budget_key, retry_after)
-                if retry_after <= self.max_wait and tries <= self.max_retries:
-                    if self.limiter is None:
-                        self.sleep(retry_after)
+                if self._pause_for(retry_after, tries):
                     continue
                 raise RateLimited(self._message(template, response, tries), retry_after=retry_after,
                                   detail=self._detail(method, url, response.status_code))
@@ -233,6 +279,41 @@ class HttpClient:
                 raise RateLimited(self._text(template), retry_after=permit.wait, daily=permit.daily)
             self.sleep(permit.wait)
 
+    def _interpreted(self, response, interpret, method, url):
+        """The first error the per-request hook, then the client's hook, returns for
+        ``response`` (scrubbed, with a detail), or None."""
+        for hook in (interpret, self.interpret):
+            if hook is None:
+                continue
+            try:
+                error = hook(response)
+            except ConnectorError as raised:
+                error = raised
+            except Exception:  # a broken hook must not hide the real answer: the table decides
+                error = None
+            if error is None:
+                continue
+            if not isinstance(error, ConnectorError):
+                raise TypeError(f"interpret hooks return a ConnectorError or None, not {type(error).__name__}")
+            error.message = self.scrub(error.message)
+            error.args = (error.message,)
+            status = response.status_code
+            error.detail = self._detail(method, url, f"{status} {error.detail}" if error.detail else status)
+            return error
+        return None
+
+    def _pause_for(self, retry_after, tries, may_wait=True):
+        """After a "slow down" answer: block the shared budget for ``retry_after`` seconds and
+        tell whether to retry (a short wait, retries left; slept here when there is no limiter,
+        otherwise the budget wait does it)."""
+        if self.limiter is not None:
+            self.limiter.block(*self.budget_key, retry_after)
+        if may_wait and retry_after <= self.max_wait and tries <= self.max_retries:
+            if self.limiter is None:
+                self.sleep(retry_after)
+            return True
+        return False
+
     def _backoff(self, tries):
         self.sleep(min(self.backoff_cap, self.backoff * (2 ** (tries - 1))))
 
@@ -254,6 +335,61 @@ class HttpClient:
     def _detail(self, method, url, what):
         # the path only: query strings may carry keys
         return self.scrub(f"{method} {urlsplit(str(url)).path} -> {what}")
+
+
+def vendor_error(package, error_class, said=None, *, detail=None, retry_after=None) -> ConnectorError:
+    """A typed error (an instance, not raised) for an error a vendor reports in its body.
+
+    The message is :data:`FAULT_MESSAGES`' sentence for ``error_class`` (or its nearest base
+    class there) with ``package`` filled in, plus ``<package> says: "<said>"`` when the vendor
+    gave a sentence: only its first line, or the last line of a traceback, cut at
+    :data:`VENDOR_TEXT_LIMIT` characters. It is not scrubbed here: the :class:`HttpClient`
+    scrubs what an ``interpret`` hook returns. ``retry_after`` is for :class:`RateLimited`.
+    """
+    template = next((FAULT_MESSAGES[cls] for cls in error_class.__mro__ if cls in FAULT_MESSAGES),
+                    FAULT_MESSAGES[DataError])
+    message = template.format(package=package, status="", tries=1)
+    said = vendor_text(said)
+    if said:
+        message = f"{message} {package} says: \u201c{said}\u201d"
+    if issubclass(error_class, RateLimited):
+        return error_class(message, retry_after=DEFAULT_RETRY_AFTER if retry_after is None else retry_after,
+                           detail=detail)
+    return error_class(message, detail=detail)
+
+
+def vendor_text(text, limit=VENDOR_TEXT_LIMIT):
+    """The sentence of a vendor's error text worth showing: its first non-empty line, or the
+    last one when the text is a traceback; None when there is none."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    return line if len(line) <= limit else line[:limit - 1].rstrip() + "\u2026"
+
+
+def match_fault(table, codes=(), text=""):
+    """The error class a connector's fault table gives a vendor fault, or None.
+
+    ``table`` maps keys to :class:`ConnectorError` subclasses. A key matches when it equals
+    one of ``codes`` compared as text (``354`` matches ``"354"``; codes are what the protocol
+    calls codes: a SOAP faultcode and subcodes, an XML-RPC faultCode, a JSON-RPC error code
+    or exception name); otherwise a ``str`` key matches when it occurs as a whole word,
+    ignoring case, in ``text`` (the fault's sentence): ``"354"`` matches "Token invalid (code
+    354)" but not "code 3541". Code matches win over text matches; within each, the table's
+    order decides.
+    """
+    if not table:
+        return None
+    wanted = {str(code) for code in codes if code is not None and str(code) != ""}
+    for key, error_class in table.items():
+        if str(key) in wanted:
+            return error_class
+    for key, error_class in table.items():
+        if isinstance(key, str) and key and text and \
+                re.search(r"(?<!\w)" + re.escape(key) + r"(?!\w)", str(text), re.IGNORECASE):
+            return error_class
+    return None
 
 
 def secrets_for(spec, config=None, credentials=None):
@@ -336,7 +472,7 @@ def budget_wait(budget):
 
 def build_client(spec, *, redis=None, tenant=None, secrets=(), error_message=None, auth=None,
                  session=None, sleep=time.sleep, max_retries=3, timeout=DEFAULT_TIMEOUT, max_wait=None,
-                 limiter=None) -> HttpClient:
+                 limiter=None, interpret=None) -> HttpClient:
     """The :class:`HttpClient` for one connection of the package described by ``spec``.
 
     :param redis: a redis-py client; its :class:`RateLimiter` enforces every budget of
@@ -350,6 +486,9 @@ def build_client(spec, *, redis=None, tenant=None, secrets=(), error_message=Non
         sets its own :meth:`connectors.base.Connector.error_message` on the client.
     :param max_wait: longest budget wait slept in the worker; default :func:`budget_wait`
         of the spec's budgets.
+    :param limiter: a ready :class:`RateLimiter` instead of building one on ``redis``.
+    :param interpret: the client's ``interpret(response) -> ConnectorError | None`` hook,
+        consulted before the status table (see :class:`HttpClient`).
     """
     budgets = spec_budgets(spec)
     if max_wait is None:
@@ -365,5 +504,5 @@ def build_client(spec, *, redis=None, tenant=None, secrets=(), error_message=Non
     return HttpClient(
         spec.display_name, session=session, limiter=limiter, budgets=list(zip(scopes, budgets)),
         budget_key=(spec.key, scopes[0]), secrets=secrets, error_message=error_message,
-        auth=auth, timeout=timeout, max_retries=max_retries, max_wait=max_wait, sleep=sleep,
+        auth=auth, timeout=timeout, max_retries=max_retries, max_wait=max_wait, sleep=sleep, interpret=interpret,
     )

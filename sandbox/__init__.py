@@ -1,7 +1,8 @@
 """The local emulator of the vendor APIs (ARCHITECTURE section 9).
 
-One module per emulated package (listed in :data:`PACKAGES`, each with
-``register(app, state)``), a deterministic data generator (:mod:`sandbox.books`), and
+Each package folder's ``emulator.py`` (found by :func:`connectors.registry.emulator_modules`,
+each with ``register(app, state)``, its ``PACKAGE`` key and its vendor variants ``MODES``), a
+deterministic data generator (:mod:`connectors.emulation.books`), and
 control endpoints for tests under ``/_sandbox`` (:mod:`sandbox.control`): reset, fault
 injection, mutations, budgets and statistics. Run it with
 ``python -m sandbox --host 127.0.0.1 --port 5050``.
@@ -10,19 +11,10 @@ from importlib import import_module
 
 from flask import Flask
 
-from sandbox.books import DEFAULT_COMPANIES
+from connectors.emulation.books import DEFAULT_COMPANIES
+from connectors.registry import emulator_modules
 from sandbox.state import SandboxState
 
-#: one module per emulated package
-PACKAGES = [
-    "sandbox.demo",
-    "sandbox.demo_oauth",
-    "sandbox.exact_online",
-    "sandbox.companies_house",
-    "sandbox.xero",
-    "sandbox.quickbooks",
-    "sandbox.economic",
-]
 DEFAULT_API_KEYS = ("demo-key",)
 
 
@@ -31,8 +23,8 @@ def create_app(seed=42, companies=None, *, api_keys=DEFAULT_API_KEYS, oauth_clie
     """Build a sandbox app.
 
     :param seed: seeds every generated company (same seed, same data).
-    :param companies: :class:`sandbox.books.CompanySpec` objects or dicts of their fields
-        (default: :data:`sandbox.books.DEFAULT_COMPANIES`).
+    :param companies: :class:`connectors.emulation.books.CompanySpec` objects or dicts of their fields
+        (default: :data:`connectors.emulation.books.DEFAULT_COMPANIES`).
     :param api_keys: API keys Demo Books accepts.
     :param oauth_clients: ``{client_id: client_secret}`` for the OAuth packages.
     :param budgets: ``{package key: {"per_minute": n, "window_seconds": 60}}`` enforced
@@ -50,7 +42,7 @@ def create_app(seed=42, companies=None, *, api_keys=DEFAULT_API_KEYS, oauth_clie
 
     control.register(app, state)
     state.known_modes = {}
-    for path in PACKAGES:
+    for path in emulator_modules():
         module = import_module(path)
         module.register(app, state)
         state.known_modes[getattr(module, "PACKAGE", path.rsplit(".", 1)[1])] = dict(getattr(module, "MODES", {}))

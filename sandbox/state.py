@@ -6,7 +6,7 @@ import threading
 import time
 from collections import Counter, deque
 
-from sandbox.books import Book, CompanySpec
+from connectors.emulation.books import Book, CompanySpec
 
 FAULT_KINDS = ("429", "500", "slow", "malformed", "revoke")
 

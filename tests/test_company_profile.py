@@ -11,6 +11,7 @@ from werkzeug.exceptions import Forbidden
 from app.access import actor_for
 from app.company_profile import FIELDS, adopt, display, first_year_end, pending_changes
 from app.models import AuditEvent, CompanyProfile, Connection, Dossier, DossierLink, Role
+from connectors.registry import ROOT as PACKAGES
 from connectors.base import CompanyProfileRecord
 from connectors.companies_house import profile_record
 from jobs.profiles import write_profile
@@ -202,7 +203,7 @@ def test_display_is_written_for_an_accountant():
 # The Company tab of the dossier page
 # --------------------------------------------------------------------------------------
 
-DISSOLVED = Path(__file__).resolve().parent / "fixtures" / "companies_house" / "company_profile_dissolved.json"
+DISSOLVED = PACKAGES / "companies_house" / "fixtures" / "company_profile_dissolved.json"
 
 
 def company_rows(client, dossier_id, locale="en"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import requests
 
 from sandbox import create_app
-from sandbox.books import BASE_MODIFIED, Book, CompanySpec, entries_for, entry_of, lines_in, month_end, parse_ts
+from connectors.emulation.books import BASE_MODIFIED, Book, CompanySpec, entries_for, entry_of, lines_in, month_end, parse_ts
 
 KEY = {"X-Api-Key": "demo-key"}
 

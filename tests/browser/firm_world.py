@@ -23,7 +23,7 @@ EMAILS = {
     "pulse": "pulse@alpha.test",
     "support": "support@firmsync.test",
 }
-#: the sandbox's companies (sandbox/books.py DEFAULT_COMPANIES); Northwind is the smallest
+#: the sandbox's companies (connectors/emulation/books.py DEFAULT_COMPANIES); Northwind is the smallest
 COMPANIES = {"c-1001": "Bakkerij De Gouden Korst BV", "c-1002": "Janssens & Co Architecten",
              "c-1003": "Northwind Trading Ltd"}
 #: every sync-now control (file list arrows, dossier page button) posts to the dossier page's sync route

@@ -9,6 +9,7 @@ import pytest
 import requests
 import yaml
 
+from connectors.registry import ROOT as PACKAGES
 from connectors import companies_house as ch
 from connectors.base import (
     AuthError, CompanyProfileRecord, ConfigError, ConnectorContext, DataError, NotFoundError, StreamState, SyncWindow,
@@ -18,7 +19,7 @@ from connectors.http import build_client
 from tests.conftest import shared_path
 from tests.connectors.mocks import companies_house as mocks
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "companies_house"
+FIXTURES = PACKAGES / "companies_house" / "fixtures"
 
 
 def fixture(name):

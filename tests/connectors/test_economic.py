@@ -18,7 +18,7 @@ from connectors.base import (
 )
 from connectors.economic import Economic, grant_from_callback, installation_url
 from connectors.http import build_client, secrets_for
-from sandbox.economic import agreement_number
+from connectors.economic.emulator import agreement_number
 from tests.conftest import shared_path
 from tests.connectors.mocks import economic as mocks
 from tests.connectors.mocks import fixture

@@ -15,16 +15,16 @@ from connectors.base import (
     AccountRecord, AuthError, BalanceRecord, ConnectorContext, DataError, DeletedRecord, FiscalYearRecord,
     LedgerLineRecord, NotFoundError, PermissionError, RateLimited, StreamState, SyncWindow,
 )
-from connectors.exact_online_be import ExactOnlineBE
-from connectors.exact_online_fr import ExactOnlineFR
-from connectors.exact_online_nl import ExactOnlineNL
+from connectors.exact_online import ExactOnlineBE
+from connectors.exact_online import ExactOnlineFR
+from connectors.exact_online import ExactOnlineNL
 from connectors.http import build_client
 from connectors.oauth import TokenManager, authorization_url, exchange_code
-from connectors.registry import all_connectors
-from sandbox.companies_house import company_number
+from connectors.registry import ROOT as PACKAGES, all_connectors
+from connectors.companies_house.emulator import company_number
 from tests.connectors.mocks import exact_online_be as mocks
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "exact_online"
+FIXTURES = PACKAGES / "exact_online" / "fixtures"
 
 
 def fixture(name):

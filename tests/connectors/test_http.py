@@ -149,3 +149,178 @@ def test_a_worker_sleeps_out_a_minute_window_but_defers_longer_waits():
     assert budget_wait(RateBudget(per_minute=600, window_seconds=300)) == 65.0  # never minutes of sleep
     assert budget_wait(RateBudget(per_day=1000)) == 5.0  # a daily budget defers the run
     assert budget_wait(None) == 5.0
+
+
+# -- the interpret hook (errors the status does not tell) --------------------------------------
+
+class RecordingLimiter:
+    """A stand-in for :class:`connectors.rate_limit.RateLimiter` that grants every call and
+    records what the client asked of it."""
+
+    def __init__(self):
+        self.acquired, self.released, self.blocked = 0, 0, []
+
+    def acquire_all(self, package, budgets):
+        from connectors.rate_limit import Permit
+
+        self.acquired += 1
+        return Permit(wait=0, lease=f"lease-{self.acquired}", package=package, held=tuple(budgets))
+
+    def release(self, permit):
+        self.released += 1
+
+    def block(self, package, scope, seconds):
+        self.blocked.append((package, scope, seconds))
+
+
+def body_says(word, error):
+    """A hook returning ``error`` when the JSON body has ``{"status": word}``."""
+    def interpret(response):
+        try:
+            return error() if response.json().get("status") == word else None
+        except ValueError:
+            return None
+    return interpret
+
+
+def test_interpret_runs_before_the_status_table_and_is_not_retried(requests_mock):
+    requests_mock.post(URL + "?key=" + SECRET, status_code=500,
+                       json={"status": "denied", "text": f"token {SECRET} expired"})
+
+    def interpret(response):
+        if response.json()["status"] == "denied":
+            return AuthError(f"Xero refused token {SECRET}: {response.json()['text']}", detail=f"fault {SECRET}")
+        return None
+
+    sleeps = []
+    http = client(interpret=interpret, sleeps=sleeps)
+    with pytest.raises(AuthError) as caught:
+        http.post(URL, params={"key": SECRET})
+    assert requests_mock.call_count == 1 and http.api_calls == 1 and sleeps == []
+    error = caught.value
+    for text in (error.message, error.detail, str(error), repr(error)):
+        assert SECRET not in text
+    assert error.detail.startswith("POST /v1/things -> 500 fault")
+
+
+def test_interpret_finds_an_error_inside_a_200(requests_mock):
+    requests_mock.get(URL, json={"status": "no-rights"})
+    http = client(interpret=body_says("no-rights", lambda: PermissionError("Xero does not allow it.")))
+    with pytest.raises(PermissionError) as caught:
+        http.get_json(URL)
+    assert caught.value.detail == "GET /v1/things -> 200" and requests_mock.call_count == 1
+
+
+def test_interpret_returning_none_leaves_the_table_in_charge(requests_mock):
+    requests_mock.get(URL, [{"status_code": 401, "json": {}}, {"json": {"ok": True}}])
+    http = client(interpret=lambda response: None)
+    with pytest.raises(AuthError) as caught:
+        http.get(URL)
+    assert "reconnect" in caught.value.message
+    assert http.get_json(URL) == {"ok": True}
+
+
+def test_an_interpreted_transient_error_is_retried_like_a_5xx(requests_mock):
+    requests_mock.get(URL, [{"json": {"status": "busy"}}, {"json": {"status": "busy"}}, {"json": {"status": "ok"}}])
+    sleeps = []
+    http = client(interpret=body_says("busy", lambda: TransientError("Xero is busy.")), sleeps=sleeps)
+    assert http.get_json(URL) == {"status": "ok"}
+    assert requests_mock.call_count == 3 and http.api_calls == 3 and sleeps == [0.5, 1.0]
+
+
+def test_an_interpreted_transient_error_is_raised_when_the_retries_are_spent(requests_mock):
+    requests_mock.get(URL, json={"status": "busy"})
+    http = client(interpret=body_says("busy", lambda: TransientError("Xero is busy.")), max_retries=2)
+    with pytest.raises(TransientError) as caught:
+        http.get(URL)
+    assert caught.value.message == "Xero is busy." and requests_mock.call_count == 3
+
+
+def test_an_interpreted_rate_limit_honours_its_retry_after(requests_mock):
+    requests_mock.get(URL, [{"json": {"status": "slow"}}, {"json": {"status": "ok"}}])
+    sleeps = []
+    http = client(interpret=body_says("slow", lambda: RateLimited("Xero: slow down.", retry_after=2)), sleeps=sleeps)
+    assert http.get_json(URL) == {"status": "ok"}
+    assert sleeps == [2.0] and requests_mock.call_count == 2
+
+
+def test_a_long_interpreted_rate_limit_blocks_the_budget_and_raises_at_once(requests_mock):
+    requests_mock.get(URL, json={"status": "slow"})
+    limiter = RecordingLimiter()
+    http = client(interpret=body_says("slow", lambda: RateLimited("Xero: slow down.", retry_after=90)),
+                  limiter=limiter, budget=RateBudget(per_minute=60), budget_key=("xero", "tenant-1"))
+    with pytest.raises(RateLimited) as caught:
+        http.get(URL)
+    assert caught.value.retry_after == 90 and requests_mock.call_count == 1
+    assert limiter.acquired == limiter.released == 1 and limiter.blocked == [("xero", "tenant-1", 90.0)]
+
+
+def test_a_daily_interpreted_rate_limit_is_never_slept(requests_mock):
+    requests_mock.get(URL, json={"status": "spent"})
+    sleeps = []
+    http = client(interpret=body_says("spent", lambda: RateLimited("Spent.", retry_after=1, daily=True)),
+                  sleeps=sleeps)
+    with pytest.raises(RateLimited) as caught:
+        http.get(URL)
+    assert caught.value.daily and sleeps == [] and requests_mock.call_count == 1
+
+
+def test_the_per_request_hook_runs_before_the_clients_own(requests_mock):
+    requests_mock.get(URL, json={"status": "denied"})
+    http = client(interpret=body_says("denied", lambda: DataError("client hook")))
+    with pytest.raises(AuthError):
+        http.get(URL, interpret=body_says("denied", lambda: AuthError("request hook")))
+    with pytest.raises(DataError):
+        http.get(URL, interpret=lambda response: None)
+
+
+def test_a_broken_hook_is_ignored_and_a_hook_raising_a_typed_error_counts(requests_mock):
+    requests_mock.get(URL, status_code=404, json={})
+
+    def broken(response):
+        raise KeyError("no such field")
+
+    with pytest.raises(NotFoundError):
+        client(interpret=broken).get(URL)
+
+    def raising(response):
+        raise AuthError(f"refused {SECRET}")
+
+    with pytest.raises(AuthError) as caught:
+        client(interpret=raising).get(URL)
+    assert SECRET not in caught.value.message and requests_mock.call_count == 2
+
+
+def test_a_hook_must_answer_a_typed_error_or_none(requests_mock):
+    requests_mock.get(URL, json={})
+    with pytest.raises(TypeError):
+        client(interpret=lambda response: "an error").get(URL)
+
+
+def test_build_client_accepts_interpret():
+    def hook(response):
+        return None
+
+    http = build_client(get_connector("demo").spec, tenant="t", interpret=hook)
+    assert http.interpret is hook
+
+
+def test_vendor_error_and_match_fault():
+    from connectors.base import ConfigError
+    from connectors.http import match_fault, vendor_error
+
+    table = {"354": AuthError, 4: PermissionError, "Access denied": AuthError, "busy": TransientError}
+    assert match_fault(table, ("soap:Client", "Client"), "Token invalid (code 354)") is AuthError
+    assert match_fault(table, ("4",), "") is PermissionError and match_fault(table, (4,), "") is PermissionError
+    assert match_fault(table, (), "code 3541") is None and match_fault(table, (), "ACCESS DENIED here") is AuthError
+    assert match_fault({"3541": DataError, "354": AuthError}, ("354",), "code 3541") is AuthError  # codes win
+    assert match_fault(None, ("354",)) is None
+
+    error = vendor_error("Odoo", AuthError, "Traceback (most recent call last):\n  File x\nAccessDenied: Access Denied")
+    assert isinstance(error, AuthError) and error.message.endswith("Odoo says: \u201cAccessDenied: Access Denied\u201d")
+    assert "reconnect" in error.message
+    limited = vendor_error("Odoo", RateLimited, "x" * 500)
+    assert limited.retry_after == 60 and "\u2026" in limited.message and len(limited.message) < 450
+    assert vendor_error("Odoo", ConfigError).message.startswith("Odoo refused the settings")
+    transient = vendor_error("Odoo", TransientError, "")
+    assert transient.message == "Odoo had a problem on its side. The sync will try again."

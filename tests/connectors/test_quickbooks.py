@@ -19,8 +19,8 @@ from connectors.oauth import authorization_url, exchange_code
 from connectors.quickbooks import (
     MAX_LINES_PER_TRANSACTION, QuickBooks, column_keys, error_message, fiscal_years, realm_from_callback, trial_balance,
 )
-from sandbox.books import entry_of
-from sandbox.quickbooks import realm_id
+from connectors.emulation.books import entry_of
+from connectors.quickbooks.emulator import realm_id
 from tests.conftest import shared_path
 from tests.connectors.mocks import fixture
 from tests.connectors.mocks import quickbooks as mocks

@@ -11,7 +11,7 @@ from connectors.http import HttpClient, budget_scope, budget_wait, build_client
 from connectors.rate_limit import RateLimiter
 from connectors.xero import Xero
 from sandbox import create_app
-from sandbox.xero import tenant_id
+from connectors.xero.emulator import tenant_id
 
 URL = "https://api.example.test/x"
 

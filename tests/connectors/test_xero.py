@@ -1,4 +1,4 @@
-"""Xero and XeroTB over recorded-shape fixtures (tests/fixtures/xero), no network."""
+"""Xero and XeroTB over recorded-shape fixtures (connectors/xero/fixtures), no network."""
 import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -11,11 +11,11 @@ from connectors.base import (
     PermissionError, RateLimited, StreamState, SyncWindow,
 )
 from connectors.http import build_client
-from connectors.registry import get_connector
+from connectors.registry import ROOT as PACKAGES, get_connector
 from connectors.xero import Xero, fiscal_years, parse_amount, parse_ms_date, parse_ms_datetime
 from connectors.xero_tb import XeroTB, trial_balance
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xero"
+FIXTURES = PACKAGES / "xero" / "fixtures"
 API = "https://api.xero.test/api.xro/2.0"
 IDENTITY = "https://identity.xero.test"
 TENANT = "fe79f7dd-b6d4-4a92-ba7b-538af6289c58"

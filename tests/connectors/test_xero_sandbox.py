@@ -20,7 +20,7 @@ from connectors.http import build_client, secrets_for
 from connectors.oauth import authorization_url, exchange_code, new_code_verifier
 from connectors.xero import Xero
 from connectors.xero_tb import XeroTB
-from sandbox.xero import tenant_id
+from connectors.xero.emulator import tenant_id
 
 CLIENT_ID, CLIENT_SECRET = "xero-sandbox-client", "xero-sandbox-secret"
 REDIRECT = "http://127.0.0.1/oauth/callback"

@@ -13,12 +13,13 @@ import requests
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+from connectors.registry import ROOT as PACKAGES
 from tests.conftest import shared_path
 
 #: openapi-core does not check OAuth2 security schemes and says so on every request
 pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xero"
+FIXTURES = PACKAGES / "xero" / "fixtures"
 XERO_HOST = "https://api.xero.com"
 API_PATH = "/api.xro/2.0"
 TENANT = "fe79f7dd-b6d4-4a92-ba7b-538af6289c58"

@@ -10,7 +10,7 @@ import requests
 
 from app.models import RunStatus, SyncRun, Trigger
 from app.services.syncs import request_sync
-from sandbox.xero import tenant_id
+from connectors.xero.emulator import tenant_id
 from tests.connectors.test_xero_sandbox import company, connect, xero_config
 from tests.jobs.conftest import line_count
 

@@ -1,15 +1,19 @@
 """Per-connector HTTP mocks for the contract test (``tests/connectors/test_contract.py``).
 
 Each module ``<key>.py`` exposes ``config()``, ``credentials()``, ``reference()`` and
-``register(requests_mock, base_url)``, which mounts the JSON files of
-``tests/fixtures/<key>/`` (shaped exactly like the vendor's responses).
+``register(requests_mock, base_url)``, which mounts the JSON files of its package folder's
+``connectors/<folder>/fixtures/`` (shaped exactly like the vendor's responses).
 """
 import json
-from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+from connectors.registry import ROOT
 
 
-def fixture(key, name):
-    """The decoded JSON of ``tests/fixtures/<key>/<name>.json``."""
-    return json.loads((FIXTURES / key / f"{name}.json").read_text())
+def fixtures_of(folder):
+    """The fixtures folder of package folder ``folder``."""
+    return ROOT / folder / "fixtures"
+
+
+def fixture(folder, name):
+    """The decoded JSON of ``connectors/<folder>/fixtures/<name>.json``."""
+    return json.loads((fixtures_of(folder) / f"{name}.json").read_text())

@@ -2,7 +2,7 @@
 import json
 import time
 
-from tests.connectors.mocks import FIXTURES
+from tests.connectors.mocks import fixtures_of
 
 KEY = "exact_online_be"
 BASE_URL = "https://start.exactonline.be"
@@ -12,8 +12,8 @@ RECORDED_HOST = "https://start.exactonline.be"
 
 
 def fixture(name, base_url=RECORDED_HOST):
-    """``tests/fixtures/exact_online/<name>.json`` with its links moved to ``base_url``."""
-    text = (FIXTURES / "exact_online" / f"{name}.json").read_text()
+    """``connectors/exact_online/fixtures/<name>.json`` with its links moved to ``base_url``."""
+    text = (fixtures_of("exact_online") / f"{name}.json").read_text()
     return json.loads(text.replace(RECORDED_HOST, base_url.rstrip("/")))
 
 

@@ -1,6 +1,6 @@
 """Demo Cloud: the Demo Books data behind OAuth2 with PKCE and rotating refresh tokens.
 
-Served by the sandbox (``sandbox/demo_oauth.py``) under ``<base_url>/oauth`` and
+Served by the sandbox (``connectors/demo_oauth/emulator.py``) under ``<base_url>/oauth`` and
 ``<base_url>/api/v1``; access tokens last 30 minutes; each refresh token works once.
 """
 from marshmallow import Schema, fields

@@ -30,8 +30,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template_string, request
 
-from sandbox.books import entry_of, parse_ts
-from sandbox.oauth_server import AUTHORIZE_PARAMS, OAuthProvider
+from connectors.emulation.books import entry_of, parse_ts
+from connectors.emulation.oauth_server import AUTHORIZE_PARAMS, OAuthProvider
 
 PACKAGE = "quickbooks"
 PREFIX = "/quickbooks"

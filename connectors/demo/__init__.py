@@ -1,4 +1,4 @@
-"""Demo Books: Firmsync's own test package, served by the sandbox (``sandbox/demo.py``).
+"""Demo Books: Firmsync's own test package, served by the sandbox (``connectors/demo/emulator.py``).
 
 It exercises every part of the contract (API key auth, company listing, fiscal years,
 accounts, period balances, paged incremental ledger lines, a delete feed) so the engine,

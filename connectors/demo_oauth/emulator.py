@@ -6,8 +6,8 @@ access tokens last 30 minutes; refresh tokens rotate (each works once). Data at
 """
 from flask import current_app, request
 
-from sandbox.demo import data_blueprint, error
-from sandbox.oauth_server import OAuthProvider
+from connectors.demo.emulator import data_blueprint, error
+from connectors.emulation.oauth_server import OAuthProvider
 
 PACKAGE = "demo_oauth"
 DISPLAY_NAME = "Demo Cloud"

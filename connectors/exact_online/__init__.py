@@ -525,3 +525,21 @@ class ExactOnline(Connector):
                     yield DeletedRecord(source_id=row["EntityKey"])
             since = max([since] + [int(row["Timestamp"]) for row in page if row.get("Timestamp") is not None])
             state.advance(since)
+
+
+# -- the three hosts: one connection each (a token of one host is not valid on another) --------
+
+class ExactOnlineBE(ExactOnline):
+    host = "https://start.exactonline.be"
+    spec = exact_spec("exact_online_be", "BE", host)
+
+
+class ExactOnlineFR(ExactOnline):
+    host = "https://start.exactonline.fr"
+    spec = exact_spec("exact_online_fr", "FR", host)
+
+
+class ExactOnlineNL(ExactOnline):
+    host = "https://start.exactonline.nl"
+    spec = exact_spec("exact_online_nl", "NL", host)
+

@@ -30,9 +30,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, request
 
-from sandbox.books import parse_ts
-from sandbox.companies_house import company_number
-from sandbox.oauth_server import OAuthProvider
+from connectors.emulation.books import parse_ts
+from connectors.companies_house.emulator import company_number
+from connectors.emulation.oauth_server import OAuthProvider
 
 PACKAGE = "exact_online"
 DISPLAY_NAME = "Exact Online"

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template_string, request
 
-from sandbox.books import month_end
+from connectors.emulation.books import month_end
 
 PACKAGE = "economic"
 PREFIX = "/e-conomic"

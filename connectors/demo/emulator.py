@@ -11,7 +11,7 @@
 * ``GET /companies/<id>/deleted-lines?since=&after_id=&limit=`` -> ``next`` continuation URL
 
 Errors are ``{"error": code, "message": text}``. :func:`data_blueprint` serves the same
-data for Demo Cloud (``sandbox/demo_oauth.py``) behind Bearer tokens.
+data for Demo Cloud (``connectors/demo_oauth/emulator.py``) behind Bearer tokens.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from datetime import date
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from sandbox.books import parse_ts
+from connectors.emulation.books import parse_ts
 
 PACKAGE = "demo"
 MAX_LIMIT = 1000

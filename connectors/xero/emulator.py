@@ -28,8 +28,8 @@ from email.utils import parsedate_to_datetime
 
 from flask import Blueprint, current_app, g, jsonify, render_template_string, request
 
-from sandbox.books import BASE_MODIFIED, month_end, parse_ts
-from sandbox.oauth_server import AUTHORIZE_PARAMS, OAuthProvider
+from connectors.emulation.books import BASE_MODIFIED, month_end, parse_ts
+from connectors.emulation.oauth_server import AUTHORIZE_PARAMS, OAuthProvider
 
 PACKAGE = "xero"
 PREFIX = "/xero"
