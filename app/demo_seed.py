@@ -295,7 +295,7 @@ def consent_grant(spec, config):
     from app import oauth_flow
     from connectors.oauth import new_code_verifier
 
-    verifier = new_code_verifier() if spec.oauth and spec.oauth.pkce else None
+    verifier = new_code_verifier() if spec.auth.pkce else None
     url = oauth_flow.consent_url(spec, config, DEMO_REDIRECT_URI, secrets.token_urlsafe(16), verifier)
     page = requests.get(url, timeout=10)
     page.raise_for_status()

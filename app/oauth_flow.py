@@ -13,18 +13,16 @@ reconnect, or re-establishing a file's sync with a fresh grant).
    companies of the grant and asks the user to choose when there are several
    (``/oauth/choose``), then finishes the purpose; every step re-checks role and firm.
 
-Connector hooks used: ``Connector.oauth_for(config)`` when a connector has it (else
-``spec.oauth`` joined to the connection's base URL); a connector *module* may offer
-``installation_url(config, redirect_uri, state)`` and ``grant_from_callback(args)`` (a consent
-page that hands back a grant token instead of a code: e-conomic) and
-``realm_from_callback(args)`` (QuickBooks' ``realmId``).
+The package's declared auth strategy (:mod:`connectors.auth`, ``spec.auth``) does the
+package's part: :meth:`~connectors.auth.AuthStrategy.consent_url` and
+:meth:`~connectors.auth.AuthStrategy.callback` (an OAuth code exchange, or e-conomic's grant
+token handed back by its installation page).
 
 Where the OAuth app of a dossier-level package comes from: :func:`dossier_app_config`.
 """
 import logging
 import secrets as _secrets
 import time
-from importlib import import_module
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user
@@ -40,7 +38,7 @@ from app.secret_scrubbing import scrub_text
 from app.services.connectors import WEB, connector_config, open_connector
 from app.services.dossiers import create_dossier
 from connectors import registry
-from connectors.base import AUTH_OAUTH2, DOSSIER, FIRM, ConnectorError
+from connectors.base import DOSSIER, FIRM, ConnectorError
 
 log = logging.getLogger("firmsync.oauth")
 
@@ -59,33 +57,14 @@ MISMATCH = ("This sign-in does not match the one Firmsync started (it may be an 
             "Nothing was changed; please start again.")
 EXPIRED = "The sign-in took more than 10 minutes and has expired. Nothing was changed; please start again."
 
-#: dossier-level packages served by the sandbox in development and tests: {package: {field: value}}
-#: (``{sandbox}`` is replaced by ``SANDBOX_URL``)
-SANDBOX_APPS = {
-    "xero": {"client_id": "xero-sandbox-client", "client_secret": "xero-sandbox-secret",
-             "base_url": "{sandbox}/xero/api.xro/2.0", "identity_url": "{sandbox}/xero"},
-    "quickbooks": {"client_id": "qbo-sandbox-client", "client_secret": "qbo-sandbox-secret",
-                   "base_url": "{sandbox}/quickbooks/api/v3/company", "oauth_url": "{sandbox}/quickbooks"},
-    "economic": {"app_public_id": "economic-sandbox-public", "app_secret_token": "economic-sandbox-secret",
-                 "base_url": "{sandbox}/e-conomic/api",
-                 "consent_url": "{sandbox}/e-conomic/secure/api1/requestaccess.aspx"},
-}
-#: packages sharing another package's app (XeroTB uses the Xero app)
-SHARED_APPS = {"xero_tb": "xero"}
-
-
 # --------------------------------------------------------------------------------------
 # Packages
 # --------------------------------------------------------------------------------------
 
 
-def connector_module(package):
-    return import_module(registry.get_connector(package).__module__)
-
-
 def uses_consent(spec):
     """Is ``spec``'s package connected through a consent page (OAuth or e-conomic's installation page)?"""
-    return spec.auth == AUTH_OAUTH2 or hasattr(connector_module(spec.key), "installation_url")
+    return spec.auth.consent
 
 
 def secret_keys(spec):
@@ -99,20 +78,21 @@ def dossier_app_config(package):
 
     Each field of the package's config schema comes from the app setting
     ``OAUTH_<PACKAGE>_<FIELD>`` (environment ``FIRMSYNC_OAUTH_XERO_CLIENT_ID``,
-    ``FIRMSYNC_OAUTH_XERO_CLIENT_SECRET``, ``FIRMSYNC_OAUTH_XERO_IDENTITY_URL``...; XeroTB uses
-    Xero's). Outside production, a package with no setting at all points at the sandbox
-    (``SANDBOX_URL``) with the sandbox's app. None when the package is not configured (it
-    is then not offered).
+    ``FIRMSYNC_OAUTH_XERO_CLIENT_SECRET``, ``FIRMSYNC_OAUTH_XERO_IDENTITY_URL``...; a package
+    declaring ``spec.oauth_app`` uses that package's, as XeroTB uses Xero's). Outside
+    production, a package with no setting at all points at the sandbox (``SANDBOX_URL``) with
+    the app its spec declares in ``sandbox_config``. None when the package is not configured
+    (it is then not offered).
     """
-    key = SHARED_APPS.get(package, package)
     cls = registry.get_connector(package)
+    key = cls.spec.oauth_app or package
     schema = cls.spec.config_schema()
     prefix = f"OAUTH_{key.upper()}_"
     values = {name: current_app.config[prefix + name.upper()] for name in schema.fields
               if current_app.config.get(prefix + name.upper()) not in (None, "")}
-    if not values and current_app.config.get("ENV_NAME") != "production" and key in SANDBOX_APPS:
+    if not values and current_app.config.get("ENV_NAME") != "production" and cls.spec.sandbox_config:
         sandbox = current_app.config.get("SANDBOX_URL", "http://127.0.0.1:5050").rstrip("/")
-        values = {name: value.replace("{sandbox}", sandbox) for name, value in SANDBOX_APPS[key].items()}
+        values = {name: value.replace("{sandbox}", sandbox) for name, value in cls.spec.sandbox_config.items()}
     if not values:
         return None
     try:
@@ -140,32 +120,12 @@ def connection_config(connection):
 
 def consent_url(spec, config, redirect_uri, state, verifier):
     """The package's consent page for this flow."""
-    module = connector_module(spec.key)
-    if hasattr(module, "installation_url"):
-        return module.installation_url(config, redirect_uri, state)
-    from connectors.oauth import authorization_url
-
-    cls = registry.get_connector(spec.key)
-    oauth = cls.oauth_for(config) if hasattr(cls, "oauth_for") else spec.oauth
-    return authorization_url(oauth, config.get("client_id"), redirect_uri, state, verifier,
-                             base_url=config.get(spec.base_url_setting))
+    return spec.auth.consent_url(registry.get_connector(spec.key), config, redirect_uri, state, verifier)
 
 
 def grant_from(spec, config, args, redirect_uri, verifier):
     """The credentials of the grant the package sent back (AuthError when refused or rejected)."""
-    module = connector_module(spec.key)
-    if hasattr(module, "grant_from_callback"):
-        return module.grant_from_callback(args)
-    from connectors.oauth import exchange_code
-
-    cls = registry.get_connector(spec.key)
-    oauth = cls.oauth_for(config) if hasattr(cls, "oauth_for") else spec.oauth
-    grant = exchange_code(oauth, config.get("client_id"), config.get("client_secret"), args.get("code", ""),
-                          redirect_uri, verifier, base_url=config.get(spec.base_url_setting),
-                          package=spec.display_name)
-    if hasattr(module, "realm_from_callback"):
-        grant["realm_id"] = module.realm_from_callback(args)
-    return grant
+    return spec.auth.callback(registry.get_connector(spec.key), config, args, redirect_uri, verifier)
 
 
 def grant_references(spec, config, credentials):
@@ -305,7 +265,7 @@ def start(purpose, package, *, connection_id=None, dossier_id=None, config=None,
 def _pkce_verifier(spec):
     from connectors.oauth import new_code_verifier
 
-    return new_code_verifier() if spec.oauth and spec.oauth.pkce else None
+    return new_code_verifier() if spec.auth.pkce else None
 
 
 def restart_url(flow):

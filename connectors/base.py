@@ -1,31 +1,36 @@
 """The connector contract (ARCHITECTURE section 5).
 
-A connector is a subclass of :class:`Connector` with a class attribute :attr:`Connector.spec`
-(:class:`ConnectorSpec`) and methods that talk to one package's API:
+A package is one folder ``connectors/<folder>/`` whose ``__init__.py`` defines a subclass of
+:class:`Connector` with a class attribute :attr:`Connector.spec` (:class:`ConnectorSpec`,
+including its auth strategy from :mod:`connectors.auth`) and its streams, declared as
+:class:`Stream` classes in :attr:`Connector.streams`:
 
 * :meth:`Connector.check` tests the credentials and answers a :class:`CheckResult`;
 * :meth:`Connector.list_references` lists the companies a dossier can be linked to;
-* :meth:`Connector.streams` names the streams it offers, and :meth:`Connector.read`
-  yields canonical records for one stream, starting from a bookmark.
+* each :class:`Stream` yields canonical records from :meth:`Stream.records`, starting from
+  a bookmark; :meth:`Connector.read` dispatches to it by name (nothing to write per package).
 
-A connector instance is built per use with a :class:`ConnectorContext`: the
-connection's non-secret ``config``, its decrypted ``credentials``, the link's
-``reference`` and ``options``, and the HTTP session (rate limited, counting calls) the
-engine hands it. It must not import Flask or the app's models, so it can be run and
-tested alone.
+A connector instance is built per use with a :class:`ConnectorContext`: the connection's
+non-secret ``config``, its decrypted ``credentials``, the link's ``reference`` and
+``options``, and the HTTP client (rate limited, counting calls) the engine hands it. Calls go
+through :meth:`Connector.request`, which signs them with the declared auth strategy and
+renews the credentials once when the package refuses them. A connector must not import
+Flask or the app's models, so it can be run and tested alone.
 
-Errors: connectors raise only the typed errors below. Their ``message`` is written for an
-accountant ("Exact Online says the user who set up this connection is blocked...") and
-never contains a secret.
+Errors: connectors raise only the typed errors of :mod:`connectors.errors` (importable from
+here too). Their ``message`` is written for an accountant and never contains a secret.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, ClassVar, Iterator
 
+from connectors.auth import AuthStrategy, OAuth2Code
 from connectors.errors import (  # noqa: F401 - the contract's errors, importable from here too
     AuthError, ConfigError, ConnectorError, DataError, NotFoundError, PermissionError, RateLimited, TransientError,
 )
@@ -38,14 +43,6 @@ ACCOUNTING = "accounting"
 ADMINISTRATION = "administration"
 FIRM = "firm"
 DOSSIER = "dossier"
-
-AUTH_OAUTH2 = "oauth2_authorization_code"
-AUTH_API_KEY = "api_key"
-AUTH_BASIC = "basic"
-AUTH_ACCESS_KEY = "access_key"
-AUTH_TOKEN_EXCHANGE = "token_exchange"
-AUTH_SESSION = "session"
-AUTH_NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -67,39 +64,24 @@ class RateBudget:
 
 
 @dataclass(frozen=True)
-class OAuthSpec:
-    """OAuth2 authorization-code endpoints of a package."""
-
-    authorize_url: str
-    token_url: str
-    scopes: tuple[str, ...] = ()
-    pkce: bool = True
-    #: the package returns a new refresh token on each refresh (persist it every time)
-    rotating_refresh_token: bool = False
-    #: the access token lifetime the package documents, in seconds
-    access_token_seconds: int | None = None
-    #: do not refresh before the token is about to expire (Exact rejects early refreshes)
-    refresh_margin_seconds: int = 60
-    extra_authorize_params: tuple[tuple[str, str], ...] = ()
-    #: how the client authenticates at the token endpoint: client_secret_basic | client_secret_post
-    token_auth_method: str = "client_secret_basic"
-
-
-@dataclass(frozen=True)
 class ConnectorSpec:
     """What a connector declares about its package.
 
-    ``config_schema`` is a marshmallow schema class describing the connection form;
-    fields with ``metadata={"secret": True}`` are stored encrypted, write-only in the
-    console, and scrubbed from messages. ``base_url_setting`` names the config field
-    holding the base URL (so tests and the sandbox can redirect the connector).
+    ``auth`` is the package's :class:`connectors.auth.AuthStrategy`. ``config_schema`` is a
+    marshmallow schema class describing the connection form; fields with
+    ``metadata={"secret": True}`` are stored encrypted, write-only in the console, and
+    scrubbed from messages. ``base_url_setting`` names the config field holding the base
+    URL (so tests and the sandbox can redirect the connector). ``sandbox_config`` is the
+    configuration that points a connection at the package's emulator in the local sandbox
+    (``{sandbox}`` stands for the sandbox's URL): development, the demo and the end-to-end
+    tests use it, production never does.
     """
 
     key: str
     display_name: str
     kind: str  # ACCOUNTING | ADMINISTRATION
     level: str  # FIRM | DOSSIER
-    auth: str
+    auth: AuthStrategy
     config_schema: Any
     api_version: str
     docs_url: str
@@ -107,7 +89,6 @@ class ConnectorSpec:
     #: every budget a call counts against, when the package has several at once (Xero: per
     #: organisation AND per app); when declared, ``rate_budget`` is its first entry
     rate_budgets: tuple[RateBudget, ...] = ()
-    oauth: OAuthSpec | None = None
     #: what the reference is called in the user's words ("division", "organisation"...)
     reference_label: str = "company"
     #: the user types the reference (Companies House) instead of picking it from a list
@@ -115,6 +96,10 @@ class ConnectorSpec:
     base_url_setting: str = "base_url"
     #: True where the vendor documents nothing publicly and the module is built on best public facts
     undocumented: bool = False
+    #: the connection's configuration in the local sandbox (``{sandbox}``: its URL)
+    sandbox_config: dict = field(default_factory=dict)
+    #: a dossier-level package using another package's OAuth app (XeroTB uses Xero's): its key
+    oauth_app: str | None = None
 
     def __post_init__(self):
         if self.rate_budgets:
@@ -125,6 +110,11 @@ class ConnectorSpec:
     def budgets(self) -> tuple[RateBudget, ...]:
         """Every budget one API call counts against (``rate_budgets``, else ``(rate_budget,)``)."""
         return self.rate_budgets or (self.rate_budget,)
+
+    @property
+    def oauth(self) -> OAuth2Code | None:
+        """The OAuth2 endpoints when the package's auth strategy is :class:`OAuth2Code`."""
+        return self.auth if isinstance(self.auth, OAuth2Code) else None
 
 
 # --------------------------------------------------------------------------------------
@@ -230,18 +220,36 @@ class CompanyProfileRecord:
         return data
 
 
-@dataclass
-class StreamDef:
-    """A stream a connector offers.
+class Stream:
+    """A stream a connector offers, declared as a class in :attr:`Connector.streams`.
 
-    ``record_type`` is the canonical record class it yields; ``incremental`` streams take a
-    bookmark and report a new one through :meth:`StreamState.advance`.
+    ``name`` is what bookmarks and progress are stored under; ``record_type`` the canonical
+    record class it yields; ``primary_key`` the record field that identifies a record;
+    ``replication_key`` the field the bookmark follows (a stream with one is incremental: it
+    takes ``state.bookmark`` and reports a new one through :meth:`StreamState.advance`);
+    ``paginator`` names the :mod:`connectors.pagination` helper the stream pages with.
+
+    An instance is made per read with the connector (:attr:`connector`) and its
+    :meth:`records` yields the records.
     """
 
-    name: str
-    record_type: type
-    incremental: bool = False
-    primary_key: str | None = None
+    name: ClassVar[str]
+    record_type: ClassVar[type]
+    primary_key: ClassVar[str | None] = None
+    replication_key: ClassVar[str | None] = None
+    paginator: ClassVar[Any] = None
+    incremental: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.incremental = cls.replication_key is not None
+
+    def __init__(self, connector):
+        self.connector = connector
+
+    def records(self, state: "StreamState", window: "SyncWindow") -> Iterator[Any]:
+        """Yield the stream's canonical records for the connector's reference, from ``state.bookmark``."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -301,9 +309,15 @@ class ConnectorContext:
 
 
 class Connector:
-    """Base class of every connector module. See the module docstring for the contract."""
+    """Base class of every connector. See the module docstring for the contract.
+
+    A subclass declares :attr:`spec` and :attr:`streams` and implements :meth:`check` and
+    :meth:`list_references`; everything else has a working default.
+    """
 
     spec: ClassVar[ConnectorSpec]
+    #: the streams, in the order the engine reads them (fiscal years and accounts first)
+    streams: ClassVar[tuple[type[Stream], ...]] = ()
 
     def __init__(self, context: ConnectorContext):
         self.context = context
@@ -312,8 +326,12 @@ class Connector:
         self.reference = context.reference
         self.options = context.options or {}
         self.http = context.http
-        if self.http is not None and getattr(self.http, "error_message", None) is None:
-            self.http.error_message = self.error_message
+        if self.http is not None:
+            if getattr(self.http, "error_message", None) is None:
+                self.http.error_message = self.error_message
+            if getattr(self.http, "interpret", None) is None and \
+                    type(self).interpret_response is not Connector.interpret_response:
+                self.http.interpret = self.interpret_response
 
     # -- required -------------------------------------------------------------------
     def check(self) -> CheckResult:
@@ -324,31 +342,96 @@ class Connector:
         """The companies this connection can reach (the dossier's sync reference)."""
         raise NotImplementedError
 
-    def streams(self) -> list[StreamDef]:
-        """The streams this connector offers, in the order the engine should read them."""
-        raise NotImplementedError
+    # -- streams --------------------------------------------------------------------
+    @classmethod
+    def stream(cls, name: str) -> type[Stream]:
+        """The declared stream called ``name`` (:class:`ConfigError` when there is none)."""
+        for stream in cls.streams:
+            if stream.name == name:
+                return stream
+        raise ConfigError(f"{cls.spec.display_name} has no stream called {name!r}.")
 
     def read(self, stream: str, state: StreamState, window: SyncWindow) -> Iterator[Any]:
-        """Yield canonical records of ``stream`` for :attr:`reference`, from ``state.bookmark``."""
-        raise NotImplementedError
+        """Yield canonical records of ``stream`` for :attr:`reference`, from ``state.bookmark``.
 
-    # -- optional -------------------------------------------------------------------
+        A payload that breaks a stream's parsing (a missing key, a value of the wrong type)
+        becomes a :class:`DataError` naming the stream: the run fails and nothing is written.
+        """
+        records = self.stream(stream)(self).records(state, window)
+        try:
+            yield from records
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+            raise DataError(f"{self.spec.display_name} sent {stream.replace('_', ' ')} Firmsync could not read.",
+                            detail=f"{type(exc).__name__}: {exc}"[:200]) from None
+
+    # -- calls ----------------------------------------------------------------------
+    def request(self, method, url, *, headers=None, **kwargs):
+        """One HTTP call signed by the declared auth strategy (:attr:`ConnectorSpec.auth`).
+
+        When the package refuses the credentials (:class:`AuthError`) and the strategy can
+        renew them (an OAuth refresh, a new session login), they are renewed once and the call
+        is sent again; a second refusal stands. Other keyword arguments go to
+        :meth:`connectors.http.HttpClient.request`.
+        """
+        strategy = self.spec.auth
+        try:
+            return self.http.request(method, url, headers=headers, auth=strategy.requests_auth(self), **kwargs)
+        except AuthError:
+            if not strategy.renew(self):
+                raise
+        return self.http.request(method, url, headers=headers, auth=strategy.requests_auth(self), **kwargs)
+
+    def get_json(self, url, **kwargs):
+        """GET ``url`` with :meth:`request` and decode its JSON (amounts as :class:`Decimal`)."""
+        return self.http.json_of(self.request("GET", url, **kwargs))
+
+    # -- hooks (optional) -----------------------------------------------------------
     @staticmethod
     def error_message(response) -> str | None:
         """Turn the package's error body into a sentence for an accountant (None: nothing useful)."""
         return None
 
-    def token_manager(self, client_id, client_secret):
-        """A :class:`connectors.oauth.TokenManager` for this connection's OAuth grant.
+    def interpret_response(self, response) -> ConnectorError | None:
+        """Classify an answer before the kit's status table: an error hidden in a 200, a SOAP
+        fault sent as HTTP 500... Answer the typed error, or None to let the table decide."""
+        return None
+
+    @classmethod
+    def oauth_endpoints(cls, config) -> OAuth2Code:
+        """The OAuth2 endpoints for a connection's ``config``: the spec's, with paths joined to
+        the connection's base URL. Override where they depend on the config (a regional host)."""
+        return cls.spec.auth.joined_to(config.get(cls.spec.base_url_setting))
+
+    @classmethod
+    def grant_details(cls, args) -> dict:
+        """Credentials the consent callback's query adds to the grant (QuickBooks' realm id)."""
+        return {}
+
+    def login(self) -> tuple[str, float]:
+        """For :class:`connectors.auth.SessionLogin`: log in; answer ``(token, lifetime seconds)``."""
+        raise NotImplementedError
+
+    def session_auth(self, token):
+        """For :class:`connectors.auth.SessionLogin`: the auth object carrying ``token`` (a bearer header)."""
+        from connectors.oauth import BearerAuth
+
+        return BearerAuth(lambda: token)
+
+    def lookup_reference(self, reference: str) -> CompanyRef:
+        """For typed references: confirm ``reference`` exists and return its name."""
+        raise NotImplementedError
+
+    # -- credentials ----------------------------------------------------------------
+    @cached_property
+    def tokens(self):
+        """The :class:`connectors.oauth.TokenManager` of this connection's OAuth grant.
 
         Uses the context's ``load_credentials``, ``save_credentials`` and ``lock``; without
         them it works on (and updates) ``context.credentials`` in memory.
         """
-        import contextlib
-
         from connectors.oauth import TokenManager
 
-        context = self.context
+        context, strategy = self.context, self.spec.auth
 
         def load():
             return context.load_credentials() if context.load_credentials else context.credentials
@@ -358,12 +441,17 @@ class Connector:
                 context.save_credentials(creds)
             context.credentials = self.credentials = creds
 
-        return TokenManager(self.spec, client_id, client_secret, load_credentials=load, save_credentials=save,
-                            lock=context.lock or contextlib.nullcontext, base_url=self.base_url)
+        return TokenManager(self.oauth_endpoints(self.config), self.config.get(strategy.client_id_field),
+                            self.config.get(strategy.client_secret_field), load_credentials=load,
+                            save_credentials=save, lock=context.lock or contextlib.nullcontext,
+                            package=self.spec.display_name)
 
-    def lookup_reference(self, reference: str) -> CompanyRef:
-        """For typed references: confirm ``reference`` exists and return its name."""
-        raise NotImplementedError
+    @cached_property
+    def session(self):
+        """The :class:`connectors.oauth.SessionLogin` cache of a session-login package."""
+        from connectors.oauth import SessionLogin
+
+        return SessionLogin(self.login, margin_seconds=self.spec.auth.margin_seconds)
 
     @property
     def base_url(self):

@@ -138,7 +138,7 @@ def _run_locked(run_id, lock):
 def _read_into_writer(connector, link, run_id, progress):
     from app.services.bookkeeping import SyncWriter
 
-    streams = connector.streams()
+    streams = connector.streams
     kinds = {stream.record_type for stream in streams}
     writer = SyncWriter(db.session, link.id, run_id,
                         balances_from_lines=LedgerLineRecord in kinds and BalanceRecord not in kinds)

@@ -5,9 +5,9 @@ Served by the sandbox (``connectors/demo_oauth/emulator.py``) under ``<base_url>
 """
 from marshmallow import Schema, fields
 
-from connectors.base import AUTH_OAUTH2, ACCOUNTING, FIRM, ConnectorSpec, OAuthSpec, RateBudget
+from connectors.auth import OAuth2Code
+from connectors.base import ACCOUNTING, FIRM, ConnectorSpec, RateBudget
 from connectors.demo import DemoBooks
-from connectors.oauth import BearerAuth
 
 
 class DemoCloudConfig(Schema):
@@ -22,18 +22,14 @@ class DemoCloud(DemoBooks):
         display_name="Demo Cloud (sandbox OAuth)",
         kind=ACCOUNTING,
         level=FIRM,
-        auth=AUTH_OAUTH2,
+        # endpoint paths are joined to the configured base URL (the sandbox)
+        auth=OAuth2Code(authorize_url="/oauth/authorize", token_url="/oauth/token", scopes=("books.read",),
+                        pkce=True, rotating_refresh_token=True, access_token_seconds=1800),
         config_schema=DemoCloudConfig,
         api_version="1",
-        docs_url="https://github.com/firmsync/firmsync/blob/main/docs/connectors.md#demo-cloud",
+        docs_url="https://github.com/firmsync/firmsync/blob/main/connectors/demo/README.md#demo-cloud",
         rate_budget=RateBudget(per_minute=600, per_day=100_000, concurrency=4, per="tenant"),
-        # endpoint paths are joined to the configured base URL (the sandbox)
-        oauth=OAuthSpec(authorize_url="/oauth/authorize", token_url="/oauth/token", scopes=("books.read",),
-                        pkce=True, rotating_refresh_token=True, access_token_seconds=1800),
+        sandbox_config={"base_url": "{sandbox}/demo-cloud", "client_id": "demo-cloud-client",
+                        "client_secret": "demo-cloud-secret"},
     )
     name = "Demo Cloud"
-
-    def auth(self):
-        if not hasattr(self, "_bearer"):
-            self._bearer = BearerAuth(self.token_manager(self.config["client_id"], self.config["client_secret"]))
-        return self._bearer
