@@ -67,7 +67,7 @@ def connect_xero(sandbox_url):
     from connectors.oauth import authorization_url, exchange_code, new_code_verifier
     from connectors.xero import Xero
 
-    oauth = Xero.oauth_for(xero_config(sandbox_url))
+    oauth = Xero.oauth_endpoints(xero_config(sandbox_url))
     verifier = new_code_verifier()
     url = authorization_url(oauth, XERO_CLIENT[0], REDIRECT, "bench", verifier)
     page = requests.get(url, timeout=30)

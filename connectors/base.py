@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from functools import cached_property
 from typing import Any, ClassVar, Iterator
 
@@ -360,7 +360,7 @@ class Connector:
         records = self.stream(stream)(self).records(state, window)
         try:
             yield from records
-        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, DecimalException) as exc:
             raise DataError(f"{self.spec.display_name} sent {stream.replace('_', ' ')} Firmsync could not read.",
                             detail=f"{type(exc).__name__}: {exc}"[:200]) from None
 

@@ -1,12 +1,12 @@
 """QuickBooks Online (Intuit Accounting API v3): one dossier, one company (realm).
 
-Docs: https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/account
-Facts: ../shared/docs/CONNECTORS.md section 20; decisions: docs/connectors-quickbooks-economic.md.
+Vendor docs: https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/account
+Facts: ../shared/docs/CONNECTORS.md section 20; notes, decisions and the sandbox's modes:
+``connectors/quickbooks/README.md``.
 
-The OAuth callback carries the ``realmId`` (the company): the console stores it in the
-credentials as ``realm_id`` (see :func:`realm_from_callback`); it is the dossier's reference.
-Ledger lines come from the GeneralLedger report (the only read that gives every posting of
-every transaction type per account); deletes from the change data capture feed (``/cdc``).
+The consent callback carries the ``realmId`` (the company), stored in the credentials as
+``realm_id`` (:meth:`QuickBooks.grant_details`); it is the dossier's reference. Ledger lines
+come from the GeneralLedger report, deletes from the change data capture feed (``/cdc``).
 """
 from __future__ import annotations
 
@@ -14,24 +14,30 @@ import dataclasses
 import re
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cached_property
 
 from marshmallow import Schema, fields
 
+from connectors import pagination, parsing
+from connectors.auth import OAuth2Code
 from connectors.base import (
-    ACCOUNTING, AUTH_OAUTH2, DOSSIER, AccountRecord, AuthError, BalanceRecord, CheckResult, CompanyRef, ConfigError,
-    Connector, ConnectorSpec, DataError, DeletedRecord, FiscalYearRecord, LedgerLineRecord, NotFoundError, OAuthSpec,
-    RateBudget, StreamDef, SyncWindow,
+    ACCOUNTING, DOSSIER, AccountRecord, AuthError, BalanceRecord, CheckResult, CompanyRef, ConfigError, Connector,
+    ConnectorSpec, DataError, DeletedRecord, FiscalYearRecord, LedgerLineRecord, NotFoundError, RateBudget, Stream,
 )
+from connectors.http import vendor_error
 
+PACKAGE = "QuickBooks Online"
 API_URL = "https://quickbooks.api.intuit.com/v3/company"
 DOCS_URL = "https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/account"
-#: the schema version every call pins (Intuit retires older minor versions)
+# every call pins a minor version; Intuit retires old ones (1-74 from August 2025)
+# (https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/minor-versions)
 MINOR_VERSION = "75"
-#: Intuit answers at most 1,000 entities per query page
+# a query page holds at most 1,000 entities, STARTPOSITION counts from 1
+# (https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/data-queries)
 QUERY_PAGE = 1000
-#: CDC looks back at most 30 days; a bookmark older than this (with a day's margin) means a full re-read
+# CDC looks back 30 days at most (a day's margin here); an older bookmark means a full re-read
+# (https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/change-data-capture)
 CDC_DAYS = 29
 #: a transaction deleted in QuickBooks has its lines removed up to this many (GeneralLedger has no line ids)
 MAX_LINES_PER_TRANSACTION = 1000
@@ -57,12 +63,13 @@ BALANCE_SHEET_KINDS = {"asset", "liability", "equity"}
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
 
-QBO_OAUTH = OAuthSpec(
+QBO_AUTH = OAuth2Code(
     authorize_url="https://appcenter.intuit.com/connect/oauth2",
     token_url="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
     scopes=("com.intuit.quickbooks.accounting",),
     pkce=False,
-    # "the value may change on refresh, so always store the latest" (CONNECTORS.md section 20)
+    # the refresh token "may change on refresh, so always store the latest"; access tokens last an hour
+    # (https://developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/faq)
     rotating_refresh_token=True,
     access_token_seconds=3600,
 )
@@ -84,44 +91,27 @@ class QuickBooksConfig(Schema):
 # --------------------------------------------------------------------------------------
 
 
-def parse_amount(value, what="amount"):
-    """A report value (a string; ``""`` is zero) or an entity number -> :class:`Decimal`."""
-    if value is None or value == "":
-        return Decimal("0")
-    try:
-        amount = Decimal(str(value).replace(",", "").strip())
-    except InvalidOperation:
-        raise DataError(f"QuickBooks sent a {what} that is not an amount ({str(value)[:40]!r}).") from None
-    if not amount.is_finite():
-        raise DataError(f"QuickBooks sent a {what} that is not an amount ({str(value)[:40]!r}).")
-    return amount
+def parse_amount(value, field="amount"):
+    # report values are strings, "" for zero (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/report-entities/trialbalance)
+    return parsing.amount(value, field, PACKAGE)
 
 
-def parse_date(value, what="date"):
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise DataError(f"QuickBooks sent a {what} that is not a date ({str(value)[:40]!r}).") from None
+def parse_date(value, field="date"):
+    return parsing.day(value, field, PACKAGE)
 
 
-def parse_time(value, what="time"):
-    """Intuit's ``2024-02-01T09:30:00-08:00`` -> aware UTC datetime."""
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise DataError(f"QuickBooks sent a {what} that is not a date and time ({str(value)[:40]!r}).") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+def parse_time(value, field="time"):
+    # Intuit writes its clock with the company's offset (2024-02-01T09:30:00-08:00): compared in UTC
+    return parsing.moment(value, field, PACKAGE)
 
 
 def account_number(row):
     """The number a dossier uses: ``AcctNum`` when the company numbers its accounts, else the ``Id``."""
-    return (row.get("AcctNum") or "").strip() or str(row.get("Id") or "")
+    # account numbers are optional in QuickBooks (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/account)
+    return parsing.text(row.get("AcctNum")) or str(row.get("Id") or "")
 
 
 def account_record(row):
-    """One ``Account`` entity -> :class:`AccountRecord`."""
     number = account_number(row)
     if not number:
         raise DataError("QuickBooks sent an account without a number or an id.")
@@ -146,9 +136,10 @@ def fiscal_years(company_info, start, end):
 
 
 def fault_errors(body):
-    """The ``Error`` list of an Intuit fault body (``Fault`` or, on 401, ``fault``/``error``)."""
+    """The ``Error`` list of an Intuit fault body."""
     if not isinstance(body, dict):
         return []
+    # a 401 answers a lowercase fault.error[] (https://developer.intuit.com/app/developer/qbo/docs/develop/troubleshooting/error-codes)
     fault = body.get("Fault") or body.get("fault") or {}
     errors = fault.get("Error") or fault.get("error") or [] if isinstance(fault, dict) else []
     return [e for e in errors if isinstance(e, dict)]
@@ -166,32 +157,24 @@ FAULT_MESSAGES = {
 }
 
 
-def error_message(response):
-    """Intuit's fault answers -> what QuickBooks says, in words for an accountant (None when it says nothing)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    errors = fault_errors(body)
+def fault_text(errors):
+    """What the first fault error says, in words for an accountant (None when it says nothing)."""
     if not errors:
         return None
     error = errors[0]
-    code = str(error.get("code") or "").lstrip("0")
-    known = FAULT_MESSAGES.get(code)
+    known = FAULT_MESSAGES.get(str(error.get("code") or "").lstrip("0"))
     if known:
         return known
     text = str(error.get("Detail") or error.get("detail") or error.get("Message") or error.get("message") or "")
     return text.strip()[:200] or None
 
 
-def check_fault(response, body):
-    """A fault QuickBooks sends with HTTP 200 is a :class:`DataError`; else ``body``."""
-    errors = fault_errors(body)
-    if errors:
-        text = error_message(response) or "an error without details"
-        raise DataError(f"QuickBooks refused a request from Firmsync. QuickBooks says: \u201c{text}\u201d",
-                        detail=str(errors[0].get("code") or ""))
-    return body
+def fault_message(response):
+    """An Intuit fault answer -> what QuickBooks says (None when it says nothing)."""
+    try:
+        return fault_text(fault_errors(response.json()))
+    except ValueError:
+        return None
 
 
 #: English titles -> keys, the last resort: titles are localized and may be empty
@@ -210,7 +193,7 @@ def column_keys(report):
     keys = []
     for column in report_columns(report):
         meta = {m.get("Name"): m.get("Value") for m in column.get("MetaData") or []}
-        kind, title = str(column.get("ColType") or ""), str(column.get("ColTitle") or "").strip()
+        kind, title = str(column.get("ColType") or ""), parsing.text(column.get("ColTitle"))
         # older answers: the key only in ColType, no MetaData (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/report-entities/generalledger)
         keys.append(meta.get("ColKey") or (kind if COLUMN_KEY.match(kind) else "") or TITLE_KEYS.get(title)
                     or title or kind)
@@ -232,8 +215,8 @@ def trial_balance(report, period_end, accounts):
     """``reports/TrialBalance`` -> one :class:`BalanceRecord` per account; checks that it balances.
 
     ``accounts`` maps the account Id to its :class:`AccountRecord`. The report runs from the
-    fiscal year's start, so revenue and expense rows are year to date (basis ``ytd``) and
-    balance sheet rows hold everything since the company started (basis ``closing``).
+    fiscal year's start: revenue and expense rows are year to date (``ytd``), balance sheet
+    rows hold everything since the company started (``closing``).
     """
     keys = column_keys(report)
     # columns Account, Money, Money; localized titles (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/report-entities/trialbalance)
@@ -308,12 +291,97 @@ def cdc_entities(payload):
                             yield name, obj
 
 
-def realm_from_callback(args):
-    """The credentials' ``realm_id`` from the OAuth callback's query (``realmId``); AuthError when absent."""
-    realm = str((args or {}).get("realmId") or "").strip()
-    if not realm.isdigit():
-        raise AuthError("QuickBooks did not say which company was connected. Please connect again.")
-    return realm
+# --------------------------------------------------------------------------------------
+# Streams
+# --------------------------------------------------------------------------------------
+
+
+class FiscalYears(Stream):
+    name, record_type, primary_key = "fiscal_years", FiscalYearRecord, "start"
+
+    def records(self, state, window):
+        yield from self.connector.years(window)
+
+
+class Accounts(Stream):
+    name, record_type, primary_key, paginator = "accounts", AccountRecord, "number", pagination.offsets
+
+    def records(self, state, window):
+        yield from self.connector.accounts_by_id.values()
+
+
+class Balances(Stream):
+    name, record_type = "balances", BalanceRecord
+
+    def records(self, state, window):
+        qbo = self.connector
+        accounts, (info, _) = qbo.accounts_by_id, qbo.company
+        for period_end in qbo.period_ends(window):
+            year = fiscal_years(info, period_end, period_end)[0]
+            report = qbo.get("reports/TrialBalance", {
+                "start_date": year.start.isoformat(), "end_date": period_end.isoformat(),
+                "accounting_method": qbo.accounting_method})
+            yield from trial_balance(report, period_end, accounts)
+
+
+class LedgerLines(Stream):
+    """The general ledger of each month; with a bookmark younger than CDC's window, only the months changed since.
+
+    Bookmark ``{"since": <QuickBooks' clock when the read started, ISO>}``; an older (or no)
+    bookmark means a full re-read of the window.
+    """
+
+    name, record_type, primary_key, replication_key = "ledger_lines", LedgerLineRecord, "source_id", "since"
+
+    def records(self, state, window):
+        qbo = self.connector
+        _, now = qbo.company
+        since = qbo.fresh_bookmark(state.bookmark, now)
+        periods = [(end.replace(day=1), end) for end in qbo.period_ends(window)]
+        if since is not None:
+            payload, now = qbo.changes(since)
+            months = {parse_date(obj["TxnDate"], "transaction date").replace(day=1)
+                      for _, obj in cdc_entities(payload) if obj.get("status") != "Deleted" and obj.get("TxnDate")}
+            periods = [(start, end) for start, end in periods if start in months]
+        accounts, counts = qbo.accounts_by_id, qbo.line_counts
+        counts.clear()
+        for start, end in periods:
+            report = qbo.get("reports/GeneralLedger", {
+                "start_date": start.isoformat(), "end_date": end.isoformat(), "columns": ",".join(LEDGER_COLUMNS),
+                "accounting_method": qbo.accounting_method, "sort_by": "tx_date"})
+            for line in ledger_lines(report, accounts):
+                entity, txn, n = line.source_id.rsplit(":", 2)
+                counts[(entity, txn)] = max(int(n), counts.get((entity, txn), 0))
+                yield line
+        state.advance({"since": now.isoformat()})
+
+
+class Deleted(Stream):
+    """Lines of transactions deleted in QuickBooks (CDC ``status: Deleted``) or shortened since the bookmark.
+
+    Without a bookmark (first sync) nothing was stored yet, so nothing is deleted; a bookmark
+    older than CDC's 30 days cannot see deletes and starts again from now.
+    """
+
+    name, record_type, primary_key, replication_key = "deleted", DeletedRecord, "source_id", "since"
+
+    def records(self, state, window):
+        qbo = self.connector
+        _, now = qbo.company
+        since = qbo.fresh_bookmark(state.bookmark, now)
+        if since is not None:
+            payload, now = qbo.changes(since)
+            for entity, obj in cdc_entities(payload):
+                key = (entity, str(obj["Id"]))
+                if obj.get("status") == "Deleted":
+                    first = 1
+                elif key in qbo.line_counts:
+                    first = qbo.line_counts[key] + 1  # a changed transaction may have lost lines
+                else:
+                    continue
+                for n in range(first, MAX_LINES_PER_TRANSACTION + 1):
+                    yield DeletedRecord(source_id=f"{entity}:{obj['Id']}:{n}")
+        state.advance({"since": now.isoformat()})
 
 
 # --------------------------------------------------------------------------------------
@@ -324,50 +392,66 @@ def realm_from_callback(args):
 class QuickBooks(Connector):
     spec = ConnectorSpec(
         key="quickbooks",
-        display_name="QuickBooks Online",
+        display_name=PACKAGE,
         kind=ACCOUNTING,
         level=DOSSIER,
-        auth=AUTH_OAUTH2,
+        auth=QBO_AUTH,
         config_schema=QuickBooksConfig,
         api_version=f"v3 (minor version {MINOR_VERSION})",
         docs_url=DOCS_URL,
-        # 500 a minute per realm; Intuit's 10 a second is held as at most 10 calls in flight
+        # 500 a minute per realm, at most 10 requests in flight per realm and app
+        # (https://blogs.intuit.com/2016/08/08/idg-concurrent-api-use-changes-coming-soon/)
         rate_budget=RateBudget(per_minute=500, concurrency=10, per="tenant"),
-        oauth=QBO_OAUTH,
         reference_label="company",
+        sandbox_config={"client_id": "qbo-sandbox-client", "client_secret": "qbo-sandbox-secret",
+                        "base_url": "{sandbox}/quickbooks/api/v3/company", "oauth_url": "{sandbox}/quickbooks"},
     )
+    streams = (FiscalYears, Accounts, Balances, LedgerLines, Deleted)
 
     page_size = QUERY_PAGE
+    error_message = staticmethod(fault_message)
 
     @classmethod
-    def oauth_for(cls, config):
-        """The OAuth endpoints for ``config``: Intuit's, or a stand-in's at ``oauth_url`` (the sandbox).
-
-        A stand-in serves ``<oauth_url>/connect/oauth2`` and ``<oauth_url>/oauth2/v1/tokens/bearer``.
-        """
+    def oauth_endpoints(cls, config):
+        """Intuit's endpoints, or a stand-in's at ``oauth_url`` (the sandbox): ``<oauth_url>/connect/oauth2``
+        and ``<oauth_url>/oauth2/v1/tokens/bearer``."""
         root = (config.get("oauth_url") or "").rstrip("/")
         if not root:
-            return cls.spec.oauth
-        return dataclasses.replace(cls.spec.oauth, authorize_url=f"{root}/connect/oauth2",
+            return cls.spec.auth
+        return dataclasses.replace(cls.spec.auth, authorize_url=f"{root}/connect/oauth2",
                                    token_url=f"{root}/oauth2/v1/tokens/bearer")
 
-    def token_manager(self, client_id, client_secret):
-        manager = super().token_manager(client_id, client_secret)
-        manager.oauth = self.oauth_for(self.config)
-        return manager
+    @classmethod
+    def grant_details(cls, args):
+        # the consent callback names the company in realmId
+        # (https://developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/oauth-2.0)
+        realm = parsing.text((args or {}).get("realmId"))
+        if not realm.isdigit():
+            raise AuthError("QuickBooks did not say which company was connected. Please connect again.")
+        return {"realm_id": realm}
 
-    @cached_property
-    def tokens(self):
-        return self.token_manager(self.config.get("client_id"), self.config.get("client_secret"))
+    def interpret_response(self, response):
+        # some faults come with HTTP 200 (https://developer.intuit.com/app/developer/qbo/docs/develop/troubleshooting/error-codes)
+        if response.status_code >= 300 or not re.search(rb'"[Ff]ault"', response.content or b""):
+            return None
+        try:
+            errors = fault_errors(response.json())
+        except ValueError:
+            return None
+        if not errors:
+            return None
+        return vendor_error(self.spec.display_name, DataError, fault_text(errors),
+                            detail=str(errors[0].get("code") or ""))
 
     @property
     def base_url(self):
         return (self.config.get("base_url") or API_URL).rstrip("/")
 
-    def error_message(self, response):
-        return error_message(response)
+    @property
+    def accounting_method(self):
+        return self.config.get("accounting_method") or "Accrual"
 
-    # -- HTTP ----------------------------------------------------------------------------
+    # -- calls ---------------------------------------------------------------------------
     def realms(self):
         """The companies recorded in the credentials (the callback's ``realmId``)."""
         found = [str(r) for r in (self.credentials.get("realm_ids") or []) if r]
@@ -381,35 +465,21 @@ class QuickBooks(Connector):
             raise ConfigError("This dossier is not linked to a QuickBooks company yet.")
         return realm
 
-    def _headers(self, force_refresh=False):
-        return {"Authorization": f"Bearer {self.tokens.access_token(force_refresh=force_refresh)}",
-                "Accept": "application/json"}
-
     def get(self, path, params=None, realm=None):
-        """GET ``<base>/<realm>/<path>`` with the minor version; on a 401 renews the token once and retries."""
-        url = f"{self.base_url}/{realm or self.realm()}/{path}"
-        params = {**(params or {}), "minorversion": MINOR_VERSION}
-        try:
-            response = self.http.get(url, params=params, headers=self._headers())
-        except AuthError:
-            response = self.http.get(url, params=params, headers=self._headers(force_refresh=True))
-        return check_fault(response, self.http.json_of(response))
+        """GET ``<base>/<realm>/<path>`` pinned to :data:`MINOR_VERSION`."""
+        return self.get_json(f"{self.base_url}/{realm or self.realm()}/{path}",
+                             params={**(params or {}), "minorversion": MINOR_VERSION},
+                             headers={"Accept": "application/json"})
 
     def query(self, statement):
-        """Every entity of a ``select`` statement, 1,000 per page (``STARTPOSITION``/``MAXRESULTS``)."""
-        position = 1
-        while True:
-            body = self.get("query", {"query": f"{statement} STARTPOSITION {position} MAXRESULTS {self.page_size}"})
+        """Every entity a ``select`` statement finds, :attr:`page_size` a page."""
+        def fetch(position, size):
+            body = self.get("query", {"query": f"{statement} STARTPOSITION {position} MAXRESULTS {size}"})
             result = body.get("QueryResponse") or {}
-            rows = next((v for k, v in result.items() if isinstance(v, list) and k not in ("Warnings", "Fault")), [])
-            yield from rows
-            if len(rows) < self.page_size:
-                return
-            position += len(rows)
-            if position > 10_000_000:
-                raise DataError("QuickBooks keeps sending pages: the list seems to loop.")
+            return next((v for k, v in result.items() if isinstance(v, list) and k not in ("Warnings", "Fault")), [])
 
-    # -- contract ------------------------------------------------------------------------
+        return pagination.offsets(fetch, page_size=self.page_size, start=1, package=self.spec.display_name)
+
     def company_info(self, realm=None):
         """``(CompanyInfo, server time)`` of the realm; the answer's ``time`` is QuickBooks' clock."""
         realm = realm or self.realm()
@@ -419,10 +489,54 @@ class QuickBooks(Connector):
             raise DataError("QuickBooks sent no company details.")
         return info, parse_time(body["time"], "server time") if body.get("time") else datetime.now(timezone.utc)
 
+    def changes(self, since):
+        """``(payload, server time)`` of ``/cdc`` for the transaction entities changed since ``since``."""
+        body = self.get("cdc", {"entities": ",".join(CDC_ENTITIES), "changedSince": since.isoformat()})
+        now = parse_time(body["time"], "server time") if body.get("time") else datetime.now(timezone.utc)
+        return body, now
+
+    # -- state shared by the streams of one connector -----------------------------------
     @cached_property
-    def _company(self):
+    def company(self):
         return self.company_info()
 
+    @cached_property
+    def accounts_by_id(self):
+        return {record.source_id: record for record in
+                (account_record(row) for row in self.query("select * from Account where Active IN (true, false)"))}
+
+    @cached_property
+    def line_counts(self):
+        """``(entity, transaction id) -> lines`` read by ``ledger_lines`` in this run (``deleted`` drops the rest)."""
+        return {}
+
+    def years(self, window):
+        info, now = self.company
+        start = window.start or parse_date(info.get("CompanyStartDate") or now.date().isoformat(), "company start date")
+        return fiscal_years(info, start, window.end or now.date())
+
+    def period_ends(self, window):
+        """The window's period ends, else every month end of the fiscal years in the window."""
+        if window.period_ends:
+            return sorted(window.period_ends)
+        ends = []
+        for year in self.years(window):
+            month = year.start
+            while month <= year.end:
+                following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+                ends.append(following - timedelta(days=1))
+                month = following
+        return ends
+
+    def fresh_bookmark(self, bookmark, now):
+        """The bookmark's time when CDC can still look back to it, else None."""
+        since = (bookmark or {}).get("since")
+        if not since:
+            return None
+        since = parse_time(since, "bookmark")
+        return since if now - since < timedelta(days=CDC_DAYS) else None
+
+    # -- contract ------------------------------------------------------------------------
     def list_references(self):
         references = []
         for realm in self.realms():
@@ -439,123 +553,3 @@ class QuickBooks(Connector):
         info, _ = self.company_info()
         return CheckResult(ok=True, message=f"Connected to QuickBooks company {info.get('CompanyName') or self.realm()}.",
                            references=max(1, len(self.realms())))
-
-    def streams(self):
-        return [
-            StreamDef("fiscal_years", FiscalYearRecord),
-            StreamDef("accounts", AccountRecord, primary_key="number"),
-            StreamDef("balances", BalanceRecord),
-            StreamDef("ledger_lines", LedgerLineRecord, incremental=True, primary_key="source_id"),
-            StreamDef("deleted", DeletedRecord, incremental=True, primary_key="source_id"),
-        ]
-
-    def read(self, stream, state, window):
-        readers = {"fiscal_years": self._fiscal_years, "accounts": self._accounts, "balances": self._balances,
-                   "ledger_lines": self._ledger_lines, "deleted": self._deleted}
-        if stream not in readers:
-            raise ConfigError(f"QuickBooks Online has no stream called {stream!r}.")
-        return readers[stream](state, window or SyncWindow())
-
-    # -- streams -------------------------------------------------------------------------
-    def _years(self, window):
-        info, now = self._company
-        start = window.start or parse_date(info.get("CompanyStartDate") or now.date().isoformat(), "company start date")
-        return fiscal_years(info, start, window.end or now.date())
-
-    def _fiscal_years(self, state, window):
-        yield from self._years(window)
-
-    @cached_property
-    def _accounts_by_id(self):
-        return {record.source_id: record for record in
-                (account_record(row) for row in self.query("select * from Account where Active IN (true, false)"))}
-
-    def _accounts(self, state, window):
-        yield from self._accounts_by_id.values()
-
-    def _period_ends(self, window):
-        """The window's period ends, else every month end of the fiscal years in the window."""
-        if window.period_ends:
-            return sorted(window.period_ends)
-        ends = []
-        for year in self._years(window):
-            month = year.start
-            while month <= year.end:
-                following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-                ends.append(following - timedelta(days=1))
-                month = following
-        return ends
-
-    def _balances(self, state, window):
-        accounts = self._accounts_by_id
-        info, _ = self._company
-        for period_end in self._period_ends(window):
-            year = fiscal_years(info, period_end, period_end)[0]
-            report = self.get("reports/TrialBalance", {
-                "start_date": year.start.isoformat(), "end_date": period_end.isoformat(),
-                "accounting_method": self.config.get("accounting_method") or "Accrual"})
-            yield from trial_balance(report, period_end, accounts)
-
-    def _periods(self, window):
-        """``(start, end)`` of each month to read the general ledger for."""
-        for end in self._period_ends(window):
-            yield end.replace(day=1), end
-
-    def _fresh_bookmark(self, bookmark, now):
-        since = (bookmark or {}).get("since")
-        return parse_time(since) if since and now - parse_time(since) < timedelta(days=CDC_DAYS) else None
-
-    def _changes(self, since):
-        """``(payload, server time)`` of ``/cdc`` for the transaction entities changed since ``since``."""
-        body = self.get("cdc", {"entities": ",".join(CDC_ENTITIES), "changedSince": since.isoformat()})
-        now = parse_time(body["time"], "server time") if body.get("time") else datetime.now(timezone.utc)
-        return body, now
-
-    def _ledger_lines(self, state, window):
-        """The general ledger of each month; with a bookmark younger than CDC's window, only the months changed since.
-
-        The bookmark is ``{"since": <QuickBooks' clock when the read started, ISO>}``; an
-        older (or no) bookmark means a full re-read of the window.
-        """
-        _, now = self._company
-        since = self._fresh_bookmark(state.bookmark, now)
-        periods = list(self._periods(window))
-        if since is not None:
-            payload, now = self._changes(since)
-            months = {parse_date(obj["TxnDate"]).replace(day=1) for _, obj in cdc_entities(payload)
-                      if obj.get("status") != "Deleted" and obj.get("TxnDate")}
-            periods = [(start, end) for start, end in periods if start.replace(day=1) in months]
-        accounts = self._accounts_by_id
-        self._line_counts = {}
-        for start, end in periods:
-            report = self.get("reports/GeneralLedger", {
-                "start_date": start.isoformat(), "end_date": end.isoformat(), "columns": ",".join(LEDGER_COLUMNS),
-                "accounting_method": self.config.get("accounting_method") or "Accrual", "sort_by": "tx_date"})
-            for line in ledger_lines(report, accounts):
-                entity, txn, n = line.source_id.rsplit(":", 2)
-                self._line_counts[(entity, txn)] = max(int(n), self._line_counts.get((entity, txn), 0))
-                yield line
-        state.advance({"since": now.isoformat()})
-
-    def _deleted(self, state, window):
-        """Lines of transactions deleted in QuickBooks (CDC ``status: Deleted``) or shortened since the bookmark.
-
-        Without a bookmark (first sync) nothing was stored yet, so nothing is deleted; a
-        bookmark older than CDC's 30 days cannot see deletes and starts again from now.
-        """
-        _, now = self._company
-        since = self._fresh_bookmark(state.bookmark, now)
-        if since is not None:
-            payload, now = self._changes(since)
-            read_counts = getattr(self, "_line_counts", {})
-            for entity, obj in cdc_entities(payload):
-                key = (entity, str(obj["Id"]))
-                if obj.get("status") == "Deleted":
-                    first = 1
-                elif key in read_counts:
-                    first = read_counts[key] + 1  # a changed transaction may have lost lines
-                else:
-                    continue
-                for n in range(first, MAX_LINES_PER_TRANSACTION + 1):
-                    yield DeletedRecord(source_id=f"{entity}:{obj['Id']}:{n}")
-        state.advance({"since": now.isoformat()})

@@ -1,4 +1,5 @@
-"""QuickBooks Online: Intuit's OAuth2 and the Accounting API v3 over the generated books (``connectors/quickbooks.py``).
+"""QuickBooks Online: Intuit's OAuth2 and the Accounting API v3 over the generated books (connector:
+``connectors/quickbooks/__init__.py``).
 
 Under ``/quickbooks`` (a connection's ``oauth_url`` is ``<sandbox>/quickbooks`` and its
 ``base_url`` ``<sandbox>/quickbooks/api/v3/company``):

@@ -1,4 +1,4 @@
-"""Xero: identity, OAuth2 and the Accounting API 2.0 over the generated books (``connectors/xero.py``).
+"""Xero: identity, OAuth2 and the Accounting API 2.0 over the generated books (``connectors/xero/__init__.py``).
 
 Under ``/xero`` (a connection's ``identity_url`` is ``<sandbox>/xero`` and its ``base_url``
 ``<sandbox>/xero/api.xro/2.0``):

@@ -1,24 +1,20 @@
 """XeroTB: Xero's trial balance at each period end, for organisations with foreign currency.
 
 Xero's API does not expose FX revaluation postings as journals, so a ledger rebuilt from
-journals does not tie out; the trial balance does. Same grant and config as
-:mod:`connectors.xero`; no ledger lines.
-Docs: https://developer.xero.com/documentation/api/accounting/reports#trial-balance
+journals does not tie out; the trial balance does. Same grant, app and config as
+:mod:`connectors.xero`; no ledger lines. Notes: ``connectors/xero/README.md``.
+Vendor docs: https://developer.xero.com/documentation/api/accounting/reports#trial-balance
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
 
-from connectors.base import (
-    AccountRecord, BalanceRecord, DataError, FiscalYearRecord, StreamDef,
-)
-from connectors.xero import Xero, XeroApi, account_record, parse_amount
+from connectors.base import BalanceRecord, DataError, Stream
+from connectors.xero import Accounts, FiscalYears, Xero, XeroApi, account_record, parse_amount
 
 #: the trial balance's column headers we read (Xero: Account, Debit, Credit, YTD Debit, YTD Credit)
 YTD_DEBIT, YTD_CREDIT = "YTD Debit", "YTD Credit"
-
-
 #: report sections of the balance sheet (their YTD columns carry the balance from earlier years)
 BALANCE_SHEET_SECTIONS = {"Assets", "Liabilities", "Equity"}
 BALANCE_SHEET_KINDS = {"asset", "liability", "equity"}
@@ -86,34 +82,19 @@ def _code_in_label(label):
     return None
 
 
-class XeroTB(XeroApi):
-    # the same grant, app and budget as Xero: only the key, the name and the streams differ
-    spec = replace(Xero.spec, key="xero_tb", display_name="Xero (trial balance only)")
+class Balances(Stream):
+    """One ``Reports/TrialBalance?date=`` per period end of the window (plus the chart, once)."""
 
-    def streams(self):
-        return [
-            StreamDef("fiscal_years", FiscalYearRecord),
-            StreamDef("accounts", AccountRecord, primary_key="number"),
-            StreamDef("balances", BalanceRecord),
-        ]
+    name, record_type = "balances", BalanceRecord
 
-    def read(self, stream, state, window):
-        if stream == "fiscal_years":
-            return self.read_fiscal_years(window)
-        if stream == "accounts":
-            return self.read_accounts()
-        if stream == "balances":
-            return self.read_balances(window)
-        raise KeyError(stream)
-
-    def read_balances(self, window):
-        """One ``Reports/TrialBalance?date=`` per period end of the window."""
+    def records(self, state, window):
         if not window.period_ends:
             return
-        accounts = {row.get("AccountID"): account_record(row) for row in self._get("Accounts").get("Accounts") or []}
+        xero = self.connector
+        accounts = {row.get("AccountID"): account_record(row) for row in xero.get("Accounts").get("Accounts") or []}
         seen = {}
         for period_end in sorted(window.period_ends):
-            payload = self._get("Reports/TrialBalance", params={"date": period_end.isoformat()})
+            payload = xero.get("Reports/TrialBalance", params={"date": period_end.isoformat()})
             records = trial_balance(payload, period_end, accounts)
             # Xero leaves out accounts whose balance became zero: say so, or the engine keeps the old one
             present = {record.account for record in records}
@@ -121,3 +102,9 @@ class XeroTB(XeroApi):
                         for number, basis in seen.items() if number not in present]
             seen.update((record.account, record.basis) for record in records)
             yield from records
+
+
+class XeroTB(XeroApi):
+    # the same grant, app, budgets and sandbox as Xero: only the key, the name and the streams differ
+    spec = replace(Xero.spec, key="xero_tb", display_name="Xero (trial balance only)", oauth_app="xero")
+    streams = (FiscalYears, Accounts, Balances)

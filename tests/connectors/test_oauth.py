@@ -5,12 +5,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from connectors.base import AuthError, OAuthSpec
+from connectors.auth import OAuth2Code
+from connectors.base import AuthError
 from connectors.oauth import SessionLogin, TokenManager, api_key_header, authorization_url
 
-SPEC = OAuthSpec(authorize_url="https://login.example.test/authorize", token_url="https://login.example.test/token",
-                 scopes=("a", "b"), pkce=False, refresh_margin_seconds=60,
-                 extra_authorize_params=(("prompt", "consent"),))
+SPEC = OAuth2Code(authorize_url="https://login.example.test/authorize", token_url="https://login.example.test/token",
+                  scopes=("a", "b"), pkce=False, refresh_margin_seconds=60,
+                  extra_authorize_params=(("prompt", "consent"),))
 
 
 def manager(creds, requests_mock=None, **kwargs):

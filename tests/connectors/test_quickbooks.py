@@ -15,10 +15,7 @@ from connectors.base import (
     LedgerLineRecord, StreamState, SyncWindow,
 )
 from connectors.http import build_client, secrets_for
-from connectors.oauth import authorization_url, exchange_code
-from connectors.quickbooks import (
-    MAX_LINES_PER_TRANSACTION, QuickBooks, column_keys, error_message, fiscal_years, realm_from_callback, trial_balance,
-)
+from connectors.quickbooks import MAX_LINES_PER_TRANSACTION, QuickBooks, column_keys, fiscal_years, trial_balance
 from connectors.emulation.books import entry_of
 from connectors.quickbooks.emulator import realm_id
 from tests.conftest import shared_path
@@ -49,9 +46,10 @@ def read(connector, stream, window=None, bookmark=None):
 
 
 def test_the_realm_from_the_callback_is_the_reference(requests_mock):
-    assert realm_from_callback({"code": "x", "realmId": mocks.REALM}) == mocks.REALM
-    with pytest.raises(AuthError, match="which company"):
-        realm_from_callback({"code": "x"})
+    assert QuickBooks.grant_details({"code": "x", "realmId": mocks.REALM}) == {"realm_id": mocks.REALM}
+    for args in ({"code": "x"}, {"code": "x", "realmId": "company-1"}):
+        with pytest.raises(AuthError, match="which company"):
+            QuickBooks.grant_details(args)
     qbo = build(requests_mock, reference=None)
     [ref] = qbo.list_references()
     assert (ref.reference, ref.name) == (mocks.REALM, "Harbour Lights Bakery LLC")
@@ -191,7 +189,7 @@ def test_column_keys_prefer_colkey_then_a_key_in_coltype_then_the_title():
      {"ColTitle": "Haben", "ColType": "Money", "MetaData": [{"Name": "ColKey", "Value": "credit_amt"}]}],
 ], ids=["documented", "localized", "colkey"])
 def test_trial_balance_columns_do_not_depend_on_their_titles(requests_mock, columns):
-    accounts = build(requests_mock)._accounts_by_id
+    accounts = build(requests_mock).accounts_by_id
     report = fixture(KEY, "trial_balance_2024-01-31")
     expected = trial_balance(report, date(2024, 1, 31), accounts)
     if columns is not None:
@@ -244,7 +242,7 @@ def test_intuit_faults_become_words_for_an_accountant(requests_mock):
         read(qbo, "balances")
     response = requests.Response()
     response.status_code, response._content = 401, requests.compat.json.dumps(fixture(KEY, "fault_unauthorized")).encode()
-    assert "expired or was revoked" in error_message(response)
+    assert "expired or was revoked" in QuickBooks.error_message(response)
 
 
 def test_a_401_renews_the_token_once_and_saves_the_rotated_refresh_token(requests_mock):
@@ -340,19 +338,18 @@ def test_fixtures_use_the_xsd_field_names(xsd_types):
 # End to end against the sandbox
 # --------------------------------------------------------------------------------------
 
-CLIENT_ID, CLIENT_SECRET = "qbo-sandbox-client", "qbo-sandbox-secret"
 REDIRECT = "http://127.0.0.1/oauth/callback"
 
 
 def sandbox_config(sandbox):
-    return {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "base_url": f"{sandbox.url}/quickbooks/api/v3/company",
-            "oauth_url": f"{sandbox.url}/quickbooks", "accounting_method": "Accrual"}
+    """The spec's sandbox configuration (what the console uses outside production) at this sandbox."""
+    return {name: value.replace("{sandbox}", sandbox.url) for name, value in QuickBooks.spec.sandbox_config.items()}
 
 
 def connect(sandbox, book):
     """Consent page -> pick the company -> callback (code, state, realmId) -> credentials."""
-    oauth = QuickBooks.oauth_for(sandbox_config(sandbox))
-    url = authorization_url(oauth, CLIENT_ID, REDIRECT, "state-7")
+    config = sandbox_config(sandbox)
+    url = QuickBooks.spec.auth.consent_url(QuickBooks, config, REDIRECT, "state-7")
     assert url.startswith(f"{sandbox.url}/quickbooks/connect/oauth2?") and "com.intuit.quickbooks.accounting" in url
     page = requests.get(url, timeout=10)
     assert page.status_code == 200 and book.spec.name in unescape(page.text)
@@ -362,8 +359,7 @@ def connect(sandbox, book):
                            allow_redirects=False, timeout=10)
     query = dict(re.findall(r"[?&]([^=&]+)=([^&]*)", answer.headers["Location"]))
     assert query["state"] == "state-7"
-    credentials = exchange_code(oauth, CLIENT_ID, CLIENT_SECRET, query["code"], REDIRECT, package="QuickBooks Online")
-    return {**credentials, "realm_id": realm_from_callback(query)}
+    return QuickBooks.spec.auth.callback(QuickBooks, config, query, REDIRECT)
 
 
 def sandbox_connector(sandbox, credentials, saved=None):
@@ -458,7 +454,7 @@ def test_cdc_refuses_a_bookmark_older_than_30_days_so_the_connector_reads_everyt
     assert len(list(qbo.read("ledger_lines", old, window))) == book.line_count
     assert sandbox.calls("/cdc") == 0
     with pytest.raises(DataError):  # the emulator refuses what Intuit refuses
-        qbo._changes(clock - timedelta(days=45))
+        qbo.changes(clock - timedelta(days=45))
 
 
 def test_legacy_report_columns_mode_reads_the_same_lines_and_balances(sandbox):

@@ -2,7 +2,6 @@
 import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -357,7 +356,7 @@ def test_xero_tb_reads_one_trial_balance_per_period_end(xero_api):
     assert {r.basis for r in records} == {"ytd", "closing"}
     dates = [r.qs["date"] for r in xero_api.request_history if "TrialBalance" in r.url]
     assert dates == [["2024-04-30"], ["2024-05-31"]]
-    assert [s.name for s in xero_tb.streams()] == ["fiscal_years", "accounts", "balances"]
+    assert [s.name for s in XeroTB.streams] == ["fiscal_years", "accounts", "balances"]
 
 
 def test_an_account_that_left_the_trial_balance_comes_back_as_zero(xero_api):
@@ -381,4 +380,17 @@ def test_both_keys_are_registered_dossier_level_oauth_with_rotating_tokens():
         assert get_connector(key) is cls
         assert cls.spec.level == "dossier" and cls.spec.oauth.rotating_refresh_token and cls.spec.oauth.pkce
         assert cls.spec.rate_budget.per_minute == 60 and cls.spec.rate_budget.concurrency == 5
-    assert "ledger_lines" not in [s.name for s in connector(XeroTB).streams()]
+    assert XeroTB.spec.oauth_app == "xero" and XeroTB.spec.sandbox_config == Xero.spec.sandbox_config
+    assert "ledger_lines" not in [s.name for s in XeroTB.streams]
+
+
+def test_a_refused_token_is_renewed_once_at_the_identity_url_and_the_call_sent_again(xero_api):
+    xero_api.post(f"{IDENTITY}/connect/token", json={
+        "access_token": "xero-access-token-renewed", "refresh_token": "xero-refresh-token-2", "expires_in": 1800})
+    xero_api.get(f"{API}/Accounts", [{"status_code": 401, "json": fixture("error_unauthorized.json")},
+                                     {"json": fixture("accounts.json")}])
+    xero = connector()
+    assert list(xero.read("accounts", StreamState(), SyncWindow()))
+    calls = [r for r in xero_api.request_history if r.path.endswith("/accounts")]
+    assert [r.headers["Authorization"] for r in calls] == [f"Bearer {ACCESS_TOKEN}", "Bearer xero-access-token-renewed"]
+    assert xero.credentials["refresh_token"] == "xero-refresh-token-2"

@@ -1,7 +1,8 @@
 """Xero and XeroTB end to end against the sandbox (real HTTP on 127.0.0.1).
 
-The OAuth code flow with PKCE goes through :mod:`connectors.oauth`, exactly as the console
-does; then listing, a full read of every stream, token rotation and the error answers.
+The OAuth code flow with PKCE goes through the spec's auth strategy (its consent URL and
+callback), exactly as the console does; then listing, a full read of every stream, token
+rotation and the error answers.
 """
 import re
 import time
@@ -17,7 +18,7 @@ from connectors.base import (
     StreamState, SyncWindow,
 )
 from connectors.http import build_client, secrets_for
-from connectors.oauth import authorization_url, exchange_code, new_code_verifier
+from connectors.oauth import new_code_verifier
 from connectors.xero import Xero
 from connectors.xero_tb import XeroTB
 from connectors.xero.emulator import tenant_id
@@ -33,8 +34,7 @@ def xero_config(sandbox):
 
 def consent(sandbox, verifier, decision="allow"):
     """Open the consent page, check it lists the organisations, press a button: the callback's query."""
-    oauth = Xero.oauth_for(xero_config(sandbox))
-    url = authorization_url(oauth, CLIENT_ID, REDIRECT, "state-42", verifier)
+    url = Xero.spec.auth.consent_url(Xero, xero_config(sandbox), REDIRECT, "state-42", verifier)
     assert url.startswith(f"{sandbox.url}/xero/identity/connect/authorize?") and "code_challenge=" in url
     page = requests.get(url, timeout=10)
     assert page.status_code == 200
@@ -51,8 +51,7 @@ def connect(sandbox):
     verifier = new_code_verifier()
     query = consent(sandbox, verifier)
     assert query["state"] == "state-42"
-    return exchange_code(Xero.oauth_for(xero_config(sandbox)), CLIENT_ID, CLIENT_SECRET, query["code"], REDIRECT,
-                         verifier, package="Xero")
+    return Xero.spec.auth.callback(Xero, xero_config(sandbox), query, REDIRECT, verifier)
 
 
 def build(cls, sandbox, credentials, reference=None, saved=None):
@@ -78,8 +77,7 @@ def test_code_flow_with_pkce_then_listing(sandbox):
 def test_pkce_is_checked_and_deny_is_an_error(sandbox):
     query = consent(sandbox, new_code_verifier())
     with pytest.raises(AuthError, match="did not accept"):
-        exchange_code(Xero.oauth_for(xero_config(sandbox)), CLIENT_ID, CLIENT_SECRET, query["code"], REDIRECT,
-                      new_code_verifier(), package="Xero")
+        Xero.spec.auth.callback(Xero, xero_config(sandbox), query, REDIRECT, new_code_verifier())
     assert consent(sandbox, new_code_verifier(), decision="deny")["error"] == "access_denied"
 
 
@@ -142,7 +140,7 @@ def test_an_expired_token_is_refreshed_and_the_refresh_token_rotates(sandbox):
 def test_xero_tb_reads_trial_balances_that_agree_with_the_ledger(sandbox):
     book = company(sandbox, "Janssens")  # fiscal years from April
     xero_tb = build(XeroTB, sandbox, connect(sandbox), tenant_id(book.spec.id))
-    assert [s.name for s in xero_tb.streams()] == ["fiscal_years", "accounts", "balances"]
+    assert [s.name for s in XeroTB.streams] == ["fiscal_years", "accounts", "balances"]
     ends = (date(2023, 4, 30), date(2024, 3, 31), date(2024, 4, 30))
     records = list(xero_tb.read("balances", StreamState(), SyncWindow(date(2023, 4, 1), date(2024, 4, 30), ends)))
     assert {r.period_end for r in records} == set(ends)

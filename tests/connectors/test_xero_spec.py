@@ -6,7 +6,6 @@ so it is loaded without validating the spec itself; responses are validated in f
 """
 import json
 import re
-from pathlib import Path
 
 import pytest
 import requests

@@ -7,8 +7,9 @@ from sqlalchemy import func, select
 
 from app.models import (Account, Connection, Dossier, DossierLink, FiscalYear, LedgerLine, OpeningBalance, Period,
                         PeriodBalance, Role)
-from connectors.base import (ACCOUNTING, AUTH_API_KEY, FIRM, AccountRecord, Connector, ConnectorSpec,
-                             FiscalYearRecord, LedgerLineRecord, RateBudget, StreamDef)
+from connectors.auth import ApiKey
+from connectors.base import (ACCOUNTING, FIRM, AccountRecord, Connector, ConnectorSpec, FiscalYearRecord,
+                             LedgerLineRecord, RateBudget, Stream)
 from tests.conftest import make_user
 
 
@@ -20,7 +21,7 @@ class ScriptedBooks(Connector):
     """
 
     spec = ConnectorSpec(
-        key="scripted", display_name="Scripted Books", kind=ACCOUNTING, level=FIRM, auth=AUTH_API_KEY,
+        key="scripted", display_name="Scripted Books", kind=ACCOUNTING, level=FIRM, auth=ApiKey(),
         config_schema=None, api_version="1", docs_url="https://example.invalid/scripted",
         rate_budget=RateBudget(per_minute=1000, per="tenant"),
     )
@@ -29,29 +30,40 @@ class ScriptedBooks(Connector):
     on_record = None
     seen_bookmarks = []
 
-    def streams(self):
-        return [StreamDef("fiscal_years", FiscalYearRecord), StreamDef("accounts", AccountRecord),
-                StreamDef("ledger_lines", LedgerLineRecord, incremental=True, primary_key="source_id")]
+    class FiscalYears(Stream):
+        name, record_type = "fiscal_years", FiscalYearRecord
 
-    def read(self, stream, state, window):
-        type(self).seen_bookmarks.append((stream, state.bookmark))
-        if stream == "fiscal_years":
+        def records(self, state, window):
+            type(self.connector).seen_bookmarks.append((self.name, state.bookmark))
             yield FiscalYearRecord(date(2024, 1, 1), date(2024, 12, 31))
-        elif stream == "accounts":
+
+    class Accounts(Stream):
+        name, record_type = "accounts", AccountRecord
+
+        def records(self, state, window):
+            type(self.connector).seen_bookmarks.append((self.name, state.bookmark))
             for index, (number, name) in enumerate((("400000", "Customers"), ("700000", "Sales"), ("550000", "Bank"))):
-                self._maybe_fail(stream, index)
+                self.connector._maybe_fail(self.name, index)
                 yield AccountRecord(number, name)
-        else:
-            state.total = self.lines
-            for i in range(self.lines):
-                self._maybe_fail(stream, i)
-                if type(self).on_record:
-                    type(self).on_record(i)
+
+    class LedgerLines(Stream):
+        name, record_type, primary_key, replication_key = "ledger_lines", LedgerLineRecord, "source_id", "cursor"
+
+        def records(self, state, window):
+            books = self.connector
+            type(books).seen_bookmarks.append((self.name, state.bookmark))
+            state.total = books.lines
+            for i in range(books.lines):
+                books._maybe_fail(self.name, i)
+                if type(books).on_record:
+                    type(books).on_record(i)
                 account = "400000" if i % 2 == 0 else "700000"
                 amount = Decimal("100.00") if i % 2 == 0 else Decimal("-100.00")
                 yield LedgerLineRecord(source_id=f"L{i}", booking_date=date(2024, 1 + i % 12, 15), account=account,
                                        amount=amount, description=f"Invoice {i // 2}")
-            state.advance(f"cursor-{self.lines}")
+            state.advance(f"cursor-{books.lines}")
+
+    streams = (FiscalYears, Accounts, LedgerLines)
 
     def _maybe_fail(self, stream, index):
         if self.fail_at and self.fail_at[0] == stream and self.fail_at[1] == index:
