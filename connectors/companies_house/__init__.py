@@ -1,22 +1,25 @@
 """Companies House (UK public register): company master data by company number.
 
-An administration package: no listing, the user types the company number; the API key is the
-HTTP basic user with a blank password. Docs:
-https://developer-specs.company-information.service.gov.uk/companies-house-public-data-api/reference
+An administration package at firm level: no listing, the user types the company number
+(:meth:`CompaniesHouse.lookup_reference`); the API key is the HTTP basic user with a blank
+password. Docs:
+https://developer-specs.company-information.service.gov.uk/companies-house-public-data-api/reference;
+notes and decisions: connectors/companies_house/README.md.
 """
 from __future__ import annotations
 
 import re
-from datetime import date
 
 from marshmallow import Schema, fields
 
+from connectors import parsing
+from connectors.auth import Basic
 from connectors.base import (
-    ADMINISTRATION, AUTH_BASIC, FIRM, CheckResult, CompanyProfileRecord, CompanyRef, ConfigError, Connector,
-    ConnectorSpec, DataError, NotFoundError, RateBudget, StreamDef,
+    ADMINISTRATION, FIRM, CheckResult, CompanyProfileRecord, CompanyRef, ConfigError, Connector, ConnectorSpec,
+    DataError, NotFoundError, RateBudget, Stream,
 )
-from connectors.oauth import basic_auth
 
+NAME = "Companies House"
 API_URL = "https://api.company-information.service.gov.uk"
 DOCS_URL = "https://developer-specs.company-information.service.gov.uk/companies-house-public-data-api/reference"
 #: officers are paged with start_index / items_per_page (the API allows up to 100)
@@ -89,6 +92,7 @@ SHARE_BANDS = {
     "ownership-of-shares-more-than-25-percent": "more than 25%",
 }
 _NUMBER = re.compile(r"^(\d{8}|[A-Z]{2}\d{6})$")
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SHORT = re.compile(r"^([A-Z]{2})?(\d{1,7})$")
 
 
@@ -125,14 +129,14 @@ def normalise_company_number(value):
     return text
 
 
-def iso_date(value):
-    """``"2015-11-03"`` -> ``date``; ``None`` stays ``None``."""
-    if not value:
+def iso_date(value, field="date"):
+    """``"2015-11-03"`` -> ``date``; ``None`` and ``""`` stay ``None``; any other shape is a :class:`DataError`."""
+    if value in (None, ""):
         return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise DataError(f"Companies House sent a date Firmsync cannot read ({value!r}).") from None
+    # dates are ISO "format: date" only; never guess "12/09/2023" (https://developer-specs.company-information.service.gov.uk/companies-house-public-data-api/resources/companyprofile)
+    if not _ISO_DAY.match(str(value).strip()):
+        raise DataError(f"Companies House sent a {field} that is not a date ({str(value)[:40]!r}).")
+    return parsing.day(value, field, NAME)
 
 
 def fiscal_year_end(accounts):
@@ -193,7 +197,7 @@ def profile_record(profile, officers=(), shareholders=()):
         raise DataError("Companies House sent a company profile without its name or number.")
     accounts = profile.get("accounts") or {}
     next_accounts = accounts.get("next_accounts") or {}
-    cessation = iso_date(profile.get("date_of_cessation"))
+    cessation = iso_date(profile.get("date_of_cessation"), "cessation date")
     extra = {
         "accounts_next_due": accounts.get("next_due") or next_accounts.get("due_on"),
         "accounts_next_made_up_to": accounts.get("next_made_up_to") or next_accounts.get("period_end_on"),
@@ -211,7 +215,7 @@ def profile_record(profile, officers=(), shareholders=()):
         legal_form=label(COMPANY_TYPES, profile.get("type")),
         status=label(COMPANY_STATUSES, profile.get("company_status")),
         address=address(profile.get("registered_office_address")),
-        incorporation_date=iso_date(profile.get("date_of_creation")),
+        incorporation_date=iso_date(profile.get("date_of_creation"), "incorporation date"),
         fiscal_year_end=fiscal_year_end(accounts),
         officers=tuple(officer(item) for item in officers),
         shareholders=tuple(shareholder(item) for item in shareholders),
@@ -219,36 +223,45 @@ def profile_record(profile, officers=(), shareholders=()):
     )
 
 
+class CompanyProfile(Stream):
+    name, record_type, primary_key = "company_profile", CompanyProfileRecord, "registration_number"
+
+    def records(self, state, window):
+        house = self.connector
+        number = house.company_number()
+        profile = house.profile(number)
+        officers = list(house.listing(f"/company/{number}/officers", OFFICERS_PAGE_SIZE))
+        psc = list(house.listing(f"/company/{number}/persons-with-significant-control", PSC_PAGE_SIZE))
+        yield profile_record(profile, officers, psc)
+
+
 class CompaniesHouse(Connector):
     spec = ConnectorSpec(
         key="companies_house",
-        display_name="Companies House",
+        display_name=NAME,
         kind=ADMINISTRATION,
         level=FIRM,
-        auth=AUTH_BASIC,
+        # the API key is the basic-auth user name, with a blank password (https://developer-specs.company-information.service.gov.uk/guides/authorisation)
+        auth=Basic(username_field="api_key", password_field=None),
         config_schema=CompaniesHouseConfig,
         api_version="1",
         docs_url=DOCS_URL,
-        # 600 requests per 5 minutes per key (developer guidelines)
+        # 600 requests per 5 minutes per key (https://developer-specs.company-information.service.gov.uk/guides/rateLimiting)
         rate_budget=RateBudget(per_minute=600, window_seconds=300, per="key"),
         reference_label="company number",
         reference_typed=True,
+        # the emulator takes any sandbox API key or its own demo key, companies-house-key
+        sandbox_config={"base_url": "{sandbox}/companies-house", "api_key": "companies-house-key"},
     )
-
-    def streams(self):
-        return [StreamDef("company_profile", CompanyProfileRecord)]
+    streams = (CompanyProfile,)
 
     # -- plumbing ----------------------------------------------------------------------
     @property
     def base_url(self):
         return (self.config.get("base_url") or API_URL).rstrip("/")
 
-    def auth(self):
-        # the API key is the basic-auth user name, with a blank password
-        return basic_auth(self.config.get("api_key") or "", "")
-
     def get(self, path, **params):
-        return self.http.get_json(f"{self.base_url}{path}", params=params or None, auth=self.auth())
+        return self.get_json(f"{self.base_url}{path}", params=params or None)
 
     @staticmethod
     def error_message(response):
@@ -278,6 +291,7 @@ class CompaniesHouse(Connector):
         Companies House may answer fewer items than asked for, so paging follows the count it
         reports; an absent list (404: no officers or no PSC register) is empty.
         """
+        # short pages happen, so follow total_results (https://developer-specs.company-information.service.gov.uk/companies-house-public-data-api/reference/officers/list)
         offset = 0
         for _ in range(MAX_PAGES):
             try:
@@ -308,12 +322,3 @@ class CompaniesHouse(Connector):
             "status": label(COMPANY_STATUSES, profile.get("company_status")),
             "legal_form": label(COMPANY_TYPES, profile.get("type")),
         })
-
-    def read(self, stream, state, window):
-        if stream != "company_profile":
-            raise ConfigError(f"Companies House has no stream called {stream!r}.")
-        number = self.company_number()
-        profile = self.profile(number)
-        officers = list(self.listing(f"/company/{number}/officers", OFFICERS_PAGE_SIZE))
-        psc = list(self.listing(f"/company/{number}/persons-with-significant-control", PSC_PAGE_SIZE))
-        yield profile_record(profile, officers, psc)

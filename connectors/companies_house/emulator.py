@@ -1,4 +1,4 @@
-"""Companies House: the public data API of ``connectors/companies_house.py``.
+"""Companies House: the public data API of ``connectors/companies_house/__init__.py``.
 
 Base URL ``/companies-house``; HTTP basic auth with an API key as the user name and a blank
 password (the sandbox's API keys, plus :data:`DEFAULT_KEY`). One UK company per sandbox

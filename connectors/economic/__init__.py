@@ -1,28 +1,27 @@
 """e-conomic (Visma, legacy REST API at restapi.e-conomic.com): one dossier, one agreement.
 
 Docs: https://restdocs.e-conomic.com/ (source: e-conomic/slate); facts: ../shared/docs/CONNECTORS.md
-section 19; decisions: docs/connectors-quickbooks-economic.md.
+section 19; notes and decisions: connectors/economic/README.md.
 
-Every call sends two headers: ``X-AppSecretToken`` (the firm's app, a secret of the
-connection's config) and ``X-AgreementGrantToken`` (the customer's grant, in the
-credentials). The grant comes from e-conomic's installation page: :func:`installation_url`
-builds the link, :func:`grant_from_callback` reads the ``?token=`` e-conomic sends back.
+Auth is e-conomic's agreement grant (:class:`EconomicGrant`): the customer adds Firmsync's app
+on e-conomic's installation page, which hands back a grant token; every call then sends
+``X-AppSecretToken`` (the firm's app, a secret of the connection's config) and
+``X-AgreementGrantToken`` (the customer's grant, in the credentials).
 """
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal, InvalidOperation
 from functools import cached_property
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from marshmallow import Schema, fields
 
+from connectors import pagination, parsing
+from connectors.auth import AgreementGrant
 from connectors.base import (
-    ACCOUNTING, AUTH_API_KEY, DOSSIER, AccountRecord, AuthError, BalanceRecord, CheckResult, CompanyRef, ConfigError,
-    Connector, ConnectorSpec, DataError, FiscalYearRecord, LedgerLineRecord, RateBudget, StreamDef, SyncWindow,
+    ACCOUNTING, DOSSIER, AccountRecord, AuthError, BalanceRecord, CheckResult, CompanyRef, Connector, ConnectorSpec,
+    DataError, FiscalYearRecord, LedgerLineRecord, RateBudget, Stream,
 )
-from connectors.pagination import next_link
 
+NAME = "e-conomic"
 API_URL = "https://restapi.e-conomic.com"
 CONSENT_URL = "https://secure.e-conomic.com/secure/api1/requestaccess.aspx"
 DOCS_URL = "https://restdocs.e-conomic.com/"
@@ -50,53 +49,25 @@ class EconomicConfig(Schema):
                              metadata={"label": "Installation page (leave as is)"})
 
 
-def installation_url(config, redirect_uri, state):
-    """The link that lets the customer grant Firmsync access to their agreement.
+class EconomicGrant(AgreementGrant):
+    """:class:`AgreementGrant` with e-conomic's words for a missing grant and a cancelled installation."""
 
-    e-conomic has no ``state`` parameter, so ``state`` travels inside ``redirectUrl``; the
-    callback then carries both ``state`` and ``token``.
-    """
-    public = (config or {}).get("app_public_id")
-    if not public:
-        raise ConfigError("The e-conomic connection has no app public token.")
-    parts = urlsplit(redirect_uri)
-    query = urlencode(parse_qsl(parts.query) + [("state", state)])
-    redirect = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-    base = (config.get("consent_url") or CONSENT_URL)
-    return f"{base}?{urlencode({'appPublicToken': public, 'redirectUrl': redirect})}"
+    def requests_auth(self, connector):
+        if not connector.credentials.get(self.credential) or not connector.config.get("app_secret_token"):
+            raise AuthError("This dossier's e-conomic connection has no grant. An administrator must connect it again.")
+        return super().requests_auth(connector)
 
-
-def grant_from_callback(args):
-    """The credentials from the installation page's callback query (``?token=...``); AuthError when refused."""
-    token = str((args or {}).get("token") or "").strip()
-    if not token:
-        raise AuthError("e-conomic did not grant Firmsync access to the agreement. Please connect again "
-                        "and press \u201cAdd app\u201d on e-conomic's page.")
-    return {"agreement_grant_token": token}
+    def callback(self, connector_class, config, args, redirect_uri, verifier=None):
+        # a cancelled installation comes back without ?token= (https://www.e-conomic.com/developer/connect)
+        if not str((args or {}).get(self.token_param) or "").strip():
+            raise AuthError("e-conomic did not grant Firmsync access to the agreement. Please connect again "
+                            "and press \u201cAdd app\u201d on e-conomic's page.")
+        return super().callback(connector_class, config, args, redirect_uri, verifier)
 
 
 # --------------------------------------------------------------------------------------
-# Parsing
+# Records
 # --------------------------------------------------------------------------------------
-
-
-def parse_amount(value, what="amount"):
-    if value is None or value == "":
-        return Decimal("0")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise DataError(f"e-conomic sent a {what} that is not an amount ({str(value)[:40]!r}).") from None
-    if not amount.is_finite():
-        raise DataError(f"e-conomic sent a {what} that is not an amount ({str(value)[:40]!r}).")
-    return amount
-
-
-def parse_date(value, what="date"):
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise DataError(f"e-conomic sent a {what} that is not a date ({str(value)[:40]!r}).") from None
 
 
 def account_kind(row):
@@ -113,13 +84,13 @@ def account_record(row):
     if row.get("accountNumber") is None:
         raise DataError("e-conomic sent an account without a number.")
     number = str(row["accountNumber"])
-    return AccountRecord(number=number, name=(row.get("name") or number).strip(), kind=account_kind(row),
+    return AccountRecord(number=number, name=parsing.text(row.get("name")) or number, kind=account_kind(row),
                          source_id=number)
 
 
 def fiscal_year_record(row):
-    return FiscalYearRecord(start=parse_date(row.get("fromDate"), "year start"),
-                            end=parse_date(row.get("toDate"), "year end"))
+    return FiscalYearRecord(start=parsing.day(row.get("fromDate"), "year start", NAME),
+                            end=parsing.day(row.get("toDate"), "year end", NAME))
 
 
 def balance_record(row):
@@ -127,9 +98,9 @@ def balance_record(row):
     account = (row.get("account") or {}).get("accountNumber")
     if account is None:
         raise DataError("e-conomic sent a period total without its account.")
-    return BalanceRecord(account=str(account), period_end=parse_date(row.get("toDate"), "period end"),
-                         period_start=parse_date(row.get("fromDate"), "period start"),
-                         amount=parse_amount(row.get("totalInBaseCurrency"), "period total"), basis="movement")
+    return BalanceRecord(account=str(account), period_end=parsing.day(row.get("toDate"), "period end", NAME),
+                         period_start=parsing.day(row.get("fromDate"), "period start", NAME),
+                         amount=parsing.amount(row.get("totalInBaseCurrency"), "period total", NAME), basis="movement")
 
 
 def ledger_line_record(row):
@@ -146,9 +117,9 @@ def ledger_line_record(row):
             dimensions[key] = str(row[handler][field])
     return LedgerLineRecord(
         source_id=str(number),
-        booking_date=parse_date(row.get("date"), "entry date"),
+        booking_date=parsing.day(row.get("date"), "entry date", NAME),
         account=str(account),
-        amount=parse_amount(amount if amount is not None else row.get("amount"), "entry amount"),
+        amount=parsing.amount(amount if amount is not None else row.get("amount"), "entry amount", NAME),
         description=row.get("text") or "",
         reference=str(row.get("voucherNumber") or row.get("invoiceNumber") or ""),
         journal=JOURNALS.get(row.get("entryType"), row.get("entryType") or ""),
@@ -156,18 +127,63 @@ def ledger_line_record(row):
     )
 
 
-def error_message(response):
-    """e-conomic's error body ``{message, errorCode, developerHint, ...}`` -> its message (None when empty)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    if response.status_code == 401:
-        return ("the agreement's grant no longer works: the customer may have removed the Firmsync app "
-                "in e-conomic (Settings > Apps)")
-    return str(body.get("message") or "").strip()[:200] or None
+# --------------------------------------------------------------------------------------
+# Streams
+# --------------------------------------------------------------------------------------
+
+
+def _link(row, name, fallback):
+    # follow the links e-conomic sends: it writes a year "2023/2024" differently in URLs (https://restdocs.e-conomic.com/#accounting-years)
+    return row.get(name) or f"{row.get('self') or fallback}/{name}"
+
+
+def _year_url(year):
+    return year.get("self") or f"accounting-years/{year.get('year')}"
+
+
+class FiscalYears(Stream):
+    name, record_type, primary_key, paginator = "fiscal_years", FiscalYearRecord, "start", pagination.next_link
+
+    def records(self, state, window):
+        for record, _ in self.connector.years_in(window):
+            yield record
+
+
+class Accounts(Stream):
+    name, record_type, primary_key, paginator = "accounts", AccountRecord, "number", pagination.next_link
+
+    def records(self, state, window):
+        for row in self.connector.collection("accounts"):
+            # headings and sums are chart entries too; only these types hold postings (https://restdocs.e-conomic.com/#accounts)
+            if row.get("accountType", "profitAndLoss") in POSTING_TYPES:
+                yield account_record(row)
+
+
+class Balances(Stream):
+    name, record_type, paginator = "balances", BalanceRecord, pagination.next_link
+
+    def records(self, state, window):
+        economic, wanted = self.connector, set(window.period_ends)
+        for _, year in economic.years_in(window):
+            year_url = _year_url(year)
+            for period in economic.collection(_link(year, "periods", year_url)):
+                end = parsing.day(period.get("toDate"), "period end", NAME)
+                if wanted and end not in wanted:
+                    continue
+                period_url = period.get("self") or f"{year_url}/periods/{period.get('periodNumber')}"
+                for row in economic.collection(_link(period, "totals", period_url)):
+                    yield balance_record(row)
+
+
+class LedgerLines(Stream):
+    # not incremental: the legacy API has no modified filter, and booked entries are immutable (no delete feed)
+    name, record_type, primary_key, paginator = "ledger_lines", LedgerLineRecord, "source_id", pagination.next_link
+
+    def records(self, state, window):
+        economic = self.connector
+        for _, year in economic.years_in(window):
+            for row in economic.collection(_link(year, "entries", _year_url(year))):
+                yield ledger_line_record(row)
 
 
 # --------------------------------------------------------------------------------------
@@ -178,47 +194,63 @@ def error_message(response):
 class Economic(Connector):
     spec = ConnectorSpec(
         key="economic",
-        display_name="e-conomic",
+        display_name=NAME,
         kind=ACCOUNTING,
         level=DOSSIER,
-        auth=AUTH_API_KEY,
+        # installation page: appPublicToken + redirectUrl, which carries our state (https://www.e-conomic.com/developer/connect)
+        auth=EconomicGrant(consent_page=CONSENT_URL,
+                           headers=(("X-AppSecretToken", "app_secret_token"),
+                                    ("X-AgreementGrantToken", "agreement_grant_token")),
+                           app_id_field="app_public_id", consent_page_field="consent_url", token_param="token",
+                           credential="agreement_grant_token"),
         config_schema=EconomicConfig,
         api_version="REST (restapi.e-conomic.com)",
         docs_url=DOCS_URL,
-        # fair use: 50,000 calls per 24 hours per agreement (e-conomic.com/developer/fair-use-policy)
+        # fair use: 50,000 calls per 24 hours per agreement (https://www.e-conomic.com/developer/fair-use-policy)
         rate_budget=RateBudget(per_day=50_000, per="tenant"),
         reference_label="agreement",
+        sandbox_config={"app_public_id": "economic-sandbox-public", "app_secret_token": "economic-sandbox-secret",
+                        "base_url": "{sandbox}/e-conomic/api",
+                        "consent_url": "{sandbox}/e-conomic/secure/api1/requestaccess.aspx"},
     )
+    streams = (FiscalYears, Accounts, Balances, LedgerLines)
 
     page_size = PAGE_SIZE
 
-    def error_message(self, response):
-        return error_message(response)
+    @staticmethod
+    def error_message(response):
+        """e-conomic's error body ``{message, errorCode, developerHint, ...}`` -> its message (None when empty)."""
+        # errors are JSON {message, developerHint, logId, httpStatusCode, ...} (https://restdocs.e-conomic.com/#errors)
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        if response.status_code == 401:
+            return ("the agreement's grant no longer works: the customer may have removed the Firmsync app "
+                    "in e-conomic (Settings > Apps)")
+        return str(body.get("message") or "").strip()[:200] or None
 
     @property
     def base_url(self):
         return (self.config.get("base_url") or API_URL).rstrip("/")
-
-    def _headers(self):
-        grant = self.credentials.get("agreement_grant_token")
-        if not grant or not self.config.get("app_secret_token"):
-            raise AuthError("This dossier's e-conomic connection has no grant. An administrator must connect it again.")
-        return {"X-AppSecretToken": self.config["app_secret_token"], "X-AgreementGrantToken": grant,
-                "Accept": "application/json"}
 
     def get(self, url, params=None):
         """GET an e-conomic URL (a path or a link e-conomic sent, on this API only) as JSON."""
         if not url.startswith("http"):
             url = f"{self.base_url}/{url.lstrip('/')}"
         elif not url.startswith(self.base_url + "/"):
+            # never send the grant to another host, whatever link a page carries
             raise DataError("e-conomic sent a link to another address.", detail=url.split("?")[0])
-        return self.http.get_json(url, params=params, headers=self._headers())
+        return self.get_json(url, params=params, headers={"Accept": "application/json"})
 
     def collection(self, url):
         """Every item of a collection, following ``pagination.nextPage`` (1,000 per page)."""
         first = url if url.startswith("http") else f"{self.base_url}/{url.lstrip('/')}"
 
         def fetch(page_url):
+            # skippages/pagesize (default 20, max 1,000), then the nextPage links (https://restdocs.e-conomic.com/#pagination)
             params = {"skippages": 0, "pagesize": self.page_size} if page_url == first else None
             body = self.get(page_url, params)
             items = body.get("collection")
@@ -226,12 +258,12 @@ class Economic(Connector):
                 raise DataError("e-conomic sent a list that is not a list.")
             return items, (body.get("pagination") or {}).get("nextPage")
 
-        return next_link(fetch, first, package="e-conomic")
+        return pagination.next_link(fetch, first, package=NAME)
 
     # -- contract ------------------------------------------------------------------------
     @cached_property
     def agreement(self):
-        """``GET /self``: the agreement this grant opens."""
+        """``GET /self``: the agreement this grant opens (a grant covers exactly one)."""
         body = self.get("self")
         if body.get("agreementNumber") is None:
             raise DataError("e-conomic did not say which agreement this grant opens.")
@@ -257,59 +289,14 @@ class Economic(Connector):
         return CheckResult(ok=True, message=f"Connected to e-conomic agreement {reference.reference} ({reference.name}).",
                            references=1)
 
-    def streams(self):
-        return [
-            StreamDef("fiscal_years", FiscalYearRecord),
-            StreamDef("accounts", AccountRecord, primary_key="number"),
-            StreamDef("balances", BalanceRecord),
-            StreamDef("ledger_lines", LedgerLineRecord, primary_key="source_id"),
-        ]
-
-    def read(self, stream, state, window):
-        readers = {"fiscal_years": self._fiscal_years, "accounts": self._accounts, "balances": self._balances,
-                   "ledger_lines": self._ledger_lines}
-        if stream not in readers:
-            raise ConfigError(f"e-conomic has no stream called {stream!r}.")
-        return readers[stream](window or SyncWindow())
-
-    # -- streams -------------------------------------------------------------------------
+    # -- accounting years (shared by the streams) --------------------------------------
     @cached_property
-    def _years(self):
+    def years(self):
         """``[(FiscalYearRecord, accounting-year row)]`` in date order."""
         rows = [(fiscal_year_record(row), row) for row in self.collection("accounting-years")]
         return sorted(rows, key=lambda pair: pair[0].start)
 
-    def _years_in(self, window):
-        return [(record, row) for record, row in self._years
+    def years_in(self, window):
+        return [(record, row) for record, row in self.years
                 if (window.end is None or record.start <= window.end)
                 and (window.start is None or record.end >= window.start)]
-
-    def _fiscal_years(self, window):
-        for record, _ in self._years_in(window):
-            yield record
-
-    def _accounts(self, window):
-        for row in self.collection("accounts"):
-            if row.get("accountType", "profitAndLoss") in POSTING_TYPES:
-                yield account_record(row)
-
-    def _link(self, row, name, fallback):
-        return row.get(name) or f"{row.get('self') or fallback}/{name}"
-
-    def _balances(self, window):
-        wanted = set(window.period_ends)
-        for _, year in self._years_in(window):
-            year_url = year.get("self") or f"accounting-years/{year.get('year')}"
-            for period in self.collection(self._link(year, "periods", year_url)):
-                end = parse_date(period.get("toDate"), "period end")
-                if wanted and end not in wanted:
-                    continue
-                period_url = period.get("self") or f"{year_url}/periods/{period.get('periodNumber')}"
-                for row in self.collection(self._link(period, "totals", period_url)):
-                    yield balance_record(row)
-
-    def _ledger_lines(self, window):
-        for _, year in self._years_in(window):
-            year_url = year.get("self") or f"accounting-years/{year.get('year')}"
-            for row in self.collection(self._link(year, "entries", year_url)):
-                yield ledger_line_record(row)

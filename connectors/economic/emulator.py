@@ -1,4 +1,4 @@
-"""e-conomic: the installation (consent) page and the legacy REST API over the generated books (``connectors/economic.py``).
+"""e-conomic: the installation (consent) page and the legacy REST API over the generated books (``connectors/economic/__init__.py``).
 
 Under ``/e-conomic`` (a connection's ``base_url`` is ``<sandbox>/e-conomic/api`` and its
 ``consent_url`` ``<sandbox>/e-conomic/secure/api1/requestaccess.aspx``):

@@ -11,6 +11,7 @@ import yaml
 
 from connectors.registry import ROOT as PACKAGES
 from connectors import companies_house as ch
+from connectors.auth import Basic
 from connectors.base import (
     AuthError, CompanyProfileRecord, ConfigError, ConnectorContext, DataError, NotFoundError, StreamState, SyncWindow,
 )
@@ -144,7 +145,8 @@ def connector(requests_mock, reference=mocks.NUMBER, base_url=mocks.BASE_URL, ap
 
 def test_spec_is_a_typed_firm_level_administration_package():
     spec = CompaniesHouse.spec
-    assert (spec.kind, spec.level, spec.auth, spec.reference_typed) == ("administration", "firm", "basic", True)
+    assert (spec.kind, spec.level, spec.reference_typed) == ("administration", "firm", True)
+    assert spec.auth == Basic(username_field="api_key", password_field=None)
     assert (spec.rate_budget.per_minute, spec.rate_budget.window_seconds, spec.rate_budget.per) == (600, 300, "key")
 
 

@@ -16,7 +16,7 @@ from connectors.base import (
     AccountRecord, AuthError, BalanceRecord, ConfigError, ConnectorContext, DataError, FiscalYearRecord,
     LedgerLineRecord, NotFoundError, StreamState, SyncWindow,
 )
-from connectors.economic import Economic, grant_from_callback, installation_url
+from connectors.economic import Economic
 from connectors.http import build_client, secrets_for
 from connectors.economic.emulator import agreement_number
 from tests.conftest import shared_path
@@ -24,6 +24,7 @@ from tests.connectors.mocks import economic as mocks
 from tests.connectors.mocks import fixture
 
 KEY = "economic"
+REDIRECT = "http://127.0.0.1/connect/economic"
 
 
 def build(requests_mock=None, config=None, credentials=None, reference=mocks.AGREEMENT):
@@ -39,24 +40,32 @@ def read(connector, stream, window=None):
     return list(connector.read(stream, StreamState(), window or mocks.window()))
 
 
+def consent_url(config, redirect_uri, state):
+    return Economic.spec.auth.consent_url(Economic, config, redirect_uri, state)
+
+
+def callback(args, config=None):
+    return Economic.spec.auth.callback(Economic, config or mocks.config(), args, REDIRECT)
+
+
 # --------------------------------------------------------------------------------------
 # Unit tests over the fixtures
 # --------------------------------------------------------------------------------------
 
 
 def test_installation_url_carries_the_state_in_the_redirect_and_the_callback_gives_the_grant():
-    url = installation_url(mocks.config(), "https://firm.example/connect/economic?dossier=12", "st-9")
+    url = consent_url(mocks.config(), "https://firm.example/connect/economic?dossier=12", "st-9")
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://secure.e-conomic.com/secure/api1/requestaccess.aspx"
     query = parse_qs(parts.query)
     assert query["appPublicToken"] == ["pub-firmsync-0001"]
     assert parse_qs(urlsplit(query["redirectUrl"][0]).query) == {"dossier": ["12"], "state": ["st-9"]}
     assert "econ-app-secret" not in url
-    assert grant_from_callback({"token": "grant-1", "state": "st-9"}) == {"agreement_grant_token": "grant-1"}
+    assert callback({"token": "grant-1", "state": "st-9"}) == {"agreement_grant_token": "grant-1"}
     with pytest.raises(AuthError, match="did not grant"):
-        grant_from_callback({"state": "st-9"})
+        callback({"state": "st-9"})
     with pytest.raises(ConfigError):
-        installation_url({}, "https://firm.example/cb", "s")
+        consent_url({}, "https://firm.example/cb", "s")
 
 
 def test_the_agreement_is_the_reference(requests_mock):
@@ -176,13 +185,8 @@ def test_a_fixture_that_breaks_the_spec_is_caught(spec):
 # End to end against the sandbox
 # --------------------------------------------------------------------------------------
 
-REDIRECT = "http://127.0.0.1/connect/economic"
-
-
 def sandbox_config(sandbox):
-    return {"app_secret_token": "economic-sandbox-secret", "app_public_id": "economic-sandbox-public",
-            "base_url": f"{sandbox.url}/e-conomic/api",
-            "consent_url": f"{sandbox.url}/e-conomic/secure/api1/requestaccess.aspx"}
+    return {name: value.replace("{sandbox}", sandbox.url) for name, value in Economic.spec.sandbox_config.items()}
 
 
 def company(sandbox, name_start):
@@ -191,7 +195,7 @@ def company(sandbox, name_start):
 
 def consent(sandbox, book, decision="allow"):
     """Open the installation page, pick the agreement, press a button: the callback's query."""
-    url = installation_url(sandbox_config(sandbox), REDIRECT, "state-3")
+    url = consent_url(sandbox_config(sandbox), REDIRECT, "state-3")
     page = requests.get(url, timeout=10)
     assert page.status_code == 200 and book.spec.name in unescape(page.text)
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
@@ -212,18 +216,18 @@ def test_consent_gives_a_grant_for_the_chosen_agreement(sandbox):
     book = company(sandbox, "Janssens")
     query = consent(sandbox, book)
     assert query["state"] == "state-3"
-    [ref] = sandbox_connector(sandbox, grant_from_callback(query)).list_references()
+    [ref] = sandbox_connector(sandbox, callback(query)).list_references()
     assert (ref.reference, ref.name) == (str(agreement_number(book.spec.id)), book.spec.name)
     refused = consent(sandbox, book, decision="deny")
     with pytest.raises(AuthError):
-        grant_from_callback(refused)
+        callback(refused)
     with pytest.raises(AuthError, match="connect"):
         sandbox_connector(sandbox, {"agreement_grant_token": "made-up"}).check()
 
 
 def test_full_read_matches_the_books_and_the_spec(sandbox, spec):
     book = company(sandbox, "Bakkerij")  # 500 lines: entries come in pages of 1,000, totals per month
-    credentials = grant_from_callback(consent(sandbox, book))
+    credentials = callback(consent(sandbox, book))
     economic = sandbox_connector(sandbox, credentials, str(agreement_number(book.spec.id)))
     economic.page_size = 100  # several pages of entries, as a big agreement would send
     assert economic.check().ok
