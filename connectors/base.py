@@ -32,7 +32,8 @@ from typing import Any, ClassVar, Iterator
 
 from connectors.auth import AuthStrategy, OAuth2Code
 from connectors.errors import (  # noqa: F401 - the contract's errors, importable from here too
-    AuthError, ConfigError, ConnectorError, DataError, NotFoundError, PermissionError, RateLimited, TransientError,
+    AuthError, ConfigError, ConnectorError, DataError, NotFoundError, PermissionError, RateLimited, RenewalRefused,
+    TransientError,
 )
 
 # --------------------------------------------------------------------------------------
@@ -376,6 +377,8 @@ class Connector:
         strategy = self.spec.auth
         try:
             return self.http.request(method, url, headers=headers, auth=strategy.requests_auth(self), **kwargs)
+        except RenewalRefused:
+            raise  # the renewal itself was refused: a second one cannot help
         except AuthError:
             if not strategy.renew(self):
                 raise

@@ -29,6 +29,11 @@ class AuthError(ConnectorError):
     category = "auth"
 
 
+class RenewalRefused(AuthError):
+    """Renewing the credentials failed (a refresh token refused or missing): renewing again
+    cannot help, so :meth:`connectors.base.Connector.request` never retries it."""
+
+
 class PermissionError(ConnectorError):  # noqa: A001 - the contract's name
     """The credentials work but may not read this company or resource."""
 

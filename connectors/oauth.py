@@ -22,7 +22,7 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from connectors.errors import AuthError, TransientError
+from connectors.errors import AuthError, RenewalRefused, TransientError
 from connectors.scrubbing import scrub_text
 
 #: (connect, read) seconds for token endpoint calls
@@ -168,7 +168,8 @@ class TokenManager:
             token = self._call_token_endpoint(refresh_token)
         except OAuthError as exc:
             if exc.error != "invalid_grant":
-                raise AuthError(self._expired_message(), detail=self._scrub(f"{exc.error}: {exc.description}")) from None
+                raise RenewalRefused(self._expired_message(),
+                                     detail=self._scrub(f"{exc.error}: {exc.description}")) from None
             # another process may have rotated the grant between our read and our call
             latest = self.load_credentials() or {}
             if latest.get("refresh_token") and latest.get("refresh_token") != refresh_token:
@@ -202,7 +203,7 @@ class TokenManager:
                 "An administrator must reconnect it.")
 
     def _expired(self, detail):
-        return AuthError(self._expired_message(), detail=self._scrub(detail))
+        return RenewalRefused(self._expired_message(), detail=self._scrub(detail))
 
     def _scrub(self, text):
         creds = self.load_credentials() or {}

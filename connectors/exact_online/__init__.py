@@ -1,31 +1,31 @@
-"""Exact Online: the shared connector behind ``exact_online_be``, ``exact_online_fr`` and ``exact_online_nl``.
+"""Exact Online: one connector for three country hosts (``exact_online_be``, ``exact_online_fr``, ``exact_online_nl``).
 
-The three countries run the same REST API (OData-v2 style JSON) on different hosts, and a
-token issued on one host is not valid on another, so each country is its own package
-(``connectors/exact_online_<cc>.py``: key, display name and host only). The sync reference is
-the division ``Code``. Docs: https://start.exactonline.nl/docs/HlpRestAPIResources.aspx
+The countries run the same REST API (OData-v2 style JSON) on different hosts, and a token
+issued on one host is not valid on another, so each host is its own package
+(:class:`ExactOnlineBE`, :class:`ExactOnlineFR`, :class:`ExactOnlineNL`: key, display name and
+host only). The sync reference is the division ``Code``. Notes: ``README.md`` beside this file.
+Docs: https://start.exactonline.nl/docs/HlpRestAPIResources.aspx
 """
 from __future__ import annotations
 
 import re
 import time
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 
 from marshmallow import Schema, fields
 
+from connectors import pagination, parsing
+from connectors.auth import OAuth2Code
 from connectors.base import (
-    ACCOUNTING, AUTH_OAUTH2, FIRM, AccountRecord, AuthError, BalanceRecord, CheckResult, CompanyRef, ConfigError,
-    Connector, ConnectorError, ConnectorSpec, DataError, DeletedRecord, FiscalYearRecord, LedgerLineRecord,
-    NotFoundError, OAuthSpec, PermissionError, RateBudget, RateLimited, StreamDef, SyncWindow,
+    ACCOUNTING, FIRM, AccountRecord, AuthError, BalanceRecord, CheckResult, CompanyRef, ConfigError, Connector,
+    ConnectorSpec, DataError, DeletedRecord, FiscalYearRecord, LedgerLineRecord, NotFoundError, PermissionError,
+    RateBudget, RateLimited, Stream,
 )
-from connectors.oauth import BearerAuth
-from connectors.pagination import next_link
 
+PACKAGE = "Exact Online"
 DOCS_URL = "https://start.exactonline.nl/docs/HlpRestAPIResources.aspx"
-#: sync/ and bulk/ endpoints answer 1,000 rows per page; the others 60
-SYNC_PAGE_SIZE = 1000
 #: sync/Deleted EntityType of transaction lines
 DELETED_TRANSACTION_LINES = 1
 #: ``$select`` is mandatory on sync endpoints
@@ -35,7 +35,6 @@ TRANSACTION_LINE_FIELDS = (
 )
 #: only documented names: https://start.exactonline.nl/docs/HlpRestAPIResourcesDetails.aspx?name=SystemSystemAllDivisions
 DIVISION_FIELDS = "Code,Description,Country,Currency,VATNumber,ChamberOfCommerceNumber"
-_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
 class ExactOnlineConfig(Schema):
@@ -50,6 +49,16 @@ class ExactOnlineConfig(Schema):
     )
 
 
+class ExactOAuth2Code(OAuth2Code):
+    """OAuth2 code grant renewed only after Exact's API refused the access token itself (see :meth:`renew`)."""
+
+    def renew(self, connector):
+        # not after a failed refresh, nor a blocked user or an expired password (a new token cures neither): Exact
+        # counts each refusal towards blocking the key (10 errors per endpoint an hour) and allows 200 token calls a
+        # day: https://forums.invantive.com/t/new-exact-online-api-limitations/1040/2
+        return connector.token_refused and super().renew(connector)
+
+
 def exact_spec(key, country, host):
     """The :class:`ConnectorSpec` of Exact Online in ``country`` served from ``host``."""
     config_schema = type(f"ExactOnline{country}Config", (ExactOnlineConfig,), {
@@ -60,25 +69,28 @@ def exact_spec(key, country, host):
         display_name=f"Exact Online ({country})",
         kind=ACCOUNTING,
         level=FIRM,
-        auth=AUTH_OAUTH2,
-        config_schema=config_schema,
-        api_version="v1",
-        docs_url=DOCS_URL,
-        # 60 calls a minute and 5,000 a day per division; 10 errors per endpoint per hour block the key
-        rate_budget=RateBudget(per_minute=60, per_day=5000, per="tenant"),
-        # endpoint paths are joined to the connection's base URL: a token is only valid on its own host
-        oauth=OAuthSpec(
+        # endpoints on the connection's own host (ExactOnline.oauth_endpoints), client id and secret in the token
+        # form, no PKCE: https://github.com/NangoHQ/nango/blob/master/packages/providers/providers.yaml (exact-online)
+        auth=ExactOAuth2Code(
             authorize_url="/api/oauth2/auth",
             token_url="/api/oauth2/token",
             scopes=(),
             pkce=False,
             rotating_refresh_token=True,
             access_token_seconds=600,
-            # Exact refuses a refresh while the access token is younger than ~9.5 minutes
+            # Exact refuses a refresh while the access token is younger than 570 s: https://docs.maesn.com/rate-limits
             refresh_margin_seconds=30,
             token_auth_method="client_secret_post",
         ),
+        config_schema=config_schema,
+        api_version="v1",
+        docs_url=DOCS_URL,
+        # 60 calls a minute and 5,000 a day per division: https://docs.maesn.com/rate-limits
+        rate_budget=RateBudget(per_minute=60, per_day=5000, per="tenant"),
         reference_label="division",
+        # one emulator serves the three hosts (connectors/exact_online/emulator.py)
+        sandbox_config={"base_url": "{sandbox}/exact-online", "client_id": "exact-sandbox-client",
+                        "client_secret": "exact-sandbox-secret", "accountant_divisions": True},
     )
 
 
@@ -87,24 +99,15 @@ def exact_spec(key, country, host):
 # --------------------------------------------------------------------------------------
 
 
-def parse_ms_datetime(value):
-    """``/Date(1704067200000)/`` (MS-JSON, milliseconds since 1970 UTC) -> aware ``datetime``.
-
-    ``None`` stays ``None``. The optional ``+0100`` suffix only says which offset the
-    server was in; the milliseconds are UTC either way.
-    """
-    if value in (None, ""):
-        return None
-    match = _MS_DATE.match(str(value))
-    if not match:
-        raise DataError(f"Exact Online sent a date Firmsync cannot read ({value!r}).")
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=int(match.group(1)))
+def ms_date(value, field):
+    """An Exact date (``/Date(ms)/``, midnight UTC) -> ``date``; anything else is a :class:`DataError`."""
+    # Exact sends every date as MS-JSON: https://start.exactonline.nl/docs/HlpRestAPIResources.aspx
+    return parsing.ms_json_date(value, field, PACKAGE)
 
 
-def parse_ms_date(value):
-    """``/Date(ms)/`` -> ``date`` (Exact stores dates as midnight, so the UTC day is the date)."""
-    moment = parse_ms_datetime(value)
-    return moment.date() if moment else None
+def optional_ms_moment(value, field):
+    """An Exact date-time (``/Date(ms)/``) -> aware UTC ``datetime``; ``None`` stays ``None``."""
+    return None if value in (None, "") else parsing.ms_json_datetime(value, field, PACKAGE)
 
 
 def odata_page(payload):
@@ -126,26 +129,9 @@ def odata_page(payload):
     return rows, body.get("__next") or None
 
 
-def amount(value):
-    """A JSON number as an exact :class:`Decimal` (via its text, never through binary float maths)."""
-    if value is None:
-        return Decimal("0")
-    return Decimal(str(value))
-
-
-def code(value):
-    """A string code without Exact's space padding (``"   400000"``, ``"FR "``, ``"EUR "``); ``None`` -> ``""``."""
-    # padded in recorded answers, not in the reference: https://start.exactonline.nl/docs/HlpRestAPIResources.aspx
-    return str(value if value is not None else "").strip()
-
-
-#: GL account codes are right-aligned with spaces in many divisions
-account_code = code
-
-
 def account_kind(balance_type, balance_side):
     """Canonical account kind from ``BalanceType`` (B balance sheet, W profit and loss) and ``BalanceSide``."""
-    balance_type, balance_side = code(balance_type), code(balance_side)
+    balance_type, balance_side = parsing.text(balance_type), parsing.text(balance_side)
     if balance_type == "W":
         return "income" if balance_side == "C" else "expense"
     if balance_type == "B":
@@ -161,10 +147,10 @@ def period_calendar(rows):
     """
     calendar = {}
     for row in rows:
-        start, end = parse_ms_date(row.get("StartDate")), parse_ms_date(row.get("EndDate"))
-        if start is None or end is None or row.get("FinYear") is None or row.get("FinPeriod") is None:
+        if any(row.get(name) in (None, "") for name in ("FinYear", "FinPeriod", "StartDate", "EndDate")):
             raise DataError("Exact Online sent a financial period without its year, number or dates.")
-        calendar[(int(row["FinYear"]), int(row["FinPeriod"]))] = (start, end)
+        calendar[(int(row["FinYear"]), int(row["FinPeriod"]))] = (
+            ms_date(row["StartDate"], "period start date"), ms_date(row["EndDate"], "period end date"))
     starts = {start for start, _ in calendar.values()}
     for key, (start, end) in calendar.items():
         if end in starts and end > start:
@@ -184,9 +170,10 @@ def fiscal_years(calendar):
 
 
 def account_record(row):
+    # GL account codes come right-aligned with spaces (recorded answers; not in the reference: DOCS_URL)
     return AccountRecord(
-        number=account_code(row.get("Code")),
-        name=(row.get("Description") or "").strip(),
+        number=parsing.text(row.get("Code")),
+        name=parsing.text(row.get("Description")),
         kind=account_kind(row.get("BalanceType"), row.get("BalanceSide")),
         source_id=row.get("ID"),
     )
@@ -209,14 +196,16 @@ def balance_records(rows, calendar):
             key = min((k for k in calendar if k[0] == key[0]), default=key)
         if key not in calendar:
             raise DataError(f"Exact Online sent a balance for period {period} of {year}, which is not one of its financial periods.")
-        value = row.get("Amount")
-        if value is None:
-            value = amount(row.get("AmountDebit")) - amount(row.get("AmountCredit"))
-        totals[(account_code(row.get("GLAccountCode")), key)] += amount(value)
+        if row.get("Amount") is None:
+            value = parsing.amount(row.get("AmountDebit"), "debit amount", PACKAGE) - \
+                parsing.amount(row.get("AmountCredit"), "credit amount", PACKAGE)
+        else:
+            value = parsing.amount(row["Amount"], "balance amount", PACKAGE)
+        totals[(parsing.text(row.get("GLAccountCode")), key)] += value
     return [
-        BalanceRecord(account=code, period_end=calendar[key][1], period_start=calendar[key][0],
+        BalanceRecord(account=account, period_end=calendar[key][1], period_start=calendar[key][0],
                       amount=total, basis="movement")
-        for (code, key), total in sorted(totals.items(), key=lambda item: (item[0][1], item[0][0]))
+        for (account, key), total in sorted(totals.items(), key=lambda item: (item[0][1], item[0][0]))
     ]
 
 
@@ -225,42 +214,41 @@ def ledger_line_record(row, calendar):
 
     ``FinancialYear`` + ``FinancialPeriod`` decide the booking period (not ``Date``).
     """
-    booking_date = parse_ms_date(row.get("Date"))
-    if not row.get("ID") or booking_date is None:
+    if not row.get("ID") or row.get("Date") in (None, ""):
         raise DataError("Exact Online sent a transaction line without its ID or date.")
     year, period = row.get("FinancialYear"), row.get("FinancialPeriod")
     span = calendar.get((int(year), int(period))) if year is not None and period is not None else None
     reference = row.get("YourRef") or row.get("InvoiceNumber") or row.get("EntryNumber") or ""
-    codes = {name: code(row.get(field)) for name, field in (("cost_center", "CostCenter"), ("cost_unit", "CostUnit"))}
-    dimensions = {name: value for name, value in codes.items() if value}
+    codes = {name: parsing.text(row.get(field)) for name, field in (("cost_center", "CostCenter"),
+                                                                    ("cost_unit", "CostUnit"))}
     return LedgerLineRecord(
         source_id=row["ID"],
-        booking_date=booking_date,
+        booking_date=ms_date(row["Date"], "booking date"),
         booking_period_end=span[1] if span else None,
-        account=account_code(row.get("GLAccountCode")),
-        amount=amount(row.get("AmountDC")),
+        account=parsing.text(row.get("GLAccountCode")),
+        amount=parsing.amount(row.get("AmountDC"), "line amount", PACKAGE),
         description=row.get("Description") or "",
         reference=str(reference),
-        journal=code(row.get("JournalCode")),
-        dimensions=dimensions,
-        modified_at=parse_ms_datetime(row.get("Modified")),
+        journal=parsing.text(row.get("JournalCode")),
+        dimensions={name: value for name, value in codes.items() if value},
+        modified_at=optional_ms_moment(row.get("Modified"), "modification time"),
     )
 
 
 def company_ref(row):
     """A division as a :class:`CompanyRef`; its codes come space-padded (``"FR "``, ``"EUR "``)."""
     # ChamberOfCommerceNumber now, ChamberOfCommerce in older answers: https://start.exactonline.nl/docs/HlpRestAPIResourcesDetails.aspx?name=SystemSystemDivisions
-    number = code(row.get("ChamberOfCommerceNumber")) or code(row.get("ChamberOfCommerce"))
-    details = {key: code(row.get(field)) for key, field in (
+    number = parsing.text(row.get("ChamberOfCommerceNumber")) or parsing.text(row.get("ChamberOfCommerce"))
+    details = {key: parsing.text(row.get(field)) for key, field in (
         ("country", "Country"), ("currency", "Currency"), ("vat_number", "VATNumber"),
-    ) if code(row.get(field))}
+    ) if parsing.text(row.get(field))}
     if number:
         details["company_number"] = number
-    return CompanyRef(reference=code(row["Code"]), name=(row.get("Description") or "").strip(), details=details)
+    return CompanyRef(reference=parsing.text(row["Code"]), name=parsing.text(row.get("Description")), details=details)
 
 
 # --------------------------------------------------------------------------------------
-# Error catalogue (PRODUCT-RESEARCH section 5)
+# Error catalogue (PRODUCT-RESEARCH section 5) and rate-limit headers
 # --------------------------------------------------------------------------------------
 
 _RECONNECT = "then an administrator reconnects the Exact Online connection in Firmsync."
@@ -289,11 +277,13 @@ ERROR_CATALOGUE = (
 
 
 def error_text(response):
-    """The human text of an Exact error body (OData ``error.message.value``), or ``""``."""
+    """The human text of an Exact JSON error body, or ``""``."""
+    # OData errors: {"error": {"code": "", "message": {"lang": "", "value": "..."}}}; the token endpoint's are
+    # OAuth's {"error", "error_description"}: https://start.exactonline.nl/docs/HlpRestAPIResources.aspx
     try:
         body = response.json()
     except ValueError:
-        return (response.text or "")[:500]
+        return ""
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         message = error.get("message")
@@ -307,18 +297,13 @@ def error_text(response):
 
 def classify_error(response, division=None):
     """The typed error for an Exact error response, from the catalogue, or ``None`` if it is not one of them."""
-    reason = response.headers.get("Reason") or response.headers.get("reason") or ""
-    text = error_text(response)
+    reason = response.headers.get("Reason") or ""
+    text = error_text(response) or (response.text or "")[:500]
     for reasons, patterns, error_class, message in ERROR_CATALOGUE:
         if reason in reasons or any(re.search(p, text, re.IGNORECASE) for p in patterns):
-            return error_class(message.format(division=division or "?"), detail=f"{response.status_code} {reason} {text}".strip())
+            return error_class(message.format(division=division or "?"),
+                               detail=f"{reason} {text}".strip()[:300])
     return None
-
-
-def error_message(response):
-    """Hook for the HTTP client: Exact's catalogue message for this response, or ``None``."""
-    error = classify_error(response)
-    return error.message if error else None
 
 
 def rate_limit_wait(headers, now_ms):
@@ -326,6 +311,7 @@ def rate_limit_wait(headers, now_ms):
 
     ``(0, False)`` while calls remain. ``X-RateLimit-*-Reset`` are Unix times in milliseconds.
     """
+    # the headers: https://forums.invantive.com/t/inzien-waardes-exact-online-kopteksten-voor-rate-limits/3102
     def number(name):
         try:
             return int(headers.get(name)) if headers.get(name) not in (None, "") else None
@@ -342,6 +328,76 @@ def rate_limit_wait(headers, now_ms):
 
 
 # --------------------------------------------------------------------------------------
+# Streams
+# --------------------------------------------------------------------------------------
+
+
+def sync_pages(exact, resource, select, state, condition=""):
+    """The pages of a ``sync/`` endpoint after ``state.bookmark`` (Exact's ``Timestamp``, an int),
+    advancing the bookmark to the highest ``Timestamp`` once each page has been read."""
+    since = int(state.bookmark or 0)
+    params = {"$select": select, "$filter": f"Timestamp gt {since}L{condition}"}
+    for page in exact.pages(exact.url(resource), params):
+        yield page
+        since = max([since] + [int(row["Timestamp"]) for row in page if row.get("Timestamp") is not None])
+        state.advance(since)
+
+
+class FiscalYears(Stream):
+    name, record_type, primary_key = "fiscal_years", FiscalYearRecord, "start"
+
+    def records(self, state, window):
+        yield from self.connector.years_in(window).values()
+
+
+class Accounts(Stream):
+    name, record_type, primary_key, paginator = "accounts", AccountRecord, "number", pagination.next_link
+
+    def records(self, state, window):
+        exact = self.connector
+        params = {"$select": "ID,Code,Description,BalanceType,BalanceSide"}
+        for row in exact.rows(exact.url("financial/GLAccounts"), params):
+            yield account_record(row)
+
+
+class Balances(Stream):
+    name, record_type, paginator = "balances", BalanceRecord, pagination.next_link
+
+    def records(self, state, window):
+        exact = self.connector
+        for year in exact.years_in(window):
+            # filter on ReportingYear (advised: https://start.exactonline.nl/docs/HlpRestAPIResourcesDetails.aspx?name=FinancialReportingBalance)
+            params = {"$filter": f"ReportingYear eq {year}",
+                      "$select": "ReportingYear,ReportingPeriod,GLAccountCode,Amount,AmountDebit,AmountCredit"}
+            yield from balance_records(exact.rows(exact.url("financial/ReportingBalance"), params), exact.calendar())
+
+
+class LedgerLines(Stream):
+    name, record_type, primary_key = "ledger_lines", LedgerLineRecord, "source_id"
+    #: the bookmark is Exact's row version ``Timestamp`` (an int, not a clock)
+    replication_key, paginator = "Timestamp", pagination.next_link
+
+    def records(self, state, window):
+        exact = self.connector
+        calendar = exact.calendar()
+        for page in sync_pages(exact, "sync/Financial/TransactionLines", TRANSACTION_LINE_FIELDS, state):
+            for row in page:
+                yield ledger_line_record(row, calendar)
+
+
+class Deleted(Stream):
+    name, record_type, primary_key = "deleted", DeletedRecord, "source_id"
+    replication_key, paginator = "Timestamp", pagination.next_link
+
+    def records(self, state, window):
+        condition = f" and EntityType eq {DELETED_TRANSACTION_LINES}"
+        for page in sync_pages(self.connector, "sync/Deleted", "Timestamp,EntityType,EntityKey", state, condition):
+            for row in page:
+                if row.get("EntityType") == DELETED_TRANSACTION_LINES and row.get("EntityKey"):
+                    yield DeletedRecord(source_id=row["EntityKey"])
+
+
+# --------------------------------------------------------------------------------------
 # Connector
 # --------------------------------------------------------------------------------------
 
@@ -349,86 +405,79 @@ def rate_limit_wait(headers, now_ms):
 class ExactOnline(Connector):
     """Exact Online for one country host; subclasses set :attr:`host` and :attr:`spec` only."""
 
+    streams = (FiscalYears, Accounts, Balances, LedgerLines, Deleted)
     #: the country's Exact Online address (a connection's ``base_url`` overrides it: the sandbox)
     host = "https://start.exactonline.nl"
+    #: the last answer refused the access token without a catalogued reason (:class:`ExactOAuth2Code` renews then only)
+    token_refused = False
+    _calendar = None
+    #: when the day's budget, spent, resets (``time.time()`` seconds)
+    _daily_until = None
 
     @property
     def base_url(self):
         return (self.config.get("base_url") or self.host).rstrip("/")
 
-    def streams(self):
-        return [
-            StreamDef("fiscal_years", FiscalYearRecord),
-            StreamDef("accounts", AccountRecord, primary_key="number"),
-            StreamDef("balances", BalanceRecord),
-            StreamDef("ledger_lines", LedgerLineRecord, incremental=True, primary_key="source_id"),
-            StreamDef("deleted", DeletedRecord, incremental=True, primary_key="source_id"),
-        ]
-
-    def __init__(self, context):
-        super().__init__(context)
-        self._calendar = None
-        self._bearer = None
-        self._error_response = None
-        self._daily_reset = None
-        if self.http is not None:
-            # always this instance's hook: get() needs the failed response to apply Exact's catalogue
-            self.http.error_message = self.error_message
-
-    # -- OAuth -------------------------------------------------------------------------
-    def auth(self):
-        """Bearer auth from the connection's :class:`connectors.oauth.TokenManager` (one per instance)."""
-        if self._bearer is None:
-            self._bearer = BearerAuth(self.token_manager(self.config.get("client_id"), self.config.get("client_secret")))
-        return self._bearer
+    @classmethod
+    def oauth_endpoints(cls, config):
+        # a token is only valid on the host that issued it: https://start.exactonline.nl/docs/HlpRestAPIResources.aspx
+        return cls.spec.auth.joined_to((config or {}).get("base_url") or cls.host)
 
     # -- HTTP ----------------------------------------------------------------------------
+    def request(self, method, url, *, headers=None, **kwargs):
+        """The kit's signed call; none while the division's daily budget is spent."""
+        if self._daily_until is not None:
+            wait = self._daily_until - time.time()
+            if wait > 0:
+                raise RateLimited(self._daily_message(), retry_after=wait, daily=True)
+            self._daily_until = None
+        self.token_refused = False
+        # Exact answers JSON only when asked: https://start.exactonline.nl/docs/HlpRestAPIResources.aspx
+        return super().request(method, url, headers={"Accept": "application/json", **(headers or {})}, **kwargs)
+
     def error_message(self, response):
-        """The HTTP client's hook: remember the failed response so :meth:`get` can apply Exact's catalogue."""
-        self._error_response = response
+        return error_text(response) or None
+
+    def interpret_response(self, response):
+        """Exact's error catalogue and ``X-RateLimit-*`` headers, before the kit's status table."""
+        self.token_refused = False
+        wait, daily = rate_limit_wait(response.headers, time.time() * 1000)
+        if daily:
+            self._daily_until = time.time() + wait
+        if response.status_code < 400:
+            limiter = getattr(self.http, "limiter", None)
+            if wait and not daily and limiter is not None:
+                # the next call waits (or defers the run) instead of earning a 429, which counts as an error at Exact
+                limiter.block(*self.http.budget_key, wait)
+            return None
         error = classify_error(response, self.reference)
-        return error.message if error else None
+        if error is not None:
+            # never retried: 10 errors per endpoint an hour block the key (https://docs.maesn.com/rate-limits)
+            return error
+        self.token_refused = response.status_code == 401
+        if response.status_code == 429 and wait:
+            message = self._daily_message() if daily else \
+                f"{self.spec.display_name} asked Firmsync to slow down. The sync will continue later."
+            return RateLimited(message, retry_after=wait, daily=daily)
+        return None
+
+    def _daily_message(self):
+        return (f"The daily {self.spec.display_name} API budget of this division is used up. "
+                "The sync will continue tomorrow.")
 
     def url(self, resource, division=None):
         return f"{self.base_url}/api/v1/{division if division is not None else self.division()}/{resource}"
 
-    def get(self, url, params=None):
-        """GET one Exact URL as JSON; Exact's error catalogue and ``X-RateLimit-*`` headers applied."""
-        if self._daily_reset is not None:
-            raise RateLimited(f"The daily {self.spec.display_name} API budget of this division is used up. "
-                              "The sync will continue tomorrow.", retry_after=self._daily_reset, daily=True)
-        self._error_response = None
-        try:
-            response = self.http.get(url, params=params, headers={"Accept": "application/json"},
-                                     auth=self.auth())
-        except ConnectorError as error:
-            failed, self._error_response = self._error_response, None
-            catalogued = classify_error(failed, self.reference) if failed is not None else None
-            if catalogued is not None:
-                raise catalogued from None
-            if isinstance(error, RateLimited) and failed is not None:
-                wait, daily = rate_limit_wait(failed.headers, time.time() * 1000)
-                if wait:
-                    raise RateLimited(error.message, retry_after=wait, daily=daily, detail=error.detail) from None
-            raise
-        wait, daily = rate_limit_wait(response.headers, time.time() * 1000)
-        if daily:
-            self._daily_reset = wait
-        elif wait and getattr(self.http, "limiter", None) is not None:
-            # the next call waits (or defers the run) instead of earning a 429, which counts as an error at Exact
-            self.http.limiter.block(*self.http.budget_key, wait)
-        return self.http.json_of(response)
-
     def pages(self, url, params=None):
         """The rows of each page of an OData list, following ``__next`` (on this host only) until the last page."""
         def fetch(page_url):
-            payload = self.get(page_url, params if page_url == url else None)
-            rows, following = odata_page(payload)
+            rows, following = odata_page(self.get_json(page_url, params=params if page_url == url else None))
+            # the bearer token must never go to another host
             if following and not following.startswith(self.base_url + "/"):
                 raise DataError(f"{self.spec.display_name} sent a next-page link to another address.",
                                 detail=following.split("?")[0])
             return [rows], following
-        return next_link(fetch, url, package=self.spec.display_name)
+        return pagination.next_link(fetch, url, package=self.spec.display_name)
 
     def rows(self, url, params=None):
         for page in self.pages(url, params):
@@ -442,7 +491,7 @@ class ExactOnline(Connector):
         return int(self.reference)
 
     def me(self):
-        rows, _ = odata_page(self.get(f"{self.base_url}/api/v1/current/Me"))
+        rows, _ = odata_page(self.get_json(f"{self.base_url}/api/v1/current/Me"))
         if not rows or rows[0].get("CurrentDivision") is None:
             raise DataError(f"{self.spec.display_name} did not say which division the user works in.")
         return rows[0]
@@ -466,65 +515,19 @@ class ExactOnline(Connector):
         return sorted(refs, key=lambda ref: ref.name.lower())
 
     def calendar(self):
+        """The division's ``{(year, period): (start, end)}`` (read once per connector)."""
         if self._calendar is None:
             params = {"$select": "FinYear,FinPeriod,StartDate,EndDate"}
             self._calendar = period_calendar(self.rows(self.url("financial/FinancialPeriods"), params))
         return self._calendar
 
-    def read(self, stream, state, window):
-        readers = {
-            "fiscal_years": self._fiscal_years,
-            "accounts": self._accounts,
-            "balances": self._balances,
-            "ledger_lines": self._ledger_lines,
-            "deleted": self._deleted,
-        }
-        if stream not in readers:
-            raise ConfigError(f"{self.spec.display_name} has no stream called {stream!r}.")
-        return readers[stream](state, window or SyncWindow())
-
-    def _years_in(self, window):
+    def years_in(self, window):
         """``{financial year number: FiscalYearRecord}`` of the years overlapping ``window``."""
         numbers = sorted({year for year, _ in self.calendar()})
         return {
             number: record for number, record in zip(numbers, fiscal_years(self.calendar()))
             if (window.end is None or record.start <= window.end) and (window.start is None or record.end >= window.start)
         }
-
-    def _fiscal_years(self, state, window):
-        yield from self._years_in(window).values()
-
-    def _accounts(self, state, window):
-        params = {"$select": "ID,Code,Description,BalanceType,BalanceSide"}
-        for row in self.rows(self.url("financial/GLAccounts"), params):
-            yield account_record(row)
-
-    def _balances(self, state, window):
-        for year in self._years_in(window):
-            params = {"$filter": f"ReportingYear eq {year}",
-                      "$select": "ReportingYear,ReportingPeriod,GLAccountCode,Amount,AmountDebit,AmountCredit"}
-            yield from balance_records(self.rows(self.url("financial/ReportingBalance"), params), self.calendar())
-
-    def _ledger_lines(self, state, window):
-        calendar = self.calendar()
-        since = int(state.bookmark or 0)
-        params = {"$select": TRANSACTION_LINE_FIELDS, "$filter": f"Timestamp gt {since}L"}
-        for page in self.pages(self.url("sync/Financial/TransactionLines"), params):
-            for row in page:
-                yield ledger_line_record(row, calendar)
-            since = max([since] + [int(row["Timestamp"]) for row in page if row.get("Timestamp") is not None])
-            state.advance(since)
-
-    def _deleted(self, state, window):
-        since = int(state.bookmark or 0)
-        params = {"$select": "Timestamp,EntityType,EntityKey",
-                  "$filter": f"Timestamp gt {since}L and EntityType eq {DELETED_TRANSACTION_LINES}"}
-        for page in self.pages(self.url("sync/Deleted"), params):
-            for row in page:
-                if row.get("EntityType") == DELETED_TRANSACTION_LINES and row.get("EntityKey"):
-                    yield DeletedRecord(source_id=row["EntityKey"])
-            since = max([since] + [int(row["Timestamp"]) for row in page if row.get("Timestamp") is not None])
-            state.advance(since)
 
 
 # -- the three hosts: one connection each (a token of one host is not valid on another) --------
@@ -542,4 +545,3 @@ class ExactOnlineFR(ExactOnline):
 class ExactOnlineNL(ExactOnline):
     host = "https://start.exactonline.nl"
     spec = exact_spec("exact_online_nl", "NL", host)
-

@@ -1,4 +1,4 @@
-"""Exact Online: the REST API of ``connectors/exact_online*.py`` (one emulator serves BE, FR and NL).
+"""Exact Online: the REST API of ``connectors/exact_online/`` (one emulator serves BE, FR and NL).
 
 Base URL ``/exact-online`` (what a connection's ``base_url`` points at):
 

@@ -4,7 +4,6 @@ the grant)."""
 import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,7 +18,7 @@ from connectors.exact_online import ExactOnlineBE
 from connectors.exact_online import ExactOnlineFR
 from connectors.exact_online import ExactOnlineNL
 from connectors.http import build_client
-from connectors.oauth import TokenManager, authorization_url, exchange_code
+from connectors.oauth import TokenManager
 from connectors.registry import ROOT as PACKAGES, all_connectors
 from connectors.companies_house.emulator import company_number
 from tests.connectors.mocks import exact_online_be as mocks
@@ -45,13 +44,15 @@ def fake_response(status, body, headers=None):
 
 
 def test_ms_json_dates():
-    assert exact.parse_ms_date("/Date(1704067200000)/") == date(2024, 1, 1)
-    assert exact.parse_ms_datetime("/Date(1738593005000)/") == datetime(2025, 2, 3, 14, 30, 5, tzinfo=timezone.utc)
-    assert exact.parse_ms_date("/Date(1704067200000+0100)/") == date(2024, 1, 1)
-    assert exact.parse_ms_date("/Date(-86400000)/") == date(1969, 12, 31)
-    assert exact.parse_ms_date(None) is None
-    with pytest.raises(DataError):
-        exact.parse_ms_date("2024-01-01")
+    assert exact.ms_date("/Date(1704067200000)/", "booking date") == date(2024, 1, 1)
+    assert exact.optional_ms_moment("/Date(1738593005000)/", "modification time") == \
+        datetime(2025, 2, 3, 14, 30, 5, tzinfo=timezone.utc)
+    assert exact.ms_date("/Date(1704067200000+0100)/", "booking date") == date(2024, 1, 1)
+    assert exact.ms_date("/Date(-86400000)/", "booking date") == date(1969, 12, 31)
+    assert exact.optional_ms_moment(None, "modification time") is None
+    with pytest.raises(DataError) as caught:
+        exact.ms_date("2024-01-01", "booking date")  # Exact sends MS-JSON only
+    assert "booking date" in caught.value.message
 
 
 def test_odata_envelope_and_next_link():
@@ -218,6 +219,10 @@ def test_three_country_packages_share_one_connector():
         "https://start.exactonline.nl"
     oauth = ExactOnlineBE.spec.oauth
     assert oauth.rotating_refresh_token and oauth.access_token_seconds == 600 and oauth.refresh_margin_seconds == 30
+    # a token is valid only on its own host: the OAuth endpoints follow the connection's host
+    assert ExactOnlineFR.oauth_endpoints({}).token_url == "https://start.exactonline.fr/api/oauth2/token"
+    assert ExactOnlineFR.oauth_endpoints({"base_url": "http://sandbox.test/exact-online"}).authorize_url == \
+        "http://sandbox.test/exact-online/api/oauth2/auth"
     assert ExactOnlineBE.spec.rate_budget.per_minute == 60 and ExactOnlineBE.spec.rate_budget.per_day == 5000
 
 
@@ -308,6 +313,18 @@ def test_blocked_user_is_an_auth_error(requests_mock):
     with pytest.raises(AuthError) as caught:
         conn.check()
     assert "blocked" in caught.value.message and "exact-client-secret" not in caught.value.message
+    assert requests_mock.call_count == 1, "no token renewal for a blocked user (Exact counts every error)"
+
+
+def test_an_access_token_refused_before_its_time_is_renewed_once(requests_mock):
+    conn = connector(requests_mock)
+    token = requests_mock.post(f"{mocks.BASE_URL}/api/oauth2/token", json=fixture("token.json"))
+    me = requests_mock.get(f"{mocks.BASE_URL}/api/v1/current/Me", [
+        {"status_code": 401, "json": {"error": {"code": "", "message": {"lang": "", "value": "Unauthorized"}}}},
+        {"json": fixture("current_me.json")}])
+    conn.me()
+    assert token.call_count == 1 and me.call_count == 2
+    assert me.last_request.headers["Authorization"] == "Bearer gAAAAexact-access-1"
 
 
 def test_minutely_budget_header_blocks_the_limiter(requests_mock, redis_db):
@@ -380,6 +397,16 @@ def test_expired_access_token_is_refreshed_with_client_secret_post_and_rotation(
     assert me_call.headers["Authorization"] == "Bearer gAAAAexact-access-1"
 
 
+def test_a_refused_refresh_is_not_tried_again(requests_mock):
+    mocks.register(requests_mock, mocks.BASE_URL)
+    token = requests_mock.post(f"{mocks.BASE_URL}/api/oauth2/token", status_code=400, json={"error": "invalid_grant"})
+    conn = ExactOnlineBE(ConnectorContext(config=mocks.config(), credentials=mocks.credentials() | {"expires_at": 1},
+                                          reference=mocks.DIVISION, http=build_client(ExactOnlineBE.spec)))
+    with pytest.raises(AuthError):
+        conn.me()
+    assert token.call_count == 1, "Exact allows 200 token calls a day: a dead refresh token is not sent twice"
+
+
 def test_token_younger_than_the_margin_is_not_refreshed(requests_mock):
     conn = connector(requests_mock)  # expires in 540 s: Exact would refuse a refresh now
     token = requests_mock.post(f"{mocks.BASE_URL}/api/oauth2/token", json=fixture("token.json"))
@@ -397,21 +424,25 @@ REDIRECT = "https://firmsync.example.test/oauth/callback"
 
 
 def sandbox_config(sandbox):
-    return {"base_url": f"{sandbox.url}/exact-online", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    """The spec's sandbox configuration (the same for the three hosts) with the sandbox's URL."""
+    config = {name: value.replace("{sandbox}", sandbox.url) if isinstance(value, str) else value
+              for name, value in ExactOnlineBE.spec.sandbox_config.items()}
+    assert (config["client_id"], config["client_secret"]) == (CLIENT_ID, CLIENT_SECRET)
+    return config
 
 
 def grant_by_consent(sandbox):
     """The OAuth authorization-code flow through the sandbox's consent page."""
-    base_url = f"{sandbox.url}/exact-online"
-    url = authorization_url(ExactOnlineBE.spec, CLIENT_ID, REDIRECT, "state-123", base_url=base_url)
-    assert url.startswith(f"{base_url}/api/oauth2/auth?")
+    config, auth = sandbox_config(sandbox), ExactOnlineBE.spec.auth
+    url = auth.consent_url(ExactOnlineBE, config, REDIRECT, "state-123")
+    assert url.startswith(f"{config['base_url']}/api/oauth2/auth?")
     page = requests.get(url, timeout=10)
     assert page.status_code == 200 and 'id="allow"' in page.text
     form = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()} | {"decision": "allow"}
-    answer = requests.post(f"{base_url}/api/oauth2/auth", data=form, allow_redirects=False, timeout=10)
-    query = parse_qs(urlsplit(answer.headers["Location"]).query)
-    assert query["state"] == ["state-123"]
-    return exchange_code(ExactOnlineBE.spec, CLIENT_ID, CLIENT_SECRET, query["code"][0], REDIRECT, base_url=base_url)
+    answer = requests.post(f"{config['base_url']}/api/oauth2/auth", data=form, allow_redirects=False, timeout=10)
+    query = {name: values[0] for name, values in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+    assert query["state"] == "state-123"
+    return auth.callback(ExactOnlineBE, config, query, REDIRECT)
 
 
 def divisions(sandbox):
@@ -466,8 +497,8 @@ def test_sandbox_refresh_rotates_once_and_the_old_refresh_token_is_dead(sandbox)
     assert sandbox.stats()["token_refreshes"]["exact_online"] == 1
     assert len(saved) == 1 and saved[0]["refresh_token"] != credentials["refresh_token"]
     # a worker that still holds the old refresh token cannot use it again
-    manager = TokenManager(ExactOnlineBE.spec, CLIENT_ID, CLIENT_SECRET, load_credentials=lambda: stale,
-                           save_credentials=saved.append, base_url=f"{sandbox.url}/exact-online")
+    manager = TokenManager(ExactOnlineBE.oauth_endpoints(sandbox_config(sandbox)), CLIENT_ID, CLIENT_SECRET,
+                           load_credentials=lambda: stale, save_credentials=saved.append)
     with pytest.raises(AuthError):
         manager.access_token()
 

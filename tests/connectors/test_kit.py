@@ -179,3 +179,14 @@ def test_dates_in_the_vendors_shapes():
 
 def test_padded_strings():
     assert parsing.text("FR ") == "FR" and parsing.text(None) == "" and parsing.text(400000) == "400000"
+
+
+def test_a_refused_refresh_is_not_tried_twice(requests_mock):
+    requests_mock.get(f"{API}/accounts", json={})
+    requests_mock.post(f"{API}/oauth/token", status_code=400, json={"error": "invalid_grant"})
+    connector = books(OAUTH, {"access_token": "old", "refresh_token": "dead", "expires_at": 0},
+                      {"client_id": "cid", "client_secret": "sk-kit-secret"})
+    with pytest.raises(AuthError, match="reconnect"):
+        connector.get_json(f"{API}/accounts")
+    assert sum(r.method == "POST" for r in requests_mock.request_history) == 1
+    assert not any(r.method == "GET" for r in requests_mock.request_history)
