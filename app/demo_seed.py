@@ -170,9 +170,6 @@ def seed_demo(db, *, sandbox=True):
 #: where the sandbox's consent pages send the code back; nothing listens there, the seed reads
 #: the code from the redirect itself
 DEMO_REDIRECT_URI = "http://127.0.0.1:5000/oauth/callback"
-EXACT_APP = {"client_id": "exact-sandbox-client", "client_secret": "exact-sandbox-secret"}
-DEMO_BOOKS_KEY = "demo-key"
-COMPANIES_HOUSE_KEY = "companies-house-key"
 
 #: firm-level connections of the demo: key -> (name, package, kind)
 CONNECTIONS = {
@@ -328,16 +325,15 @@ def _firm_connection(db, firm, key, outcome):
         connection = Connection(firm_id=firm.id, package=package, kind=kind, level="firm", name=name)
         db.session.add(connection)
         outcome.created["connections"] += 1
-    base = sandbox_url()
-    if key == "exact":
-        _granted(db, connection, _spec(package),
-                 {"base_url": f"{base}/exact-online", "accountant_divisions": True, **EXACT_APP})
-    elif key == "companies_house":
-        connection.config = {"base_url": f"{base}/companies-house"}
-        connection.credentials = {"api_key": COMPANIES_HOUSE_KEY}
+    spec = _spec(package)
+    config = {name: value.replace("{sandbox}", sandbox_url()) if isinstance(value, str) else value
+              for name, value in spec.sandbox_config.items()}
+    if spec.auth.consent:
+        _granted(db, connection, spec, config)
     else:
-        connection.config = {"base_url": f"{base}/demo"}
-        connection.credentials = {"api_key": DEMO_BOOKS_KEY}
+        from app import oauth_flow
+
+        connection.config, connection.credentials = oauth_flow.split_config(spec, config)
     db.session.flush()
     return connection
 
