@@ -23,7 +23,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
-from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import selectinload
 from wtforms import SelectField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
@@ -33,11 +33,9 @@ from admin_views.choices import ScopedMultipleField, firm_groups, firm_members
 from admin_views.formatting import badge, status_badge, timestamp, when, yes_no
 from app.access import SESSION_FIRM_KEY, can, current_actor
 from app.extensions import db
-from app.models import (
-    Account, AuditEvent, CompanyProfile, Connection, Dossier, DossierLink, FiscalYear, Frequency, LedgerLine,
-    OpeningBalance, Period, PeriodBalance, Role, RunStatus, SyncRun, User,
-)
+from app.models import Connection, Dossier, DossierLink, Frequency, Role, RunStatus
 from app.models.base import utcnow
+from app.services.dossiers import delete_dossier_rows, keep_creators_access
 
 EVERYONE = {Role.ADMIN, Role.STAFF, Role.EXTERNAL, SUPPORT}
 CONTRIBUTORS = {Role.ADMIN, Role.STAFF}
@@ -346,24 +344,6 @@ def _may_reconnect(actor, connection, dossier):
     return can(actor, "setup_sync", connection.owner_dossier_id)
 
 
-def delete_dossier_rows(dossier):
-    """Delete everything that belongs to ``dossier`` (children first), not the dossier row itself.
-
-    Done explicitly rather than through ``ON DELETE CASCADE`` so SQLite (foreign keys off)
-    and PostgreSQL end in the same state.
-    """
-    by_dossier = lambda model: delete(model).where(model.dossier_id == dossier.id)  # noqa: E731
-    for model in (SyncRun, LedgerLine, PeriodBalance, OpeningBalance, Period, FiscalYear, Account, CompanyProfile):
-        db.session.execute(by_dossier(model))
-    db.session.execute(update(AuditEvent).where(AuditEvent.dossier_id == dossier.id).values(dossier_id=None))
-    for link in list(dossier.links):
-        db.session.delete(link)
-    db.session.flush()
-    db.session.execute(delete(Connection).where(Connection.owner_dossier_id == dossier.id))
-    dossier.users.clear()
-    dossier.groups.clear()
-
-
 class DossierView(SecureModelView):
     model_class = Dossier
     menu_name = _l("Files")
@@ -493,12 +473,8 @@ class DossierView(SecureModelView):
         return super().allowed(operation)
 
     def on_model_change(self, form, model, is_created):
-        actor = self.actor
-        if is_created and actor.role == Role.STAFF:
-            # staff keep access to the file they create, even when it is private
-            me = db.session.get(User, actor.user_id)
-            if me not in model.users:
-                model.users.append(me)
+        if is_created:
+            keep_creators_access(self.actor, model)
         super().on_model_change(form, model, is_created)
 
     def on_model_delete(self, model):
