@@ -80,6 +80,5 @@ def init_app(app):
     app.cli.add_command(users_cli)
     app.cli.add_command(crypto_cli)
     app.cli.add_command(seed_cli)
-    from jobs.cli import init_app as init_jobs_cli
-
-    init_jobs_cli(app)
+    # ``flask worker`` and ``flask sync ...`` come from the jobs package through the
+    # ``flask.commands`` entry points in pyproject.toml: the factory does not import the jobs

@@ -7,13 +7,15 @@
 * ``flask sync reap`` marks interrupted runs failed and queues them again;
 * ``flask sync cancel --run ID`` cancels a run;
 * ``flask sync cron`` loops: nightly fan-out and reaper every minute, until Ctrl-C.
+
+Flask finds these commands through the ``flask.commands`` entry points of ``pyproject.toml``.
 """
 import logging
 import signal
 import time
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 sync_cli = AppGroup("sync", help="Sync runs: queue, schedule, reap.")
 
@@ -26,6 +28,7 @@ sync_cli = AppGroup("sync", help="Sync runs: queue, schedule, reap.")
 @click.option("--name", default=None, help="Worker name (default: random).")
 @click.option("--max-jobs", type=int, default=None, help="Quit after this many jobs.")
 @click.option("--logging-level", default="INFO", show_default=True)
+@with_appcontext
 def worker_command(queues, burst, with_scheduler, name, max_jobs, logging_level):
     """Run a sync worker (jobs run inside this application)."""
     from jobs.worker import make_worker
@@ -106,9 +109,3 @@ def sync_cron(interval, rounds):
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo("cron stopped")
-
-
-def init_app(app):
-    """Register ``flask worker`` and ``flask sync ...``."""
-    app.cli.add_command(worker_command)
-    app.cli.add_command(sync_cli)
