@@ -4,13 +4,21 @@ The form of a connection is built from its connector's schema
 (:mod:`admin_views.connection_forms`); secret values go to ``Connection.credentials``
 (encrypted by the column type) and never come back into a page, a list, an export, a log
 or the audit trail.
+
+*Test connection* and *Refresh companies* only queue a short job
+(:func:`app.services.connections.request_check` / ``request_references``) and come back at
+once; ``/admin/connections/task/?id=<id>&kind=check|references`` answers the job's state as
+JSON for the page's small poller (:func:`task_answer`, shared with the Sync tab and the
+new-client wizard), and the outcome stored on the connection shows after a reload without
+JavaScript.
 """
 import logging
 
-from flask import abort, flash, request, url_for
+from flask import abort, flash, jsonify, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.helpers import get_form_data
+from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
@@ -20,7 +28,8 @@ from admin_views.base import SUPPORT, SecureModelView
 from admin_views.connection_forms import ConnectionForm, connection_form_class
 from admin_views.formatting import badge, status_badge, timestamp
 from app import audit, oauth_flow
-from app.services.connections import check_connection, refresh_references
+from app.services import connections as connection_service
+from app.services.connections import CHECK, FAILED, IDLE, REFERENCES
 from app.extensions import db
 from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Role
 from connectors import registry
@@ -48,11 +57,97 @@ def _package_name(view, context, model, name):
     return spec.display_name if spec else model.package
 
 
+def _running_task(context, kind, connection_id):
+    """The list page's queued or running task of ``kind`` on a connection, else None."""
+    state = ((context.get("connection_tasks") if context is not None else None) or {}).get((kind, connection_id))
+    return state if state is not None and state.active else None
+
+
 def _last_check(view, context, model, name):
+    state = _running_task(context, CHECK, model.id)
+    if state is not None:
+        return task_cell(state, model)
     if model.last_check_at is None:
-        return "never"
+        return gettext("never")
     mark = "✓" if model.last_check_ok else "✗"
     return Markup(f'<span title="{escape(model.last_check_message or "")}">{mark} {escape(timestamp(model.last_check_at))}</span>')
+
+
+def _reference_count(view, context, model, name):
+    state = _running_task(context, REFERENCES, model.id)
+    if state is not None:
+        return task_cell(state, model)
+    return len(model.references or [])
+
+
+# -- console tasks (test, refresh companies): what the pages and the poller show ----------
+
+def task_url(state, connection):
+    """Where the poller asks how the task stands (the Connections screen's JSON endpoint)."""
+    return url_for("connections.task", id=connection.id, kind=state.kind)
+
+
+def task_text(state, connection):
+    """``(mark, sentence, message)`` for a task: what the page shows in its place.
+
+    Queued or running: "Testing connection…" / "Asking <package> for its companies…"; done:
+    ✓ or ✗, a sentence and the package's message; a broken job: ✗ and "try again". A test
+    with no job known shows the connection's last stored outcome; a refresh shows nothing.
+    """
+    if state.active:
+        if state.kind == CHECK:
+            return "", gettext("Testing connection…"), ""
+        return "", gettext("Asking %(package)s for its companies…", package=package_display_name(connection.package)), ""
+    if state.state == FAILED:
+        return "✗", gettext("The job stopped before it finished; please try again."), ""
+    if state.kind == CHECK:
+        if state.state == IDLE:
+            if connection.last_check_at is None:
+                return "", "", ""
+            ok, message = connection.last_check_ok, connection.last_check_message or ""
+        else:
+            ok, message = state.ok, state.message
+        return ("✓", gettext("Connection works."), message) if ok else ("✗", gettext("Test failed."), message)
+    if state.state == IDLE:
+        return "", "", ""
+    if state.ok:
+        count = state.count or 0
+        return "✓", ngettext("%(num)d company found.", "%(num)d companies found.", count), ""
+    return "✗", gettext("The list could not be refreshed."), state.message
+
+
+def task_answer(state, connection):
+    """The poller's JSON for a task on ``connection`` (after the job, what the connection stores)."""
+    mark, text, message = task_text(state, connection)
+    answer = {"kind": state.kind, "connection_id": connection.id, "state": state.state, "active": state.active,
+              "ok": state.ok, "message": message, "mark": mark, "text": text, "count": state.count,
+              "status": connection.status}
+    if state.kind == CHECK:
+        answer.update(last_check_at=timestamp(connection.last_check_at, gettext("never")),
+                      last_check_ok=connection.last_check_ok)
+    else:
+        answer.update(references=[{"reference": str(ref.get("reference")), "name": ref.get("name") or ""}
+                                  for ref in connection.references or []],
+                      refreshed_at=timestamp(connection.references_refreshed_at, gettext("never")))
+    return answer
+
+
+def task_cell(state, connection, url=None):
+    """A task's place in a page: a spinner and the text while it runs, then the outcome.
+
+    The element carries the poll URL (``data-url``) and whether it is still running
+    (``data-active``); the script of ``admin/connection_task.html`` takes it from there.
+    """
+    mark, text, message = task_text(state, connection)
+    active = state.active
+    return Markup(
+        f'<span class="fs-connection-task" data-kind="{escape(state.kind)}" data-connection="{connection.id}" '
+        f'data-url="{escape(url or task_url(state, connection))}" data-active="{"yes" if active else "no"}" '
+        f'data-state="{escape(state.state)}" role="status">'
+        f'<span class="fs-task-spinner spinner-border spinner-border-sm text-secondary{"" if active else " d-none"}"></span> '
+        f'<span class="fs-task-mark">{escape(mark)}</span> <span class="fs-task-text">{escape(text)}</span> '
+        f'<span class="fs-task-message text-muted">{escape(message)}</span></span>'
+    )
 
 
 def _linked_dossiers(view, context, model, name):
@@ -103,6 +198,7 @@ class ConnectionView(SecureModelView):
     action_permissions = {"check": ADMIN_ONLY, "refresh_references": ADMIN_ONLY}
     create_template = "admin/connection_create.html"
     details_template = "admin/connection_details.html"
+    list_template = "admin/connection_list.html"
 
     column_list = ("name", "package", "kind", "status", "last_check_at", "references", "linked_dossiers")
     column_details_list = (
@@ -122,7 +218,7 @@ class ConnectionView(SecureModelView):
         "package": _package_name,
         "status": _status,
         "last_check_at": _last_check,
-        "references": lambda v, c, m, n: len(m.references or []),
+        "references": _reference_count,
         "linked_dossiers": _linked_dossiers,
         "references_refreshed_at": lambda v, c, m, n: timestamp(m.references_refreshed_at),
     }
@@ -183,9 +279,18 @@ class ConnectionView(SecureModelView):
 
     def render(self, template, **kwargs):
         kwargs.setdefault("reconnect_button", reconnect_button)
+        kwargs.setdefault("task_cell", task_cell)
         if template == self.details_template and kwargs.get("model") is not None:
-            kwargs["linked_files"] = linked_files(kwargs["model"], self.actor)
+            model = kwargs["model"]
+            kwargs["linked_files"] = linked_files(model, self.actor)
             kwargs["badge"] = badge
+            kwargs["check_task"] = connection_service.task_state(CHECK, model.id)
+            kwargs["references_task"] = connection_service.task_state(REFERENCES, model.id)
+        if template == self.list_template and kwargs.get("data"):
+            ids = [row.id for row in kwargs["data"]]
+            kwargs["connection_tasks"] = {
+                (kind, connection_id): state for kind in (CHECK, REFERENCES)
+                for connection_id, state in connection_service.task_states(kind, ids).items()}
         if template == self.create_template:
             spec = package_spec(request.args.get("package", ""))
             kwargs["uses_consent"] = bool(spec and oauth_flow.uses_consent(spec))
@@ -240,21 +345,43 @@ class ConnectionView(SecureModelView):
             return False
         return super().delete_model(model)
 
-    # -- actions -------------------------------------------------------------------
+    # -- actions: they queue a job and come back at once ------------------------------
     @action("check", "Test connection")
     def action_check(self, ids):
+        """Queue a test of each selected connection; the page shows each outcome when it is ready."""
         for connection in self.scoped(ids):
-            ok, message = check_connection(connection, self.actor)
-            flash(f"{connection.name}: {'connection works' if ok else 'test failed'}. {message}".strip(),
-                  "success" if ok else "error")
-        db.session.commit()
+            state = connection_service.request_check(self.actor, connection)
+            if state.new:
+                flash(gettext("%(name)s: testing the connection; the result appears on this page when it is ready.",
+                              name=connection.name), "info")
+            else:
+                flash(gettext("%(name)s: a test is already under way.", name=connection.name), "info")
 
     @action("refresh_references", "Refresh companies")
     def action_refresh_references(self, ids):
+        """Queue a refresh of the companies of each selected connection."""
         for connection in self.scoped(ids):
-            count, error = refresh_references(connection, self.actor)
-            if error is None:
-                flash(f"{connection.name}: {count} companies found.", "success")
+            state = connection_service.request_references(self.actor, connection)
+            if state.new:
+                flash(gettext("%(name)s: asking %(package)s for its companies; the list appears on this page "
+                              "when it is ready.", name=connection.name,
+                              package=package_display_name(connection.package)), "info")
             else:
-                flash(f"{connection.name}: the companies could not be refreshed. {error}", "error")
-        db.session.commit()
+                flash(gettext("%(name)s: the companies are already being asked for.", name=connection.name), "info")
+
+    @expose("/task/")
+    def task(self):
+        """JSON: how the test (``kind=check``) or the refresh (``kind=references``) of one connection stands.
+
+        Scoped like the details page (404 outside the actor's firm), and only for those who
+        may ask for that task (403: support staff, who see the list but do not act).
+        """
+        kind = request.args.get("kind")
+        if kind not in (CHECK, REFERENCES):
+            abort(404)
+        connection = self.get_one(request.args.get("id"))
+        allowed = (connection_service.may_check(self.actor, connection) if kind == CHECK
+                   else connection_service.may_refresh_references(self.actor, connection))
+        if not allowed:
+            abort(403)
+        return jsonify(task_answer(connection_service.task_state(kind, connection.id), connection))

@@ -5,8 +5,10 @@ Shows the file's accounting and administration links (current and ended), and of
 * **Set up sync** (no active accounting link; scenarios A keep / B replace) or **Switch
   sync** (scenarios 1 switch, 2 revert to a manual file, 3 re-establish), through
   :mod:`app.services.links`, with the firm's active connections (and the ones this file owns),
-  the company picked from the connection's cached list ("Refresh list" asks the package
-  again), and the transfer date chosen among the first days of the file's fiscal years;
+  the company picked from the connection's cached list ("Refresh list" queues a job that asks
+  the package again; the tab polls ``/admin/dossier-sync/references-task`` and fills the list
+  in when the job is done), and the transfer date chosen among the first days of the file's
+  fiscal years;
 * for dossier-level packages (Xero, QuickBooks...) a form that POSTs to
   ``/oauth/re-establish/<id>`` (a fresh grant, :mod:`app.oauth_flow`);
 * the administration sync (company master data): set up or **Stop administration sync**;
@@ -20,13 +22,17 @@ answers 404, for the page and for every POST. Refusals (:class:`~app.services.li
 """
 from datetime import date
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
+from werkzeug.exceptions import Forbidden
 
 from admin_views.base import SecureBaseView
-from app.services.connections import refresh_references
+from admin_views.connections import task_answer, task_cell
+from app.services import connections as connection_service
+from app.services.connections import REFERENCES
 from admin_views.formatting import timestamp
 from app import oauth_flow
 from app.services import uploads
@@ -108,6 +114,7 @@ class DossierSyncView(SecureBaseView):
         scenarios = SWITCH_SCENARIOS if accounting else SETUP_SCENARIOS
         history = sorted(dossier.links, key=lambda link: (link.created_at or link.ended_at, link.id), reverse=True)
         packages = [spec for spec in oauth_flow.dossier_packages() if spec.kind == ACCOUNTING]
+        connections = usable_connections(dossier, ACCOUNTING)
         return self.render(
             "admin/dossier_sync/index.html",
             dossier=dossier,
@@ -115,7 +122,9 @@ class DossierSyncView(SecureBaseView):
             administration=dossier.active_link(ADMINISTRATION),
             history=history,
             scenarios=[(s, SCENARIO_LABELS[s], SCENARIO_SENTENCES[s]) for s in scenarios],
-            connections=usable_connections(dossier, ACCOUNTING),
+            connections=connections,
+            reference_tasks=connection_service.task_states(REFERENCES, [c.id for c in connections]),
+            task_cell=task_cell,
             admin_connections=usable_connections(dossier, ADMINISTRATION),
             transfer_dates=valid_transfer_dates(dossier),
             dossier_packages=packages,
@@ -157,16 +166,27 @@ class DossierSyncView(SecureBaseView):
 
     @expose("/refresh", methods=["POST"])
     def refresh(self):
-        """"Refresh list": ask the package again which companies the connection reaches."""
+        """"Refresh list": queue a job that asks the package again which companies the connection
+        reaches, and come back at once (the tab shows the list when the job is done)."""
         dossier = self.dossier_or_404(request.form.get("id"))
         connection = self.connection_or_404(dossier, request.form.get("connection_id"))
-        found, error = refresh_references(connection, self.actor)
-        db.session.commit()
-        if error:
-            flash(f"The list of {connection.name} could not be refreshed: {error}", "error")
+        state = connection_service.request_references(self.actor, connection, dossier)
+        if state.new:
+            flash(gettext("Asking %(package)s for the companies of %(name)s; the list is filled in when the answer "
+                          "comes.", package=package_name(connection.package), name=connection.name), "info")
         else:
-            flash(f"{connection.name} reaches {found} compan{'y' if found == 1 else 'ies'}.", "success")
+            flash(gettext("The companies of %(name)s are already being asked for.", name=connection.name), "info")
         return self.back(dossier)
+
+    @expose("/references-task")
+    def references_task(self):
+        """JSON: how the refresh of a connection's companies stands (the tab's poller)."""
+        dossier = self.dossier_or_404(request.args.get("id"))
+        connection = self.connection_or_404(dossier, request.args.get("connection_id"))
+        if not connection_service.may_refresh_references(self.actor, connection, dossier):
+            raise Forbidden()
+        state = connection_service.task_state(REFERENCES, connection.id)
+        return jsonify(task_answer(state, connection))
 
     @expose("/stop-administration", methods=["POST"])
     def stop_administration(self):

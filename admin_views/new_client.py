@@ -6,8 +6,12 @@ packages (step 2 then picks the company from the connection's list) and the doss
 packages (Xero, QuickBooks...: "Save and continue" goes to the package's consent page
 through :mod:`app.oauth_flow`, which creates the file when the consent comes back).
 Administrators and staff who may create files use it; everything is checked on the server.
+
+Step 2's "Refresh list" queues a job that asks the package again and shows step 2 at once;
+its poller (``/admin/new-client/references-task?connection_id=``) fills the list in when the
+job is done. Without JavaScript, "Show the list" shows step 2 again with what the job stored.
 """
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
@@ -16,11 +20,14 @@ from wtforms import HiddenField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from admin_views.base import SecureBaseView
+from admin_views.connections import task_answer, task_cell
 from admin_views.dossiers import FREQUENCY_LABELS
 from app import oauth_flow
 from app.access import can
 from app.extensions import db
 from app.models import Connection, ConnectionStatus, Role
+from app.services import connections as connection_service
+from app.services.connections import REFERENCES
 from app.services.dossiers import create_dossier
 from connectors import registry
 from connectors.base import ACCOUNTING, FIRM
@@ -137,12 +144,11 @@ class NewClientView(SecureBaseView):
             return self.render("admin/new_client/details.html", form=form, has_sources=True)
         connection = self._connection(form.package.data)
         if request.form.get("refresh"):
-            from app.services.connections import refresh_references
-
-            count, error = refresh_references(connection, actor)
-            db.session.commit()
-            flash(f"{count} companies found." if error is None else f"The list could not be refreshed. {error}",
-                  "success" if error is None else "error")
+            state = connection_service.request_references(actor, connection)
+            if not state.new:
+                flash(gettext("The companies of %(name)s are already being asked for.", name=connection.name), "info")
+            return self._pick_reference(form, connection, state)
+        if request.form.get("reload"):  # "Show the list" (without JavaScript): step 2 again, as stored now
             return self._pick_reference(form, connection)
         chosen = next((r for r in connection.references or [] if str(r.get("reference")) == form.reference.data), None)
         if chosen is None:
@@ -156,7 +162,17 @@ class NewClientView(SecureBaseView):
         flash(f"The file {dossier} was created and linked to {chosen.get('name')}; the first sync is queued.", "success")
         return redirect(url_for("dossiers.details_view", id=dossier.id))
 
-    def _pick_reference(self, form, connection):
+    @expose("/references-task")
+    def references_task(self):
+        """JSON: how the refresh of a firm connection's companies stands (step 2's poller)."""
+        connection = self._connection(f"connection:{request.args.get('connection_id', '')}")
+        if not connection_service.may_refresh_references(self.actor, connection):
+            abort(403)
+        return jsonify(task_answer(connection_service.task_state(REFERENCES, connection.id), connection))
+
+    def _pick_reference(self, form, connection, state=None):
         spec = registry.get_connector(connection.package).spec
+        state = state or connection_service.task_state(REFERENCES, connection.id)
+        cell = task_cell(state, connection, url=url_for(".references_task", connection_id=connection.id))
         return self.render("admin/new_client/reference.html", form=form, connection=connection, spec=spec,
-                           references=connection.references or [])
+                           references=connection.references or [], task=state, task_cell=cell)

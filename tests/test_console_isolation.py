@@ -12,6 +12,7 @@ import pytest
 from app.extensions import db
 from app.models import Connection, Dossier, Firm, Group, Membership, SyncRun
 from tests.console_world import build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 (fixture)
+from tests.test_connection_tasks import forbid_connectors, queued_job_ids
 
 #: screen -> the key of firm B's row in the world
 B_ROWS = {
@@ -81,13 +82,18 @@ def test_edit_and_delete_posts_on_another_firm_change_nothing(client, world, scr
 
 
 def test_action_ids_of_another_firm_are_ignored(client, world, requested, monkeypatch):
-    monkeypatch.setattr("app.services.connections.open_connector", lambda c, **kw: pytest.fail("connector built for firm B"))
+    forbid_connectors(monkeypatch)
     log_in(client, "admin")
     token = csrf_token(client)
     client.post("/admin/dossiers/action/", data={"action": "resync", "rowid": [str(world.b_public)], "csrf_token": token})
-    client.post("/admin/connections/action/", data={"action": "check", "rowid": [str(world.b_connection)], "csrf_token": token})
+    for name in ("check", "refresh_references"):
+        client.post("/admin/connections/action/", data={"action": name, "rowid": [str(world.b_connection)],
+                                                         "csrf_token": token})
     client.post("/admin/dossiers/action/", data={"action": "delete", "rowid": [str(world.b_public)], "csrf_token": token})
     assert requested == []
+    assert queued_job_ids() == []  # no test or refresh of firm B's connection was queued
+    for kind in ("check", "references"):  # nor can its state be read
+        assert client.get(f"/admin/connections/task/?id={world.b_connection}&kind={kind}").status_code == 404
     db.session.expire_all()
     assert db.session.get(Connection, world.b_connection).last_check_at is None
     assert db.session.get(Dossier, world.b_public) is not None

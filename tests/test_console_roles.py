@@ -14,6 +14,7 @@ from app.extensions import db
 from app.models import Connection, Dossier, FiscalYear, Firm, Group, Membership, SyncRun
 from connectors.base import CheckResult, CompanyRef
 from tests.console_world import build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 (fixture)
+from tests.test_connection_tasks import queued_job_ids, run_queued_jobs
 
 ROLES = ("admin", "staff", "creator", "external", "pulse", "support", "anonymous")
 CONSOLE = "admin staff creator external support"
@@ -158,6 +159,15 @@ class Connections(Screen):
         return _get(Connection, self.w.a_spare_connection) is None
 
     def acted(self, name, fakes):
+        """The action only queued a job (no connector in the request); the job, run like a worker
+        runs it, stores the outcome on the connection."""
+        job_id = f"connection-{'check' if name == 'check' else 'references'}-{self.w.a_connection}"
+        if job_id not in queued_job_ids():
+            return False
+        assert fakes.built == 0, "the web request built a connector"
+        run_queued_jobs()
+        assert fakes.built == 1  # by the job
+        fakes.built = 0
         connection = _get(Connection, self.w.a_connection)
         if name == "check":
             return connection.last_check_ok is True and connection.last_check_message == "All good"
@@ -245,10 +255,13 @@ def _cases():
 
 @pytest.fixture
 def fakes(monkeypatch):
-    """No network, no queue: a fake connector and a recording ``request_syncs``."""
-    state = SimpleNamespace(requested=[])
+    """No network: a fake connector (counting how often one is built) and a recording ``request_syncs``."""
+    state = SimpleNamespace(requested=[], built=0)
 
     class FakeConnector:
+        def __init__(self):
+            state.built += 1
+
         def check(self):
             return CheckResult(ok=True, message="All good")
 

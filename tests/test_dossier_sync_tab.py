@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Connection, DossierLink, FiscalYear, PeriodBalance, SyncRun
 from tests.console_world import build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 (fixture)
+from tests.test_connection_tasks import forbid_connectors, queued_job_ids, run_queued_jobs, use_fake_connector
 
 TB = b"Account;Name;Amount\n100000;Capital;-1.000,00\n550000;Bank;1.000,00\n"
 
@@ -92,6 +93,27 @@ def test_a_company_not_in_the_connection_list_is_refused(client, world):
     assert links_of(world.a_grouped, active=False) == []
 
 
+@pytest.mark.parametrize("role", ["admin", "staff"])
+def test_refresh_list_queues_a_job_and_the_tab_shows_the_companies_it_found(client, world, role, monkeypatch):
+    log_in(client, role)
+    with monkeypatch.context() as web:
+        forbid_connectors(web)  # the click only queues the question to the package
+        response = post(client, "refresh", id=world.a_grouped, connection_id=world.a_spare_connection)
+        html = response.get_data(as_text=True)
+    assert queued_job_ids() == [f"connection-references-{world.a_spare_connection}"]
+    assert "the list is filled in when the answer comes" in html and "Asking Demo Books (sandbox) for its companies…" in html
+    assert f'data-url="/admin/dossier-sync/references-task?id={world.a_grouped}&amp;connection_id={world.a_spare_connection}"' in html
+
+    use_fake_connector(monkeypatch)
+    run_queued_jobs()
+    answer = client.get(f"/admin/dossier-sync/references-task?id={world.a_grouped}"
+                        f"&connection_id={world.a_spare_connection}").get_json()
+    assert (answer["state"], answer["ok"], answer["count"]) == ("done", True, 2)
+    html = tab(client, world.a_grouped).get_data(as_text=True)  # after a reload, without JavaScript
+    assert '<option value="R2">Company Two (R2)</option>' in html and "2 companies found." in html
+    assert "Grouped Company BV" not in html  # the list was replaced by the package's answer
+
+
 def test_switch_to_a_new_source_from_a_transfer_date(client, world):
     log_in(client, "staff")
     old = links_of(world.a_public)[0]
@@ -153,6 +175,10 @@ def test_roles_without_setup_get_403(client, world, role):
         "connection_id": world.a_spare_connection, "reference": "42"})
     assert response.status_code == 403
     assert links_of(world.a_grouped, active=False) == []
+    assert post(client, "refresh", id=world.a_public, connection_id=world.a_connection).status_code == 403
+    assert client.get(f"/admin/dossier-sync/references-task?id={world.a_public}"
+                      f"&connection_id={world.a_connection}").status_code == 403
+    assert queued_job_ids() == []
 
 
 def test_another_firms_or_an_inaccessible_file_is_404(client, world):

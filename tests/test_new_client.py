@@ -16,6 +16,7 @@ from app.models import (
 )
 from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
+from tests.test_connection_tasks import forbid_connectors, queued_job_ids, run_queued_jobs
 
 REFERENCES = [{"reference": "c-1001", "name": "Bakery Janssens"}, {"reference": "c-1003", "name": "Garage Peeters"}]
 
@@ -86,16 +87,36 @@ def test_a_firm_level_connection_asks_the_company_then_links_and_queues(client, 
     assert run.trigger == Trigger.SETUP and run.link_id == link.id
 
 
-def test_refresh_list_asks_the_package(client, db, admin, demo_connection):
+def test_refresh_list_queues_a_job_and_the_list_comes_when_it_is_done(client, db, admin, demo_connection, monkeypatch):
     demo_connection.references = []
     db.session.commit()
     logged_in(client, admin)
-    page = client.post("/admin/new-client/reference/", data=details(
-        client, source="direct", package=f"connection:{demo_connection.id}", refresh="1")).get_data(as_text=True)
-    db.session.expire_all()
-    refreshed = db.session.get(Connection, demo_connection.id).references
-    assert {r["reference"] for r in refreshed} >= {"c-1001", "c-1002", "c-1003"}
-    assert "(c-1002)" in page and db.session.scalar(select(func.count(Dossier.id))) == 0
+    with monkeypatch.context() as web:
+        forbid_connectors(web)  # the click only queues the question to the package
+        page = client.post("/admin/new-client/reference/", data=details(
+            client, source="direct", package=f"connection:{demo_connection.id}", refresh="1")).get_data(as_text=True)
+    assert queued_job_ids() == [f"connection-references-{demo_connection.id}"]
+    assert "Asking Demo Books (sandbox) for its companies…" in page and 'data-active="yes"' in page
+    assert f'data-url="/admin/new-client/references-task?connection_id={demo_connection.id}"' in page
+    assert 'name="reload"' in page and "(c-1002)" not in page  # "Show the list", for browsers without JavaScript
+
+    run_queued_jobs()  # as a worker would, against the sandbox
+    answer = client.get(f"/admin/new-client/references-task?connection_id={demo_connection.id}").get_json()
+    assert answer["state"] == "done" and answer["ok"] is True
+    assert {r["reference"] for r in answer["references"]} >= {"c-1001", "c-1002", "c-1003"}
+    shown = client.post("/admin/new-client/reference/", data=details(
+        client, source="direct", package=f"connection:{demo_connection.id}", reload="1")).get_data(as_text=True)
+    assert "(c-1002)" in shown and "companies found." in shown and "Choose the company" not in shown
+    assert queued_job_ids() == [] and db.session.scalar(select(func.count(Dossier.id))) == 0
+
+
+def test_refresh_list_is_for_those_who_create_files(client, db, firm, demo_connection):
+    logged_in(client, make_user("staff@alpha.test", firm, Role.STAFF))  # may not create files
+    answer = client.post("/admin/new-client/reference/", data={
+        "name": "Garage Peeters", "country": "BE", "currency": "EUR", "frequency": "month", "source": "direct",
+        "package": f"connection:{demo_connection.id}", "refresh": "1", "csrf_token": csrf_from(client.get("/admin/"))})
+    assert answer.status_code == 403 and queued_job_ids() == []
+    assert client.get(f"/admin/new-client/references-task?connection_id={demo_connection.id}").status_code == 403
 
 
 def test_a_reference_outside_the_list_is_refused(client, db, admin, demo_connection):

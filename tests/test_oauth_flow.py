@@ -23,6 +23,7 @@ from app.models import (
 )
 from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
+from tests.test_connection_tasks import forbid_connectors, queued_job_ids, run_queued_jobs
 
 XERO_ORGS = 3  # every sandbox company is an organisation of the grant
 
@@ -181,15 +182,21 @@ def test_a_firm_level_connection_is_added_after_consent(client, db, admin, sandb
         assert secret not in page
 
 
-def test_the_new_connection_works_for_a_test(client, db, admin, sandbox):
+def test_the_new_connection_works_for_a_test(client, db, admin, sandbox, monkeypatch):
     logged_in(client, admin)
     client.get(consent(add_firm_connection(client, sandbox, "demo_oauth").location))
     connection = db.session.scalars(select(Connection)).one()
     details = f"/admin/connections/details/?id={connection.id}"
-    client.post("/admin/connections/action/", data={"action": "check", "rowid": connection.id, "url": details,
-                                                     "csrf_token": csrf_from(client.get(details))})
-    db.session.expire_all()
+    token = csrf_from(client.get(details))
+    with monkeypatch.context() as web:
+        forbid_connectors(web)  # the click only queues the test
+        client.post("/admin/connections/action/", data={"action": "check", "rowid": connection.id, "url": details,
+                                                         "csrf_token": token})
+    assert queued_job_ids() == [f"connection-check-{connection.id}"]
+    run_queued_jobs()  # the job, as a worker runs it, uses the stored grant against the sandbox
     assert db.session.get(Connection, connection.id).last_check_ok is True
+    answer = client.get(f"/admin/connections/task/?id={connection.id}&kind=check").get_json()
+    assert (answer["state"], answer["ok"], answer["mark"]) == ("done", True, "✓")
 
 
 # --------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Role
 from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
+from tests.test_connection_tasks import forbid_connectors, queued_job_ids, run_queued_jobs
 
 API_KEY = "demo-key"
 
@@ -90,15 +91,24 @@ def test_delete_works_when_no_file_links_to_it(client, db, admin, connection):
     assert db.session.scalar(select(func.count(Connection.id))) == 0
 
 
-def test_details_list_references_and_refresh_list_fills_them(client, db, admin, connection):
+def test_details_list_references_and_refresh_list_fills_them(client, db, admin, connection, monkeypatch):
     logged_in(client, admin)
     details = f"/admin/connections/details/?id={connection.id}"
     page = client.get(details).get_data(as_text=True)
     assert "Refresh list" in page and "None yet" in page
-    client.post("/admin/connections/action/", data={"action": "refresh_references", "rowid": connection.id, "url": details,
-                                                     "csrf_token": csrf_from(client.get(details))})
+    with monkeypatch.context() as web:
+        forbid_connectors(web)  # the click only queues a job
+        answer = client.post("/admin/connections/action/", data={
+            "action": "refresh_references", "rowid": connection.id, "url": details,
+            "csrf_token": csrf_from(client.get(details))})
+        assert answer.status_code == 302 and queued_job_ids() == [f"connection-references-{connection.id}"]
+        page = client.get(details).get_data(as_text=True)
+        assert "c-1001" not in page and "Asking Demo Books (sandbox) for its companies…" in page  # not asked yet
+    run_queued_jobs()  # as a worker would, against the sandbox
     page = client.get(details).get_data(as_text=True)
-    assert "c-1001" in page and "c-1002" in page and API_KEY not in page
+    assert "c-1001" in page and "c-1002" in page and "companies found." in page and API_KEY not in page
+    answer = client.get(f"/admin/connections/task/?id={connection.id}&kind=references").get_json()
+    assert answer["state"] == "done" and {"c-1001", "c-1002"} <= {ref["reference"] for ref in answer["references"]}
 
 
 def test_reconnect_button_only_for_needs_reconnect_and_admins(client, db, admin, firm, connection):
