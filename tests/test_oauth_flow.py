@@ -21,6 +21,8 @@ from app.models import (
     SyncRun,
     Trigger,
 )
+from connectors import registry
+from connectors.base import FIRM
 from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
 from tests.test_connection_tasks import forbid_connectors, queued_job_ids, run_queued_jobs
@@ -148,37 +150,46 @@ def test_economic_reads_the_grant_token_from_its_installation_page(client, db, a
 # Firm-level packages: a new connection
 # --------------------------------------------------------------------------------------
 
-FIRM_PACKAGES = {
-    "exact_online_be": ("/exact-online", "exact-sandbox-client", "exact-sandbox-secret", "/exact-online/api/oauth2/auth"),
-    "demo_oauth": ("/demo-cloud", "demo-cloud-client", "demo-cloud-secret", "/demo-cloud/oauth/authorize"),
-}
+def sandbox_settings(spec, sandbox):
+    """The connection settings a package declares for the sandbox (``spec.sandbox_config``), for ``sandbox``."""
+    return {name: value.replace("{sandbox}", sandbox.url) if isinstance(value, str) else value
+            for name, value in spec.sandbox_config.items()}
+
+
+#: firm-level packages connected through a consent page, from the registry
+FIRM_PACKAGES = sorted(key for key, cls in registry.all_connectors().items()
+                       if cls.spec.level == FIRM and cls.spec.auth.consent and cls.spec.sandbox_config)
 
 
 def add_firm_connection(client, sandbox, package, name="Main office"):
-    base, client_id, secret, _ = FIRM_PACKAGES[package]
-    url = f"/admin/connections/new/?package={package}"
-    return client.post(url, data={"name": name, "base_url": sandbox.url + base, "client_id": client_id,
-                                  "client_secret": secret, "accountant_divisions": "y",
-                                  "csrf_token": token(client)})
+    """An administrator submits the new-connection form with the package's sandbox settings."""
+    form = {field: ("y" if value is True else value)
+            for field, value in sandbox_settings(registry.get_connector(package).spec, sandbox).items()
+            if value is not False}
+    return client.post(f"/admin/connections/new/?package={package}",
+                       data={"name": name, **form, "csrf_token": token(client)})
 
 
-@pytest.mark.parametrize("package", sorted(FIRM_PACKAGES))
+@pytest.mark.parametrize("package", FIRM_PACKAGES)
 def test_a_firm_level_connection_is_added_after_consent(client, db, admin, sandbox, package):
     logged_in(client, admin)
+    cls = registry.get_connector(package)
+    settings = sandbox_settings(cls.spec, sandbox)
     start = add_firm_connection(client, sandbox, package)
-    assert start.status_code == 302 and start.location.startswith(sandbox.url + FIRM_PACKAGES[package][3])
+    assert start.status_code == 302 and start.location.startswith(cls.oauth_endpoints(settings).authorize_url)
     assert count(db, Connection) == 0  # created only when the consent comes back
 
     done = client.get(consent(start.location))
     connection = db.session.scalars(select(Connection)).one()
     assert done.location.endswith(f"/admin/connections/details/?id={connection.id}")
     assert (connection.name, connection.level, connection.status) == ("Main office", "firm", ConnectionStatus.ACTIVE)
-    assert connection.credentials["access_token"] and connection.credentials["client_secret"] == FIRM_PACKAGES[package][2]
+    assert connection.credentials["access_token"] and connection.credentials["client_secret"] == settings["client_secret"]
     assert len(connection.references) >= 1  # the grant's companies were listed right away
 
     page = client.get(done.location).get_data(as_text=True)
     assert connection.references[0]["name"] in page
-    for secret in (FIRM_PACKAGES[package][2], connection.credentials["access_token"], connection.credentials["refresh_token"]):
+    for secret in (settings["client_secret"], connection.credentials["access_token"],
+                   connection.credentials["refresh_token"]):
         assert secret not in page
 
 

@@ -1,5 +1,5 @@
 """End to end per package, derived from the registry: every accounting package that the
-sandbox emulates (an ``emulator.py`` and a ``sandbox_config``) is connected through the
+sandbox emulates (its spec declares a ``sandbox_config``) is connected through the
 console (a firm connection, or the new-client wizard's consent for dossier-level packages),
 then synced twice by a real worker. A new package folder is covered here with no edit.
 
@@ -15,19 +15,18 @@ from app.models import (Account, Connection, Dossier, LedgerLine, PeriodBalance,
 from app.services.connections import refresh_references
 from app.services.syncs import request_sync
 from connectors.base import ACCOUNTING, DOSSIER, BalanceRecord, LedgerLineRecord
-from connectors.registry import all_connectors, emulator_modules, folder_of
+from connectors.registry import all_connectors
 from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
-from tests.test_oauth_flow import consent, new_client, token
+from tests.test_oauth_flow import add_firm_connection, consent, new_client, token
 
 pytestmark = pytest.mark.slow
 
 
 def emulated_accounting_packages():
-    """Keys of the accounting packages whose folder has an emulator and whose spec a sandbox config."""
-    emulated = {module.split(".")[1] for module in emulator_modules()}
+    """Keys of the accounting packages whose spec points a connection at the sandbox."""
     return [key for key, cls in all_connectors().items()
-            if cls.spec.kind == ACCOUNTING and cls.spec.sandbox_config and folder_of(key).name in emulated
+            if cls.spec.kind == ACCOUNTING and cls.spec.sandbox_config
             and not key.startswith("demo")]  # the demo packages have end-to-end tests of their own
 
 
@@ -39,17 +38,9 @@ def sandbox_apps(app, sandbox):
     app.config["SANDBOX_URL"] = sandbox.url
 
 
-def sandbox_config(spec, sandbox):
-    return {name: value.replace("{sandbox}", sandbox.url) if isinstance(value, str) else value
-            for name, value in spec.sandbox_config.items()}
-
-
-def add_firm_connection(client, db, sandbox, spec):
+def firm_connection(client, db, sandbox, spec):
     """An administrator adds the firm connection with the sandbox's settings (and consents)."""
-    form = {name: ("y" if value is True else value) for name, value in sandbox_config(spec, sandbox).items()
-            if value is not False}
-    answer = client.post(f"/admin/connections/new/?package={spec.key}",
-                         data={"name": f"{spec.display_name} office", **form, "csrf_token": token(client)})
+    answer = add_firm_connection(client, sandbox, spec.key, name=f"{spec.display_name} office")
     if spec.auth.consent:
         client.get(consent(answer.location))
     connection = db.session.scalars(select(Connection).where(Connection.package == spec.key)).one()
@@ -70,7 +61,7 @@ def set_up(client, db, sandbox, key):
             choice = re.findall(r'name="reference" value="([^"]+)"', page.get_data(as_text=True))[0]
             client.post("/oauth/choose", data={"reference": choice, "csrf_token": csrf_from(page)})
     else:
-        connection = add_firm_connection(client, db, sandbox, spec)
+        connection = firm_connection(client, db, sandbox, spec)
         client.post("/admin/new-client/reference/", data={
             "name": name, "country": "BE", "currency": "EUR", "frequency": "month", "source": "direct",
             "package": f"connection:{connection.id}", "reference": connection.references[0]["reference"],
