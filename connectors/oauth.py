@@ -43,7 +43,7 @@ def _session(oauth, client_id, client_secret=None, redirect_uri=None):
 
 
 def _oauth_spec(spec, base_url=None):
-    """The :class:`OAuthSpec` of ``spec``, with endpoint paths ("/oauth/token") joined to ``base_url``."""
+    """The OAuth endpoints (:class:`connectors.auth.OAuth2Code`) of ``spec``, with paths ("/oauth/token") joined to ``base_url``."""
     oauth = getattr(spec, "oauth", None) or spec
     if base_url:
         joined = {name: base_url.rstrip("/") + getattr(oauth, name)
@@ -55,7 +55,7 @@ def _oauth_spec(spec, base_url=None):
 def authorization_url(spec, client_id, redirect_uri, state, code_verifier=None, *, base_url=None):
     """The URL of the package's consent page (PKCE S256 when ``spec.oauth.pkce``).
 
-    ``spec`` is a :class:`connectors.base.ConnectorSpec` or its :class:`OAuthSpec`.
+    ``spec`` is a :class:`connectors.base.ConnectorSpec` or its :class:`connectors.auth.OAuth2Code`.
     Endpoints given as paths are joined to ``base_url`` (the connection's configured base
     URL: the sandbox). The caller keeps ``state`` and ``code_verifier`` in the user's session.
     """
