@@ -176,6 +176,9 @@ CONNECTIONS = {
     "exact": ("Exact Online Belgium", "exact_online_be", "accounting"),
     "companies_house": ("Companies House", "companies_house", "administration"),
     "demo_books": ("Demo Books", "demo", "accounting"),
+    # connected and listing their companies, so a demo administrator can link a file to them
+    "twinfield": ("Twinfield", "twinfield", "accounting"),
+    "yuki": ("Yuki", "yuki", "accounting"),
 }
 #: dossier number -> (connection key, sandbox company id); the company id is turned into the
 #: package's reference (Exact division code, Companies House number, Xero tenant) by name
@@ -332,8 +335,12 @@ def _firm_connection(db, firm, key, outcome):
         _granted(db, connection, spec, config)
     else:
         from app import oauth_flow
+        from app.services.connections import refresh_references
 
         connection.config, connection.credentials = oauth_flow.split_config(spec, config)
+        if not spec.reference_typed:
+            db.session.flush()
+            refresh_references(connection)  # what "Refresh companies" does, here in the seed's own process
     db.session.flush()
     return connection
 
