@@ -406,6 +406,12 @@ class Connector:
         return cls.spec.auth.joined_to(config.get(cls.spec.base_url_setting))
 
     @classmethod
+    def budgets_for(cls, config) -> tuple[RateBudget, ...]:
+        """The budgets of a connection with ``config``: the spec's, unless the package lets a
+        connection declare a larger one (a paid tier: Yuki's 5,000 or 10,000 calls a day)."""
+        return cls.spec.budgets
+
+    @classmethod
     def grant_details(cls, args) -> dict:
         """Credentials the consent callback's query adds to the grant (QuickBooks' realm id)."""
         return {}

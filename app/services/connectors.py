@@ -18,6 +18,7 @@ refreshed tokens on the object itself, and the caller stores them with it.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -69,10 +70,13 @@ def open_connector(connection, reference=None, *, purpose=SYNC, options=None):
     policy = PURPOSES[purpose]
     cls = get_connector(connection.package)
     config, credentials = connector_config(cls.spec, connection)
-    scope = budget_scope(cls.spec, reference=reference, connection_id=connection.id,
+    budgets = tuple(cls.budgets_for(config))
+    # the connection's own budgets (a paid tier) count instead of the spec's
+    spec = cls.spec if budgets == cls.spec.budgets else dataclasses.replace(cls.spec, rate_budgets=budgets)
+    scope = budget_scope(spec, reference=reference, connection_id=connection.id,
                          api_key=credentials.get("api_key") or config.get("api_key"))
-    http = build_client(cls.spec, redis=redis_connection(), tenant=scope, max_wait=policy.max_wait,
-                        max_retries=policy.max_retries, secrets=secrets_for(cls.spec, config, credentials))
+    http = build_client(spec, redis=redis_connection(), tenant=scope, max_wait=policy.max_wait,
+                        max_retries=policy.max_retries, secrets=secrets_for(spec, config, credentials))
     saved = connection.id is not None
     connection_id = connection.id
     return cls(ConnectorContext(
