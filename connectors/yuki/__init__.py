@@ -11,6 +11,7 @@ an :class:`AuthError`, on which :meth:`Yuki.call` asks the declared strategy to 
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -45,6 +46,8 @@ COMMERCIAL = 0
 #: the daily budget resets at midnight in the vendor's time zone (GUESS: Europe/Amsterdam)
 VENDOR_ZONE = ZoneInfo("Europe/Amsterdam")
 #: GUESS: GlAccount ``type`` codes (undocumented) -> kind; anything else is "other"
+#: the plans' daily calls (support.yuki.nl "Set up web services": free 1,000; "Yuki Webservice" 5,000; "Extended" 10,000)
+PLANS = ("1000", "5000", "10000")
 ACCOUNT_TYPES = {1: "asset", 2: "liability", 3: "equity", 4: "income", 5: "expense"}
 
 #: SOAP faults -> typed errors (texts are GUESSES from public clients: the vendor publishes no fault list)
@@ -67,8 +70,8 @@ class YukiConfig(Schema):
     api_key = fields.String(required=True, metadata={"secret": True, "label": "Web service access key"})
     region = fields.String(load_default="nl", validate=validate.OneOf(sorted(HOSTS)),
                            metadata={"label": "Yuki country (nl = api.yukiworks.nl, be = api.yukiworks.be)"})
-    # the paid tiers ("Yuki Webservice" 5,000, "Extended" 10,000): informative only, see README "Known gaps"
-    daily_calls = fields.String(load_default="1000", validate=validate.OneOf(["1000", "5000", "10000"]),
+    # the paid tiers ("Yuki Webservice" 5,000, "Extended" 10,000): the connection's daily budget (budgets_for)
+    daily_calls = fields.String(load_default="1000", validate=validate.OneOf(list(PLANS)),
                                 metadata={"label": "Calls a day in your Yuki plan (1000, 5000 or 10000)"})
     base_url = fields.String(load_default=None, allow_none=True,
                              metadata={"label": "Web service URL (leave empty: the country's host)"})
@@ -326,6 +329,16 @@ class Yuki(Connector):
                         "base_url": "{sandbox}/yuki/nl/ws"},
     )
     streams = (FiscalYears, Accounts, OpeningBalances, Balances, LedgerLines)
+
+    @classmethod
+    def budgets_for(cls, config):
+        """The connection's plan: ``daily_calls`` (1,000 / 5,000 / 10,000 calls a day, "Yuki Webservice"
+        and "Extended" tiers) is the daily budget per key; anything else counts the free 1,000."""
+        plan = str((config or {}).get("daily_calls") or "").strip()
+        per_day = int(plan) if plan in PLANS else cls.spec.rate_budget.per_day
+        if per_day == cls.spec.rate_budget.per_day:
+            return cls.spec.budgets
+        return (dataclasses.replace(cls.spec.rate_budget, per_day=per_day),)
 
     def __init__(self, context):
         super().__init__(context)

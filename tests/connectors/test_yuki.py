@@ -19,6 +19,7 @@ from connectors.yuki import FAULTS, WSDL_DIR, Yuki
 from connectors.yuki import emulator
 from tests.connectors.mocks import fixtures_of
 from tests.connectors.mocks import yuki as mocks
+from tests.jobs.conftest import linked_dossier  # noqa: F401 (a fixture)
 
 ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
@@ -315,6 +316,38 @@ def test_the_emulator_counts_the_daily_budget_per_key(sandbox, monkeypatch):
     with pytest.raises(RateLimited):
         read_all(yuki)
     assert len(recorder.exchanges) == 5  # four counted calls, then the fault
+
+
+# -- paid tiers: the connection's daily budget -----------------------------------------------------
+
+@pytest.mark.parametrize("plan, per_day", [("1000", 1000), ("5000", 5000), ("10000", 10000), (5000, 5000)])
+def test_the_connections_plan_is_its_daily_budget_per_key(plan, per_day):
+    budgets = Yuki.budgets_for({"api_key": "k", "region": "nl", "daily_calls": plan})
+    assert [(b.per_day, b.per) for b in budgets] == [(per_day, "key")]
+
+
+@pytest.mark.parametrize("config", [{"api_key": "k"}, {"api_key": "k", "daily_calls": None},
+                                    {"api_key": "k", "daily_calls": "123456"}])
+def test_without_a_known_plan_the_budget_is_the_free_1000_a_day(config):
+    assert Yuki.budgets_for(config) == Yuki.spec.budgets
+    assert [(b.per_day, b.per) for b in Yuki.budgets_for(config)] == [(1000, "key")]
+
+
+def test_open_connector_counts_the_connections_plan(db, linked_dossier):
+    from app.models import DossierLink
+    from app.services.connectors import open_connector
+
+    dossier = linked_dossier(package="yuki", reference=emulator.administration_id(COMPANY),
+                             config={"region": "nl", "daily_calls": "5000",
+                                     "base_url": "http://yuki.invalid/yuki/nl/ws"},
+                             credentials={"api_key": "yuki-key-5k-secret"})
+    link = db.session.query(DossierLink).filter_by(dossier_id=dossier.id).one()
+    yuki = open_connector(link.connection, link.reference)
+    assert isinstance(yuki, Yuki)
+    assert [(b.per_day, b.per) for _, b in yuki.http.budgets] == [(5000, "key")]
+    assert all("yuki-key-5k-secret" not in scope for scope, _ in yuki.http.budgets)  # the key is hashed
+    link.connection.config = {**link.connection.config, "daily_calls": "1000"}
+    assert [b.per_day for _, b in open_connector(link.connection, link.reference).http.budgets] == [1000]
 
 
 def test_the_fault_table_maps_the_documented_words():
