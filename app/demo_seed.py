@@ -329,8 +329,7 @@ def _firm_connection(db, firm, key, outcome):
         db.session.add(connection)
         outcome.created["connections"] += 1
     spec = _spec(package)
-    config = {name: value.replace("{sandbox}", sandbox_url()) if isinstance(value, str) else value
-              for name, value in spec.sandbox_config.items()}
+    config = spec.sandbox_settings(sandbox_url())
     if spec.auth.consent:
         _granted(db, connection, spec, config)
     else:

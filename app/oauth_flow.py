@@ -92,7 +92,7 @@ def dossier_app_config(package):
               if current_app.config.get(prefix + name.upper()) not in (None, "")}
     if not values and current_app.config.get("ENV_NAME") != "production" and cls.spec.sandbox_config:
         sandbox = current_app.config.get("SANDBOX_URL", "http://127.0.0.1:5050").rstrip("/")
-        values = {name: value.replace("{sandbox}", sandbox) for name, value in cls.spec.sandbox_config.items()}
+        values = cls.spec.sandbox_settings(sandbox)
     if not values:
         return None
     try:

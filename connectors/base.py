@@ -112,6 +112,12 @@ class ConnectorSpec:
         """Every budget one API call counts against (``rate_budgets``, else ``(rate_budget,)``)."""
         return self.rate_budgets or (self.rate_budget,)
 
+    def sandbox_settings(self, sandbox_url) -> dict:
+        """:attr:`sandbox_config` for the sandbox at ``sandbox_url`` (``{sandbox}`` replaced)."""
+        base = str(sandbox_url).rstrip("/")
+        return {name: value.replace("{sandbox}", base) if isinstance(value, str) else value
+                for name, value in self.sandbox_config.items()}
+
     @property
     def oauth(self) -> OAuth2Code | None:
         """The OAuth2 endpoints when the package's auth strategy is :class:`OAuth2Code`."""
@@ -366,23 +372,27 @@ class Connector:
                             detail=f"{type(exc).__name__}: {exc}"[:200]) from None
 
     # -- calls ----------------------------------------------------------------------
-    def request(self, method, url, *, headers=None, **kwargs):
-        """One HTTP call signed by the declared auth strategy (:attr:`ConnectorSpec.auth`).
-
-        When the package refuses the credentials (:class:`AuthError`) and the strategy can
-        renew them (an OAuth refresh, a new session login), they are renewed once and the call
-        is sent again; a second refusal stands. Other keyword arguments go to
-        :meth:`connectors.http.HttpClient.request`.
-        """
-        strategy = self.spec.auth
+    def renewing(self, send):
+        """``send()``, and once more after the declared auth strategy renewed the credentials
+        when the package refused them (:class:`AuthError`). A refused renewal
+        (:class:`RenewalRefused`) and a second refusal stand. Every transport uses this: HTTP
+        calls through :meth:`request`, SOAP and session calls directly."""
         try:
-            return self.http.request(method, url, headers=headers, auth=strategy.requests_auth(self), **kwargs)
+            return send()
         except RenewalRefused:
             raise  # the renewal itself was refused: a second one cannot help
         except AuthError:
-            if not strategy.renew(self):
+            if not self.spec.auth.renew(self):
                 raise
-        return self.http.request(method, url, headers=headers, auth=strategy.requests_auth(self), **kwargs)
+        return send()
+
+    def request(self, method, url, *, headers=None, **kwargs):
+        """One HTTP call signed by the declared auth strategy (:attr:`ConnectorSpec.auth`), renewed
+        once after a refusal (:meth:`renewing`). Other keyword arguments go to
+        :meth:`connectors.http.HttpClient.request`.
+        """
+        return self.renewing(lambda: self.http.request(method, url, headers=headers,
+                                                       auth=self.spec.auth.requests_auth(self), **kwargs))
 
     def get_json(self, url, **kwargs):
         """GET ``url`` with :meth:`request` and decode its JSON (amounts as :class:`Decimal`)."""

@@ -150,12 +150,6 @@ def test_economic_reads_the_grant_token_from_its_installation_page(client, db, a
 # Firm-level packages: a new connection
 # --------------------------------------------------------------------------------------
 
-def sandbox_settings(spec, sandbox):
-    """The connection settings a package declares for the sandbox (``spec.sandbox_config``), for ``sandbox``."""
-    return {name: value.replace("{sandbox}", sandbox.url) if isinstance(value, str) else value
-            for name, value in spec.sandbox_config.items()}
-
-
 #: firm-level packages connected through a consent page, from the registry
 FIRM_PACKAGES = sorted(key for key, cls in registry.all_connectors().items()
                        if cls.spec.level == FIRM and cls.spec.auth.consent and cls.spec.sandbox_config)
@@ -164,7 +158,7 @@ FIRM_PACKAGES = sorted(key for key, cls in registry.all_connectors().items()
 def add_firm_connection(client, sandbox, package, name="Main office"):
     """An administrator submits the new-connection form with the package's sandbox settings."""
     form = {field: ("y" if value is True else value)
-            for field, value in sandbox_settings(registry.get_connector(package).spec, sandbox).items()
+            for field, value in registry.get_connector(package).spec.sandbox_settings(sandbox.url).items()
             if value is not False}
     return client.post(f"/admin/connections/new/?package={package}",
                        data={"name": name, **form, "csrf_token": token(client)})
@@ -174,7 +168,7 @@ def add_firm_connection(client, sandbox, package, name="Main office"):
 def test_a_firm_level_connection_is_added_after_consent(client, db, admin, sandbox, package):
     logged_in(client, admin)
     cls = registry.get_connector(package)
-    settings = sandbox_settings(cls.spec, sandbox)
+    settings = cls.spec.sandbox_settings(sandbox.url)
     start = add_firm_connection(client, sandbox, package)
     assert start.status_code == 302 and start.location.startswith(cls.oauth_endpoints(settings).authorize_url)
     assert count(db, Connection) == 0  # created only when the consent comes back

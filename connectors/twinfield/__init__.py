@@ -106,7 +106,13 @@ def cluster_of(body):
 
 @dataclass(frozen=True)
 class TwinfieldOAuth2Code(OAuth2Code):
-    """OAuth2 code grant whose callback also asks which cluster holds the organisation."""
+    """OAuth2 code grant whose callback also asks which cluster holds the organisation, and whose
+    renewal validates the new token again (the validation names the cluster)."""
+
+    def renew(self, connector):
+        super().renew(connector)
+        connector.cluster(fresh=True)
+        return True
 
     def callback(self, connector_class, config, args, redirect_uri, verifier=None):
         grant = super().callback(connector_class, config, args, redirect_uri, verifier)
@@ -405,19 +411,12 @@ class Twinfield(Connector):
         """
         office = office if office is not None else self.reference
         try:
-            result = self._call(xml, office)
+            result = self.renewing(lambda: self._call(xml, office))
         except RenewalRefused:
             raise
-        except AuthError:
-            self.tokens.access_token(force_refresh=True)
-            self.cluster(fresh=True)
-            try:
-                result = self._call(xml, office)
-            except RenewalRefused:
-                raise
-            except AuthError as again:
-                raise AuthError("Twinfield refused the connection's access again after renewing it. "
-                                "An administrator must reconnect it.", detail=again.detail) from None
+        except AuthError as again:
+            raise AuthError("Twinfield refused the connection's access again after renewing it. "
+                            "An administrator must reconnect it.", detail=again.detail) from None
         root = parse_xml(result, what)
         said = refused(root)
         if said:

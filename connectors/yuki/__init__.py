@@ -383,15 +383,7 @@ class Yuki(Connector):
     def call(self, service, operation, **arguments):
         """One operation with the session id in its body; a session fault renews the session once
         through the declared strategy (:class:`connectors.auth.SessionLogin`) and sends it again."""
-        strategy = self.spec.auth
-        try:
-            return self._send(service, operation, arguments)
-        except RenewalRefused:
-            raise
-        except AuthError:
-            if not strategy.renew(self):
-                raise
-        return self._send(service, operation, arguments)
+        return self.renewing(lambda: self._send(service, operation, arguments))
 
     def _send(self, service, operation, arguments):
         session = self.session.token()

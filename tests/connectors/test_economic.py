@@ -186,7 +186,7 @@ def test_a_fixture_that_breaks_the_spec_is_caught(spec):
 # --------------------------------------------------------------------------------------
 
 def sandbox_config(sandbox):
-    return {name: value.replace("{sandbox}", sandbox.url) for name, value in Economic.spec.sandbox_config.items()}
+    return Economic.spec.sandbox_settings(sandbox.url)
 
 
 def company(sandbox, name_start):

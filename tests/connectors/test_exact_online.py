@@ -425,8 +425,7 @@ REDIRECT = "https://firmsync.example.test/oauth/callback"
 
 def sandbox_config(sandbox):
     """The spec's sandbox configuration (the same for the three hosts) with the sandbox's URL."""
-    config = {name: value.replace("{sandbox}", sandbox.url) if isinstance(value, str) else value
-              for name, value in ExactOnlineBE.spec.sandbox_config.items()}
+    config = ExactOnlineBE.spec.sandbox_settings(sandbox.url)
     assert (config["client_id"], config["client_secret"]) == (CLIENT_ID, CLIENT_SECRET)
     return config
 

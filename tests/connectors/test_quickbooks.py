@@ -343,7 +343,7 @@ REDIRECT = "http://127.0.0.1/oauth/callback"
 
 def sandbox_config(sandbox):
     """The spec's sandbox configuration (what the console uses outside production) at this sandbox."""
-    return {name: value.replace("{sandbox}", sandbox.url) for name, value in QuickBooks.spec.sandbox_config.items()}
+    return QuickBooks.spec.sandbox_settings(sandbox.url)
 
 
 def connect(sandbox, book):

@@ -33,7 +33,7 @@ def served(skeleton):
 
 
 def build(cls, sandbox_url, reference=SMALL):
-    config = {k: v.replace("{sandbox}", sandbox_url) for k, v in cls.spec.sandbox_config.items()}
+    config = cls.spec.sandbox_settings(sandbox_url)
     http = build_client(cls.spec, secrets=secrets_for(cls.spec, config, {}), sleep=lambda s: None)
     return cls(ConnectorContext(config=config, credentials={}, reference=reference, http=http))
 

@@ -203,7 +203,7 @@ def test_429_with_retry_after(requests_mock):
 # -- against the emulator -----------------------------------------------------------------------------
 
 def sandbox_config(sandbox):
-    return {k: v.replace("{sandbox}", sandbox.url) for k, v in Twinfield.spec.sandbox_config.items()}
+    return Twinfield.spec.sandbox_settings(sandbox.url)
 
 
 def connect(sandbox):

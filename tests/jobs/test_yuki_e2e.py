@@ -21,7 +21,7 @@ COMPANY = "c-1001"
 
 def yuki_config(sandbox):
     """The spec's sandbox config pointed at this sandbox, the access key apart (a secret: credentials)."""
-    config = {k: v.replace("{sandbox}", sandbox.url) for k, v in Yuki.spec.sandbox_config.items()}
+    config = Yuki.spec.sandbox_settings(sandbox.url)
     return {k: v for k, v in config.items() if k != "api_key"}, {"api_key": config["api_key"]}
 
 
