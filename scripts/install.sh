@@ -4,6 +4,8 @@
 #                                      missing (one `apt-get update` first, only if needed).
 # install_python_env                   creates .venv and runs `pip install -e '.[test]'` when
 #                                      pyproject.toml changed since the last install.
+# install_prism                        Node.js (Debian's, when npx is missing) and Prism in
+#                                      npm's cache, for the contract runs against vendor specs.
 
 # Root runs apt-get itself; anyone else goes through sudo.
 as_root() {
@@ -21,6 +23,7 @@ as_root() {
 debian_package_present() {
     case "$1" in
         postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;;
+        npm) command -v npx >/dev/null ;;
         python3-venv) command -v python3 >/dev/null && python3 -c 'import ensurepip, venv' 2>/dev/null ;;
         *) command -v "$1" >/dev/null ;;
     esac
@@ -50,6 +53,12 @@ install_python_env() {
         .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
         echo "$wanted" >"$stamp"
     fi
+}
+
+install_prism() {
+    install_debian_packages nodejs npm
+    # one download before the tests, so test modules starting Prism at once never race for it
+    npx --yes @stoplight/prism-cli@5 --version >/dev/null
 }
 
 # A free TCP port on the loopback interface.

@@ -8,6 +8,7 @@ source scripts/install.sh
 
 install_debian_packages redis-server postgresql chromium
 install_python_env
+install_prism
 
 eval "pytest_args=(${PYTEST_ARGS:-})"  # keeps quoted arguments together: -k "a and b"
 work=$(mktemp -d /tmp/firmsync-test.XXXXXX)

@@ -4,72 +4,24 @@ Prism (``@stoplight/prism-cli`` from the npm registry, fetched by ``npx`` on fir
 validates every request against ``../shared/specs/xero/xero_accounting.yaml`` (tenant
 header, query types, ``If-Modified-Since`` format, OAuth2 bearer) and answers with the
 spec's examples. Prism serves the paths without the ``/api.xro/2.0`` prefix. Skipped with
-a reason when ``npx`` or ``../shared`` is absent.
+a reason when ``../shared`` is absent; a missing ``npx`` fails (``make test`` installs Node.js).
 """
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
 from datetime import date
 
 import pytest
 
 from connectors.base import ConnectorContext, DataError, FiscalYearRecord, StreamState, SyncWindow
-from connectors.http import build_client
 from connectors.xero import Xero
 from connectors.xero_tb import XeroTB
-from tests.conftest import free_port, shared_path
-
-#: the first run downloads Prism; loading the 900 KB spec takes a while on a busy machine
-STARTUP_SECONDS = 600
-VIOLATION_MARKS = ("did not pass the validation rules", "Request terminated with error", "sl-violations")
+from tests.conftest import shared_path
+from tests.spec_contract import assert_no_violations, prism_serving, recording_client
 
 
 @pytest.fixture(scope="module")
 def prism():
-    spec = shared_path("specs", "xero", "xero_accounting.yaml")
-    npx = shutil.which("npx")
-    if npx is None:
-        pytest.skip("npx (Node.js) is not installed: the Prism contract run needs it")
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="prism-xero-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        [npx, "--yes", "@stoplight/prism-cli@5", "mock", "-h", "127.0.0.1", "-p", str(port), str(spec)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    server = PrismServer(f"http://127.0.0.1:{port}", log.name)
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while "Prism is listening" not in server.output():
-            if process.poll() is not None:
-                pytest.fail(f"Prism stopped before listening:\n{server.output()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"Prism did not start within {STARTUP_SECONDS} s:\n{server.output()[-2000:]}")
-            time.sleep(1)
+    with prism_serving(shared_path("specs", "xero", "xero_accounting.yaml")) as server:
         yield server
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        os.unlink(log.name)
-
-
-class PrismServer:
-    def __init__(self, url, log_path):
-        self.url = url
-        self.log_path = log_path
-
-    def output(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-
-    def output_since(self, offset):
-        return self.output()[offset:]
 
 
 def prism_connector(cls, prism, responses, bookmark_since=None):
@@ -77,20 +29,9 @@ def prism_connector(cls, prism, responses, bookmark_since=None):
               "identity_url": prism.url}
     credentials = {"access_token": "prism-access-token", "refresh_token": "prism-refresh-token",
                    "expires_at": int(time.time()) + 1800}
-    http = build_client(cls.spec, sleep=lambda s: None)
-    http.session.hooks["response"].append(lambda response, *args, **kwargs: responses.append(response))
+    http = recording_client(cls.spec, responses)
     return cls(ConnectorContext(config=config, credentials=credentials,
                                 reference="fe79f7dd-b6d4-4a92-ba7b-538af6289c58", http=http))
-
-
-def assert_no_violations(prism, responses, log_offset):
-    assert responses, "no request reached Prism"
-    for response in responses:
-        assert response.status_code == 200, (response.url, response.status_code, response.text[:300])
-        assert "sl-violations" not in {name.lower() for name in response.headers}, response.headers["sl-violations"]
-    log = prism.output_since(log_offset)
-    for mark in VIOLATION_MARKS:
-        assert mark not in log, log[-2000:]
 
 
 def test_xero_reads_every_stream_without_a_prism_violation(prism):
