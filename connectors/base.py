@@ -192,9 +192,15 @@ class LedgerLineRecord:
 
 @dataclass(frozen=True)
 class DeletedRecord:
-    """A ledger line deleted in the package (from a delete feed)."""
+    """A ledger line deleted in the package (from a delete feed).
+
+    With ``entry=True``, ``source_id`` is the prefix shared by every line of a deleted entry
+    (a package that reports deletions per transaction, e.g. Twinfield's ``"VRK:2024001:"``):
+    every line of the link whose source id starts with it is deleted.
+    """
 
     source_id: str
+    entry: bool = False
 
 
 @dataclass(frozen=True)

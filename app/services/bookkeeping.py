@@ -164,7 +164,9 @@ class SyncWriter:
         """Take one canonical record (buffered; written by batch or at :meth:`finish`)."""
         if self._finished:
             raise RuntimeError("this writer has finished")
-        if isinstance(record, LedgerLineRecord) or isinstance(record, DeletedRecord):
+        if isinstance(record, DeletedRecord) and record.entry:
+            self._delete_entry(record.source_id)
+        elif isinstance(record, LedgerLineRecord) or isinstance(record, DeletedRecord):
             self._line_ops[record.source_id] = record
             if len(self._line_ops) >= self.batch_size:
                 self._flush_lines()
@@ -368,6 +370,26 @@ class SyncWriter:
             self.session.execute(delete(table).where(table.c.id.in_(delete_ids)))
         self.result.lines_inserted += len(inserts)
         self.result.lines_updated += len(updates)
+        self.result.lines_deleted += len(delete_ids)
+
+    def _delete_entry(self, prefix):
+        """Delete every line of the link whose source id starts with ``prefix`` (a deleted entry),
+        after the buffered line operations, so a line read before the deletion is deleted too."""
+        if not prefix:
+            raise DataError("The package reported a deleted entry without saying which.")
+        self._flush_lines()
+        self._settle_years()
+        table = LedgerLine.__table__
+        link_condition = table.c.link_id == self.link_id if self.link_id is not None else table.c.link_id.is_(None)
+        rows = self.session.execute(
+            select(table.c.id, table.c.period_id)
+            .where(link_condition, table.c.dossier_id == self.dossier.id,
+                   table.c.source_id.startswith(prefix[:120], autoescape=True))
+        ).all()
+        delete_ids = [row.id for row in rows if row.period_id not in self._locked_period_ids]
+        self.result.skipped += len(rows) - len(delete_ids)
+        if delete_ids:
+            self.session.execute(delete(table).where(table.c.id.in_(delete_ids)))
         self.result.lines_deleted += len(delete_ids)
 
     def _existing_lines_query(self, link_condition, source_ids):

@@ -4,15 +4,16 @@ Vendor docs: https://developers.twinfield.com/documentation/api/
 Notes, quirks, assumptions (GUESS) and the sandbox's modes: ``connectors/twinfield/README.md``.
 
 One connection is one Twinfield organisation (an OAuth grant); its offices are the references.
-Every call is ``ProcessXmlString`` on ``<cluster>/webservices/processxml.asmx``, the cluster
-being what the access-token validation call names (``twf.clusterUrl``).
+Data comes from ``ProcessXmlString`` on ``<cluster>/webservices/processxml.asmx`` (offices, chart,
+browses), years and periods from ``PeriodService.svc`` and deletions from
+``DeletedTransactionsService.svc``, the cluster being what the access-token validation call
+names (``twf.clusterUrl``).
 """
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -20,13 +21,14 @@ from xml.sax.saxutils import escape
 import requests
 from requests.auth import HTTPBasicAuth
 from lxml import etree
+from zeep import xsd
 from marshmallow import Schema, fields
 
 from connectors import parsing
 from connectors.auth import OAuth2Code
 from connectors.base import (
     ACCOUNTING, FIRM, AccountRecord, AuthError, BalanceRecord, CheckResult, CompanyRef, ConfigError, Connector,
-    ConnectorSpec, DataError, FiscalYearRecord, LedgerLineRecord, NotFoundError, RateBudget, RenewalRefused, Stream,
+    ConnectorSpec, DataError, DeletedRecord, FiscalYearRecord, LedgerLineRecord, NotFoundError, RateBudget, RenewalRefused, Stream,
     TransientError,
 )
 from connectors.http import vendor_error
@@ -39,7 +41,8 @@ TWF = "http://www.twinfield.com/"
 LOGIN_URL = "https://login.twinfield.com/auth/authentication"
 DOCS_URL = "https://developers.twinfield.com/documentation/api/"
 #: the ProcessXml WSDL shipped with the package (a minimal copy of Wolters Kluwer's, MIT: README.md)
-WSDL = Path(__file__).with_name("processxml.wsdl")
+WSDL_DIR = Path(__file__).parent / "wsdl"
+WSDL = WSDL_DIR / "processxml.wsdl"
 SCOPES = ("openid", "twf.user", "twf.organisation", "twf.organisationUser", "offline_access")
 TOKEN_TIMEOUT = (10, 30)
 #: ProcessXml answers are parsed without entities or network
@@ -64,6 +67,11 @@ DIMENSION_TYPES = {"BAS": "other", "PNL": "expense"}
 #: regular periods; Twinfield also has period 0 (opening) and 13 to 55 (closing), see README "Decisions"
 PERIODS = range(1, 13)
 LAST_PERIOD = 55
+#: the data-contract namespaces of the .svc queries (https://accounting.twinfield.com/webservices/documentation/
+#: #/ApiReference/Miscellaneous/Period and .../Transactions/DeletedTransactions)
+PERIOD_SERVICE = ("PeriodService", "http://schemas.datacontract.org/2004/07/Twinfield.WebServices.PeriodService")
+DELETED_SERVICE = ("DeletedTransactionsService",
+                   "http://schemas.datacontract.org/2004/07/Twinfield.WebServices.DeletedTransactionsService")
 
 
 class TwinfieldConfig(Schema):
@@ -229,14 +237,18 @@ def browse_date(value, field):
     return parsing.day(text[:10], field, PACKAGE)
 
 
+def moment_day(value, field):
+    """A zeep ``dateTime`` (or its text, with or without time and offset) -> its date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return parsing.day(str(value or "").strip()[:10], field, PACKAGE)
+
+
 def add_months(day, months):
     month = day.month - 1 + months
     return date(day.year + month // 12, month % 12 + 1, 1)
-
-
-def period_end(year_start, period):
-    """The last day of ``period`` (1 to 12; later closing periods: the year's end) of the year from ``year_start``."""
-    return add_months(year_start, min(max(period, 1), 12)) - timedelta(days=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -278,11 +290,8 @@ class FiscalYears(Stream):
     name, record_type, primary_key = "fiscal_years", FiscalYearRecord, "start"
 
     def records(self, state, window):
-        books = self.connector
-        for year in window_years(window):
-            start = books.year_start(year)
-            if start is not None:
-                yield FiscalYearRecord(start=start, end=add_months(start, 12) - timedelta(days=1))
+        for calendar in self.connector.calendars(window):
+            yield FiscalYearRecord(start=calendar.start, end=calendar.end)
 
 
 class Accounts(Stream):
@@ -305,17 +314,15 @@ class Balances(Stream):
 
     def records(self, state, window):
         books = self.connector
-        for year in window_years(window):
-            start = books.year_start(year)
-            if start is None:
-                continue
+        for calendar in books.calendars(window):
+            year = calendar.year
             root = books.browse(BALANCES_BROWSE, BALANCE_FIELDS, f"{year}/01", f"{year}/{LAST_PERIOD:02d}")
             totals = {}
             for _, cells in browse_rows(root):
                 _, period = year_period(cells["fin.trs.head.yearperiod"])
                 if period < 1:  # period 0 holds the opening balance carried from the year before
                     continue
-                key = (period_end(start, period), parsing.text(cells["fin.trs.line.dim1"]))
+                key = (calendar.period_end(period), parsing.text(cells["fin.trs.line.dim1"]))
                 totals[key] = totals.get(key, 0) + parsing.amount(cells["fin.trs.line.basevaluesigned"],
                                                                   "basevaluesigned", PACKAGE)
             for (end, account), amount in sorted(totals.items()):
@@ -330,16 +337,53 @@ class LedgerLines(Stream):
 
     def records(self, state, window):
         books = self.connector
-        for year in window_years(window):
-            start = books.year_start(year)
-            if start is None:
-                continue
+        for calendar in books.calendars(window):
+            year = calendar.year
             ranges = [(f"{year}/{p:02d}", f"{year}/{p:02d}") for p in PERIODS]
             ranges.append((f"{year}/13", f"{year}/{LAST_PERIOD}"))
             for first, last in ranges:
                 root = books.browse(LINES_BROWSE, LINE_FIELDS, first, last)
                 for keys, cells in browse_rows(root):
-                    yield books.line_record(keys, cells, start)
+                    yield books.line_record(keys, cells, calendar)
+
+
+class DeletedTransactions(Stream):
+    """Transactions deleted in Twinfield, each as the prefix of its lines' source ids (``journal:number:``)."""
+
+    name, record_type, primary_key = "deleted", DeletedRecord, "source_id"
+
+    def records(self, state, window):
+        books = self.connector
+        calendars = books.calendars(window)
+        if not calendars:
+            return
+        # GUESS (README): DateFrom may filter on the transaction's or the deletion's date; the start of the
+        # window's first year covers what the dossier holds either way
+        deleted = books.query(*DELETED_SERVICE, "GetDeletedTransactions", CompanyCode=books.office,
+                              DateFrom=datetime.combine(calendars[0].start, datetime.min.time()))
+        for item in deleted or ():
+            journal, number = parsing.text(item["Daybook"]), parsing.text(item["TransactionNumber"])
+            if not (journal and number):
+                raise DataError("Twinfield reported a deleted transaction without its journal or number.")
+            # a transaction read in this run exists: its number was given again after the deletion
+            if (journal, number) not in books.entries_read:
+                yield DeletedRecord(f"{journal}:{number}:", entry=True)
+
+
+@dataclass(frozen=True)
+class YearCalendar:
+    """A Twinfield year of an office from the period service: its label, bounds and period ends."""
+
+    year: int
+    start: date
+    end: date
+    period_ends: dict
+
+    def period_end(self, period):
+        """The end of booking period ``period``: 0 (opening) the day before the year, closing periods its end."""
+        if period < 1:
+            return self.start - timedelta(days=1)
+        return self.period_ends.get(period, self.end)
 
 
 # --------------------------------------------------------------------------------------
@@ -362,7 +406,7 @@ class Twinfield(Connector):
         base_url_setting="login_url",
         sandbox_config=SANDBOX,
     )
-    streams = (FiscalYears, Accounts, Balances, LedgerLines)
+    streams = (FiscalYears, Accounts, Balances, LedgerLines, DeletedTransactions)
 
     @classmethod
     def oauth_endpoints(cls, config):
@@ -392,6 +436,7 @@ class Twinfield(Connector):
             self.tokens.save_credentials({**(self.tokens.load_credentials() or self.credentials),
                                           "cluster_url": cluster})
         self.__dict__.pop("client", None)
+        self.__dict__.pop("services", None)
         return cluster
 
     @cached_property
@@ -399,24 +444,45 @@ class Twinfield(Connector):
         return soap_client(str(WSDL), self.http, faults=FAULTS,
                            service_address=f"{self.cluster()}/webservices/processxml.asmx")
 
-    def _call(self, xml, office):
-        header = {"Header": {"AccessToken": self.tokens.access_token(), "CompanyCode": office, "CompanyId": None}}
-        return self.client.service.ProcessXmlString(xmlRequest=xml, _soapheaders=header)
+    @cached_property
+    def services(self):
+        """The zeep clients of the ``.svc`` services, by name, on the organisation's cluster."""
+        return {}
 
-    def process(self, xml, what, office=None):
-        """``ProcessXmlString`` with the connection's token and ``office``; the answer's parsed root.
-
-        Fault 354 (token expired or revoked) refreshes the token once, validates it again (which
-        names the cluster) and resends; a second refusal asks for a reconnection.
-        """
-        office = office if office is not None else self.reference
+    def authorised(self, call):
+        """``call()`` with the connection's token: fault 354 (token expired or revoked) refreshes it
+        once, validates it again (which names the cluster) and calls again; a second refusal asks
+        for a reconnection."""
         try:
-            result = self.renewing(lambda: self._call(xml, office))
+            return self.renewing(call)
         except RenewalRefused:
             raise
         except AuthError as again:
             raise AuthError("Twinfield refused the connection's access again after renewing it. "
                             "An administrator must reconnect it.", detail=again.detail) from None
+
+    def _call(self, xml, office):
+        header = {"Header": {"AccessToken": self.tokens.access_token(), "CompanyCode": office, "CompanyId": None}}
+        return self.client.service.ProcessXmlString(xmlRequest=xml, _soapheaders=header)
+
+    def query(self, service, namespace, name, **fields):
+        """``Query`` on ``<cluster>/webservices/<service>.svc`` with the ``Authentication`` header (the .svc
+        services' header, https://github.com/pronamic/wp-twinfield PeriodsService); the query is typed by xsi:type."""
+        def call():
+            if service not in self.services:
+                self.services[service] = soap_client(str(WSDL_DIR / f"{service}.wsdl"), self.http, faults=FAULTS,
+                                                     service_address=f"{self.cluster()}/webservices/{service}.svc")
+            client = self.services[service]
+            kind = client.get_type(f"{{{namespace}}}{name}")
+            header = client.get_element(f"{{{TWF}}}Authentication")(AccessToken=self.tokens.access_token(),
+                                                                     CompanyCode=self.office)
+            return client.service.Query(xsd.AnyObject(kind, kind(**fields)), _soapheaders=[header])
+        return self.authorised(call)
+
+    def process(self, xml, what, office=None):
+        """``ProcessXmlString`` with the connection's token and ``office``; the answer's parsed root."""
+        office = office if office is not None else self.reference
+        result = self.authorised(lambda: self._call(xml, office))
         root = parse_xml(result, what)
         said = refused(root)
         if said:
@@ -428,41 +494,58 @@ class Twinfield(Connector):
 
     # -- years ----------------------------------------------------------------------
     @cached_property
-    def _year_starts(self):
+    def entries_read(self):
+        """``(journal, number)`` of every transaction this connector read (the deleted stream skips them)."""
+        return set()
+
+    @cached_property
+    def _calendars(self):
         return {}
 
-    def year_start(self, year):
-        """The first day of Twinfield year ``year`` of the office, derived from its transactions
-        (README "Decisions": each line's date minus its period's months; the most common wins), or
-        None when the year has no transaction."""
-        if year not in self._year_starts:
-            votes = Counter()
-            for first, last in ((f"{year}/01", f"{year}/01"), (f"{year}/01", f"{year}/12")):
-                root = self.browse(LINES_BROWSE, ("fin.trs.head.yearperiod", "fin.trs.head.date"), first, last)
-                for _, cells in browse_rows(root):
-                    _, period = year_period(cells["fin.trs.head.yearperiod"])
-                    booked = browse_date(cells["fin.trs.head.date"], "fin.trs.head.date")
-                    if 1 <= period <= 12:
-                        votes[add_months(booked.replace(day=1), 1 - period)] += 1
-                if votes:
-                    break
-            self._year_starts[year] = votes.most_common(1)[0][0] if votes else None
-        return self._year_starts[year]
+    def calendars(self, window):
+        """The office's Twinfield years overlapping the window, from the period service (one ``GetYears``,
+        then one ``GetPeriods`` per year, cached); a year of which no period has an end date is left out."""
+        if "years" not in self._calendars:
+            years = self.query(*PERIOD_SERVICE, "GetYears")
+            self._calendars["years"] = sorted({int(y) for y in (years or ()) if str(y).strip().lstrip("-").isdigit()})
+        found = []
+        for year in self._calendars["years"]:
+            if year not in window_years(window):
+                continue
+            if year not in self._calendars:
+                self._calendars[year] = self._calendar(year)
+            if self._calendars[year] is not None:
+                found.append(self._calendars[year])
+        return found
 
-    def line_record(self, keys, cells, start):
+    def _calendar(self, year):
+        ends = {}
+        for period in self.query(*PERIOD_SERVICE, "GetPeriods", Year=year) or ():
+            number, end = period["Number"], period["EndDate"]
+            if number is not None and int(number) >= 1 and end is not None:
+                ends[int(number)] = moment_day(end, "EndDate")
+        if not ends:
+            return None
+        last = max(ends.values())  # closing periods (13 and later) end with the year
+        # a year is twelve months back from its last period's end (GUESS for a long first year: README)
+        return YearCalendar(year=year, start=add_months(last + timedelta(days=1), -12), end=last,
+                            period_ends={n: e for n, e in ends.items() if n <= max(PERIODS)} or ends)
+
+    def line_record(self, keys, cells, calendar):
         _, period = year_period(cells["fin.trs.head.yearperiod"])
         journal = parsing.text(cells.get("fin.trs.head.code") or keys.get("code"))
         number = parsing.text(cells.get("fin.trs.head.number") or keys.get("number"))
         line = parsing.text(keys.get("line"))
         if not (journal and number and line):
             raise DataError("Twinfield sent a transaction line without its journal, number or line number.")
+        self.entries_read.add((journal, number))
         dimension = parsing.text(cells.get("fin.trs.line.dim2"))
         return LedgerLineRecord(
             source_id=f"{journal}:{number}:{line}",
             booking_date=browse_date(cells["fin.trs.head.date"], "fin.trs.head.date"),
             account=parsing.text(cells["fin.trs.line.dim1"]),
             amount=parsing.amount(cells["fin.trs.line.basevaluesigned"], "basevaluesigned", PACKAGE),
-            booking_period_end=period_end(start, period) if period else start - timedelta(days=1),
+            booking_period_end=calendar.period_end(period),
             description=parsing.text(cells.get("fin.trs.line.description")),
             reference=parsing.text(cells.get("fin.trs.line.invnumber")),
             journal=journal,

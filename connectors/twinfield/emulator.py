@@ -7,7 +7,13 @@ Under ``/twinfield`` (a connection's ``login_url`` is ``<sandbox>/twinfield/auth
   (JSON with ``twf.clusterUrl``: this sandbox's own cluster, ``<sandbox>/twinfield/api.accounting``,
   or ``api.accounting2`` in mode ``numbered_cluster``);
 * ``POST /<cluster>/webservices/processxml.asmx``: ``ProcessXmlString`` with the ``Header``
-  (``AccessToken``, ``CompanyCode``); ``GET ...?wsdl`` serves the package's WSDL copy.
+  (``AccessToken``, ``CompanyCode``); ``GET ...?wsdl`` serves the package's WSDL copy;
+* ``POST /<cluster>/webservices/PeriodService.svc`` (``Query`` of ``GetYears``, ``GetPeriods``) and
+  ``DeletedTransactionsService.svc`` (``GetDeletedTransactions``), WCF style: the ``Authentication``
+  header, the query named by its ``xsi:type``, the answer a ``Result`` typed the same way. Periods 1 to
+  12 are the fiscal year's months, with period 0 (opening, no end date) and 13 (closing, the year's end);
+  a deleted transaction is an entry of which the sandbox deleted lines, deleted "today", and
+  ``DateFrom`` filters on its deletion date (GUESS).
 
 ProcessXml requests answered: ``<list><type>offices</type></list>``, ``<list><type>dimensions</type>
 <office/><dimtype>BAS|PNL</dimtype></list>`` and browses ``<columns code="030_1|030_3|040_1">`` filtered on
@@ -25,7 +31,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -33,13 +39,17 @@ from xml.sax.saxutils import escape, quoteattr
 from flask import Blueprint, Response, current_app, jsonify, request
 from lxml import etree
 
+from connectors.emulation.books import entry_of
 from connectors.emulation.oauth_server import OAuthProvider
 
 PACKAGE = "twinfield"
 PREFIX = "/twinfield"
 DEFAULT_CLIENTS = {"twinfield-sandbox-client": "twinfield-sandbox-secret"}
 CLUSTERS = ("api.accounting", "api.accounting2")
-WSDL = Path(__file__).with_name("processxml.wsdl")
+WSDL = Path(__file__).parent / "wsdl" / "processxml.wsdl"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+DATA_CONTRACTS = "http://schemas.datacontract.org/2004/07/Twinfield.WebServices."
+SVC_QUERIES = {"PeriodService": ("GetYears", "GetPeriods"), "DeletedTransactionsService": ("GetDeletedTransactions",)}
 ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 TWF = "http://www.twinfield.com/"
 CREDITS_PER_MINUTE = 1000
@@ -180,6 +190,19 @@ def processxml(name):
         return fault("Server was unable to read request.", "soap:Client")
     access = (header.findtext(f"{{{TWF}}}AccessToken") if header is not None else "") or ""
     office = (header.findtext(f"{{{TWF}}}CompanyCode") if header is not None else "") or ""
+    try:
+        request_root = etree.fromstring(xml.encode(), etree.XMLParser(**_PARSER))
+    except etree.XMLSyntaxError:
+        request_root = None
+    credits = 1 if request_root is None or request_root.tag in QUERY_ROOTS else 3
+    if request_root is None:
+        return guarded(name, access, credits,
+                       lambda: answer('<result result="0" msg="The XML request could not be read."/>'))
+    return guarded(name, access, credits, lambda: answer(process(request_root, office)))
+
+
+def guarded(name, access, credits, respond):
+    """``respond()`` when the token, the cluster, the organisation's credits and its one running call allow."""
     provider, state = _provider(), _state()
     if not provider.valid_bearer(f"Bearer {access}"):
         return fault("Access denied. Token invalid (code 354).")
@@ -195,11 +218,6 @@ def processxml(name):
     if name != expected:  # GUESS: the vendor documents no answer for a call on another cluster
         return fault("Access denied. The organisation is not available on this cluster.", "soap:Client")
     grant = provider.grant_of(f"Bearer {access}")
-    try:
-        request_root = etree.fromstring(xml.encode(), etree.XMLParser(**_PARSER))
-    except etree.XMLSyntaxError:
-        return answer('<result result="0" msg="The XML request could not be read."/>')
-    credits = 1 if request_root.tag in QUERY_ROOTS else 3
     per_minute = int((state.budgets.get(PACKAGE) or {}).get("per_minute") or CREDITS_PER_MINUTE)
     wait = provider.spend(grant, credits, per_minute)
     if wait:
@@ -215,10 +233,84 @@ def processxml(name):
             state.rejected[PACKAGE] += 1
         return too_many(1, "Fair use: one concurrent call per organisation.")
     try:
-        return answer(process(request_root, office))
+        return respond()
     finally:
         with provider.fair_lock:
             provider.running[grant] -= 1
+
+
+@cluster.post("/<name>/webservices/<service>.svc")
+def wcf_service(name, service):
+    """A ``Query`` on a WCF service: the concrete query is the body element's ``xsi:type``."""
+    if name not in CLUSTERS or service not in SVC_QUERIES:
+        return Response("Not found", status=404)
+    try:
+        root = etree.fromstring(request.get_data(), etree.XMLParser(**_PARSER))
+        header = root.find(f"{{{ENV}}}Header/{{{TWF}}}Authentication")
+        query = root.find(f"{{{ENV}}}Body/{{{TWF}}}Query")
+        if query is None:
+            raise ValueError("no Query")
+        prefix, _, kind = (query.get(f"{{{XSI}}}type") or "").rpartition(":")
+        namespace = query.nsmap.get(prefix or None, "")
+    except (etree.XMLSyntaxError, ValueError):
+        return fault("The message could not be processed.", "s:Client")
+    if kind not in SVC_QUERIES[service] or namespace != DATA_CONTRACTS + service:
+        return fault(f"Unknown query {kind or 'without xsi:type'}.", "s:Client")
+    access = (header.findtext(f"{{{TWF}}}AccessToken") if header is not None else "") or ""
+    office = (header.findtext(f"{{{TWF}}}CompanyCode") if header is not None else "") or ""
+    fields = {etree.QName(child).localname: (child.text or "").strip() for child in query}
+    return guarded(name, access, 1, lambda: wcf_answer(service, kind, office, fields))
+
+
+def wcf_answer(service, kind, office, fields):
+    book = _book(fields.get("CompanyCode") or office)
+    if book is None:
+        return fault(f"Office {office} does not exist or you have no access to it.", "s:Client")
+    body = {"GetYears": period_years, "GetPeriods": periods_of, "GetDeletedTransactions": deleted_transactions}[kind]
+    return envelope(f'<Result xmlns="{TWF}" xmlns:i="{XSI}" xmlns:a="{DATA_CONTRACTS}{service}" '
+                    f'i:type="a:{kind}Result">{body(book, fields)}</Result>')
+
+
+def period_years(book, fields):
+    return "<a:Years>" + "".join(f"<a:int>{start.year}</a:int>" for start, _ in book.fiscal_years) + "</a:Years>"
+
+
+def periods_of(book, fields):
+    year = int(fields.get("Year") or 0)
+    bounds = next(((s, e) for s, e in book.fiscal_years if s.year == year), None)
+    if bounds is None:
+        return "<a:Periods />"
+    start, end = bounds
+    rows = ['<a:Period><a:EndDate i:nil="true" /><a:Name>Beginbalans</a:Name><a:Number>0</a:Number>'
+            "<a:Open>true</a:Open></a:Period>"]
+    for number in range(1, 13):
+        month = date(start.year + (start.month + number - 2) // 12, (start.month + number - 2) % 12 + 1, 1)
+        period_end = date(month.year + month.month // 12, month.month % 12 + 1, 1).toordinal() - 1
+        rows.append(f"<a:Period><a:EndDate>{date.fromordinal(period_end).isoformat()}T00:00:00</a:EndDate>"
+                    f"<a:Name>{month.strftime('%B')}</a:Name><a:Number>{number}</a:Number>"
+                    "<a:Open>true</a:Open></a:Period>")
+    rows.append(f"<a:Period><a:EndDate>{end.isoformat()}T00:00:00</a:EndDate><a:Name>Afsluiting</a:Name>"
+                "<a:Number>13</a:Number><a:Open>false</a:Open></a:Period>")
+    return f"<a:Periods>{''.join(rows)}</a:Periods>"
+
+
+def deleted_transactions(book, fields):
+    today = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    since = (fields.get("DateFrom") or "")[:10]
+    if since and today.date().isoformat() < since:
+        return "<a:DeletedTransactions />"
+    entries = {}
+    for line_id in sorted(book.deleted):
+        if line_id > book.line_count:  # an added entry deleted again: the sandbox keeps no copy of it
+            continue
+        line = next(l for l in book.base_entry(entry_of(line_id - 1)) if l["id"] == line_id)
+        entries.setdefault((JOURNAL_CODES[line["journal"]], line["entry_id"]), line["date"])
+    rows = "".join(f"<a:DeletedTransaction><a:Daybook>{journal}</a:Daybook><a:DeletionDate>{today.isoformat()}"
+                   "</a:DeletionDate><a:ReasonForDeletion>Dubbel geboekt</a:ReasonForDeletion>"
+                   f"<a:TransactionDate>{booked}T00:00:00</a:TransactionDate><a:TransactionNumber>{number}"
+                   "</a:TransactionNumber><a:User>FIRMSYNC</a:User></a:DeletedTransaction>"
+                   for (journal, number), booked in sorted(entries.items()))
+    return f"<a:DeletedTransactions>{rows}</a:DeletedTransactions>"
 
 
 def _book(office):

@@ -17,7 +17,8 @@ from connectors.base import (
 )
 from connectors.http import build_client, secrets_for
 from connectors.twinfield import (
-    LINE_FIELDS, WSDL, Twinfield, browse_request, browse_rows, cluster_of, parse_xml, period_end, refused,
+    LINE_FIELDS, WSDL, WSDL_DIR, Twinfield, YearCalendar, browse_request, browse_rows, cluster_of, parse_xml,
+    refused,
 )
 from connectors.twinfield import emulator
 from tests.conftest import shared_path
@@ -78,9 +79,10 @@ def test_cluster_and_periods():
         "https://api.accounting2.twinfield.com"
     with pytest.raises(DataError):
         cluster_of({"twf.organisationId": "x"})
-    assert period_end(date(2023, 4, 1), 1) == date(2023, 4, 30)
-    assert period_end(date(2023, 4, 1), 12) == date(2024, 3, 31)
-    assert period_end(date(2023, 4, 1), 13) == date(2024, 3, 31)
+    year = YearCalendar(2023, date(2023, 4, 1), date(2024, 3, 31), {1: date(2023, 4, 30), 12: date(2024, 3, 31)})
+    assert year.period_end(1) == date(2023, 4, 30)
+    assert year.period_end(0) == date(2023, 3, 31)  # the opening period: before the year
+    assert year.period_end(13) == date(2024, 3, 31)  # closing periods: the year's end
 
 
 def test_unsafe_xml_is_refused():
@@ -91,6 +93,8 @@ def test_unsafe_xml_is_refused():
 
 def test_the_shipped_wsdl_is_not_the_shared_one():
     assert "connectors/twinfield" in str(WSDL) and "shared" not in str(WSDL)
+    assert {p.name for p in WSDL_DIR.glob("*.wsdl")} == {"processxml.wsdl", "PeriodService.wsdl",
+                                                         "DeletedTransactionsService.wsdl"}
 
 
 # -- on the mocks ------------------------------------------------------------------------------------
@@ -113,7 +117,7 @@ def test_requests_validate_against_the_shared_wsdl(requests_mock, shared_schema)
     assert (line.account, line.amount, line.dimensions) == ("8000", Decimal("-1210.00"), {"dim2": "CC1"})
     june = records[4]
     assert june.booking_date == date(2024, 6, 1) and june.booking_period_end == date(2024, 5, 31)
-    posts = [r for r in requests_mock.request_history if r.method == "POST"]
+    posts = [r for r in requests_mock.request_history if r.method == "POST" and r.url == mocks.ENDPOINT]
     assert posts and all(r.headers["SOAPAction"] == '"http://www.twinfield.com/ProcessXmlString"' for r in posts)
     for post in posts:
         validate_request(shared_schema, post.body)
@@ -133,6 +137,39 @@ def test_fiscal_years_accounts_and_balances_on_the_fixtures(requests_mock):
     assert [a.number for a in accounts] == ["1000", "1100", "1300", "1600", "8000", "4300"]
     balances = list(connector.read("balances", StreamState(), mocks.window()))
     assert {(b.account, b.period_end, b.amount) for b in balances} >= {("8000", date(2024, 4, 30), Decimal("-1210.00"))}
+
+
+def test_years_and_periods_come_from_the_period_service(requests_mock):
+    connector, _ = mocked(requests_mock)
+    window = SyncWindow(start=date(2023, 1, 1), end=date(2025, 6, 30))
+    years = list(connector.read("fiscal_years", StreamState(), window))
+    assert [(y.start, y.end) for y in years] == [(date(2024, 1, 1), date(2024, 12, 31))]  # 2025 has no periods yet
+    calls = [mocks.wcf_query(r.body) for r in requests_mock.request_history if r.url == mocks.PERIOD_SERVICE]
+    assert calls == [("GetYears", {}), ("GetPeriods", {"Year": "2024"}), ("GetPeriods", {"Year": "2025"})]
+    for request in (r for r in requests_mock.request_history if r.url == mocks.PERIOD_SERVICE):
+        # the .svc services take the Authentication header, not the .asmx Header
+        header = etree.fromstring(request.body).find(f"{{{ENV}}}Header/{{{TWF}}}Authentication")
+        assert header.findtext(f"{{{TWF}}}AccessToken") == "twf-at-7d3e51b0a9"
+        assert header.findtext(f"{{{TWF}}}CompanyCode") == mocks.OFFICE
+        assert request.headers["SOAPAction"] == '"http://www.twinfield.com/PeriodService/Query"'
+
+
+def test_deleted_transactions_become_entry_deletions_except_those_read_again(requests_mock):
+    connector, _ = mocked(requests_mock)
+    list(connector.read("ledger_lines", StreamState(), mocks.window()))  # VRK 202400012 is in the books again
+    deleted = list(connector.read("deleted", StreamState(), mocks.window()))
+    assert [(d.source_id, d.entry) for d in deleted] == [("MEMO:202400007:", True)]
+    kind, fields = mocks.wcf_query(requests_mock.request_history[-1].body)
+    assert kind == "GetDeletedTransactions"
+    assert fields["CompanyCode"] == mocks.OFFICE and fields["DateFrom"].startswith("2024-01-01")
+
+
+def test_a_deleted_transaction_without_its_number_is_a_data_error(requests_mock):
+    connector, _ = mocked(requests_mock)
+    broken = mocks.xml_fixture("deleted_transactions").replace("<a:TransactionNumber>202400007</a:TransactionNumber>", "")
+    requests_mock.post(mocks.DELETED_SERVICE, text=broken, headers={"Content-Type": "text/xml; charset=utf-8"})
+    with pytest.raises(DataError, match="deleted transaction"):
+        list(connector.read("deleted", StreamState(), mocks.window()))
 
 
 def test_fault_354_refreshes_once_then_asks_to_reconnect(requests_mock):
@@ -278,6 +315,32 @@ def test_emulator_answers_validate_against_the_shared_wsdl(sandbox, shared_schem
         validate_answer(shared_schema, answer.content)
     expired = requests.post(endpoint, data=body.replace(credentials["access_token"].encode(), b"nope"), timeout=10)
     assert expired.status_code == 500 and b"354" in expired.content
+
+
+@pytest.mark.parametrize("service, queries", [
+    ("PeriodService", [("GetYears", {}), ("GetPeriods", {"Year": 2023})]),
+    ("DeletedTransactionsService", [("GetDeletedTransactions", {"CompanyCode": None})]),
+])
+def test_svc_requests_and_emulator_answers_validate_against_the_shipped_wsdls(sandbox, service, queries):
+    """The hand-written .svc WSDLs (README) hold what the connector sends and what the emulator answers."""
+    book, code = office(sandbox, "Bakkerij")
+    sandbox.mutate(book.spec.id, delete=1)
+    credentials = connect(sandbox)
+    connector = build(sandbox, credentials, code)
+    schema = wsdl_schema(WSDL_DIR / f"{service}.wsdl")
+    namespace = f"http://schemas.datacontract.org/2004/07/Twinfield.WebServices.{service}"
+    responses = []
+    connector.http.session.hooks["response"].append(lambda response, *a, **k: responses.append(response))
+    for name, fields in queries:
+        fields = {k: (code if v is None else v) for k, v in fields.items()}
+        assert connector.query(service, namespace, name, **fields)  # the answers are read, not empty
+    sent = [r for r in responses if r.url.endswith(f"/{service}.svc")]
+    assert len(sent) == len(queries)
+    for response in sent:
+        request = etree.fromstring(response.request.body)
+        schema.validate(request.find(f"{{{ENV}}}Header/{{{TWF}}}Authentication"))
+        schema.validate(request.find(f"{{{ENV}}}Body")[0])
+        schema.validate(etree.fromstring(response.content).find(f"{{{ENV}}}Body")[0])
 
 
 def test_mode_numbered_cluster(sandbox):

@@ -168,6 +168,37 @@ def test_changed_lines_are_updated_and_deleted_lines_removed(db, dossier, connec
     assert lines == {"L1": D("125.00"), "L2": D("-121.00")}
 
 
+def test_a_deleted_entry_removes_every_line_of_it_and_nothing_else(db, dossier, connection, make_link):
+    """A package that reports deletions per transaction (Twinfield) names the entry's prefix."""
+    link = make_link(dossier, connection)
+    write_records(db.session, link.id, [
+        *package_2024(),
+        line("VRK:10:1", date(2024, 3, 1), "400000", "50"), line("VRK:10:2", date(2024, 3, 1), "700000", "-50"),
+        line("VRK:100:1", date(2024, 3, 2), "400000", "7"), line("VRK%:10:1", date(2024, 3, 2), "400000", "9"),
+    ])
+    db.session.commit()
+    # the line read in the same run before the deletion goes too; a LIKE wildcard in a prefix is literal
+    result = write_records(db.session, link.id, [line("VRK:10:3", date(2024, 3, 1), "400000", "1"),
+                                                 DeletedRecord("VRK:10:", entry=True),
+                                                 DeletedRecord("V_K:", entry=True)])
+    db.session.commit()
+    assert result.lines_deleted == 3
+    assert set(db.session.scalars(select(LedgerLine.source_id))) == {"L1", "L2", "L3", "VRK:100:1", "VRK%:10:1"}
+
+
+def test_a_deleted_entry_in_a_locked_year_stays(db, dossier, connection, make_link, calendar_years):
+    link = make_link(dossier, connection)
+    write_records(db.session, link.id, [FiscalYearRecord(date(2023, 1, 1), date(2023, 12, 31)),
+                                         line("MEMO:1:1", date(2023, 4, 1), "400000", "80")])
+    db.session.commit()
+    db.session.scalar(select(FiscalYear)).locked = True
+    db.session.commit()
+    result = write_records(db.session, link.id, [DeletedRecord("MEMO:1:", entry=True)])
+    db.session.commit()
+    assert (result.lines_deleted, result.skipped) == (0, 1)
+    assert db.session.scalar(select(func.count(LedgerLine.id))) == 1
+
+
 def test_batches_flush_while_streaming_and_count_correctly(db, dossier, connection, make_link):
     link = make_link(dossier, connection)
     writer = SyncWriter(db.session, link.id, batch_size=7)

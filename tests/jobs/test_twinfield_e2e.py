@@ -1,4 +1,4 @@
-"""Twinfield through a real worker: an incremental night, an access token expiring mid-sync,
+"""Twinfield through a real worker: an incremental night, transactions deleted in Twinfield, an access token expiring mid-sync,
 a revoked grant, and a refused browse or unreadable SOAP answer that a re-run heals."""
 import pytest
 
@@ -51,13 +51,28 @@ def test_an_incremental_night_stores_exactly_the_new_lines(db, sandbox, twinfiel
     assert line_count(db, dossier_id) == book.line_count + len(added)
 
 
+def test_transactions_deleted_in_twinfield_leave_the_dossier_at_the_next_sync(db, sandbox, twinfield_file):
+    first = twinfield_file("the first sync")
+    assert first.status == RunStatus.SUCCEEDED, f"{first.message}\n{twinfield_file.logs()}"
+    book, dossier_id = twinfield_file.book, twinfield_file.dossier.id
+
+    deleted = sandbox.mutate(book.spec.id, delete=3)["deleted"]  # three whole transactions
+    second = twinfield_file("the sync after the deletions")
+    assert second.status == RunStatus.SUCCEEDED, second.message
+    assert (second.lines_deleted, second.lines_inserted) == (len(deleted), 0) and len(deleted) >= 6
+    assert line_count(db, dossier_id) == book.line_count - len(deleted)
+
+    third = twinfield_file("a night without changes")  # the deletions are reported again: nothing to do
+    assert third.status == RunStatus.SUCCEEDED and not third.changed, third.message
+
+
 def test_an_access_token_expiring_mid_sync_is_renewed_and_the_sync_succeeds(db, sandbox, twinfield_file):
     sandbox.modes(twinfield=["token_expires_mid_sync"])  # every token dies after 4 SOAP calls (fault 354)
     done = twinfield_file()
     assert done.status == RunStatus.SUCCEEDED, f"{done.message}\n{twinfield_file.logs()}"
     assert line_count(db, twinfield_file.dossier.id) == twinfield_file.book.line_count
     refreshes = sandbox.stats()["token_refreshes"]["twinfield"]
-    accepted = sandbox.calls("/webservices/processxml.asmx") - refreshes  # each refresh follows one fault 354
+    accepted = sandbox.calls("/twinfield/api.accounting/webservices/") - refreshes  # a refresh follows each fault 354
     assert refreshes >= 2 and refreshes == -(-accepted // 4) - 1  # one renewal per expired token, none wasted
     connection = connection_of(db, done)
     assert connection.status == ConnectionStatus.ACTIVE
@@ -87,7 +102,7 @@ def test_a_revoked_grant_needs_reconnect_and_leaves_the_data_alone(db, sandbox, 
 PROCESSXML = "/twinfield/api.accounting/webservices/processxml.asmx"
 BAD_ANSWERS = {  # how the vendor breaks it, what the accountant then reads
     "browse_refused": (lambda sandbox: sandbox.modes(twinfield=["browse_refused"]),
-                       "Twinfield says: “You have no rights to browse 030_1.”"),
+                       "Twinfield says: “You have no rights to browse 040_1.”"),
     "malformed_soap_body": (lambda sandbox: sandbox.fault("malformed", path=PROCESSXML, count=1),
                             "Twinfield sent an answer Firmsync could not read."),
 }

@@ -1,6 +1,8 @@
-"""Twinfield mocks: the access-token validation call and ProcessXmlString on the cluster, on the
-XML fixtures of ``connectors/twinfield/fixtures/`` (browse answers filtered by the requested
-``fin.trs.head.yearperiod`` range, as the vendor filters them)."""
+"""Twinfield mocks: the access-token validation call, ProcessXmlString and the ``.svc`` queries
+(``PeriodService``: years 2024 and 2025, calendar months; ``DeletedTransactionsService``: two
+deleted transactions) on the cluster, on the XML fixtures of ``connectors/twinfield/fixtures/``
+(browse answers filtered by the requested ``fin.trs.head.yearperiod`` range, as the vendor
+filters them)."""
 import copy
 import time
 from datetime import date
@@ -15,6 +17,9 @@ KEY = "twinfield"
 LOGIN_URL = "https://login.twinfield.test/auth/authentication"
 CLUSTER = "https://api.accounting.twinfield.com"
 ENDPOINT = f"{CLUSTER}/webservices/processxml.asmx"
+PERIOD_SERVICE = f"{CLUSTER}/webservices/PeriodService.svc"
+DELETED_SERVICE = f"{CLUSTER}/webservices/DeletedTransactionsService.svc"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
 OFFICE = "NLA001234"
 ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 TWF = "http://www.twinfield.com/"
@@ -89,6 +94,24 @@ def process_xml(request, context):
     return soap_answer(answer_for(xml_request(request.body)))
 
 
+def wcf_query(body):
+    """``(query type, {field: text})`` of a ``.svc`` Query envelope (the query named by its xsi:type)."""
+    query = etree.fromstring(body).find(f"{{{ENV}}}Body/{{{TWF}}}Query")
+    return (query.get(f"{{{XSI}}}type").rpartition(":")[2],
+            {etree.QName(child).localname: (child.text or "") for child in query})
+
+
+def period_service(request, context):
+    context.headers["Content-Type"] = "text/xml; charset=utf-8"
+    kind, fields = wcf_query(request.body)
+    if kind == "GetYears":
+        return xml_fixture("period_years")
+    return xml_fixture(f"periods_{fields['Year']}")
+
+
 def register(requests_mock, base_url):
     requests_mock.get(f"{base_url}/connect/accesstokenvalidation", json=fixture("twinfield", "accesstokenvalidation"))
     requests_mock.post(ENDPOINT, text=process_xml)
+    requests_mock.post(PERIOD_SERVICE, text=period_service)
+    requests_mock.post(DELETED_SERVICE, text=xml_fixture("deleted_transactions"),
+                       headers={"Content-Type": "text/xml; charset=utf-8"})
