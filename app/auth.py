@@ -44,13 +44,17 @@ class LoginForm(FlaskForm):
 
 def safe_next(target):
     """Return ``target`` if it stays on this site, else None (never redirect off-site)."""
-    if not target or "\\" in target:
+    # browsers drop tabs and newlines inside URLs and read a backslash as a slash
+    if not target or "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
         return None
     host = urlparse(request.host_url)
     resolved = urlparse(urljoin(request.host_url, target))
     if resolved.scheme not in ("http", "https") or resolved.netloc != host.netloc:
         return None
     if target.startswith("//") or urlparse(target).netloc:
+        return None
+    # the normalised path of "/.//evil.example" or "/a/..//evil.example" is "//evil.example": another host
+    if not resolved.path.startswith("/") or resolved.path.startswith("//"):
         return None
     return resolved.path + (("?" + resolved.query) if resolved.query else "")
 

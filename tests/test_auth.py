@@ -54,13 +54,23 @@ def test_throttled_per_address_across_accounts(client, world):
 
 
 @pytest.mark.parametrize("target", ["//evil.test", "https://evil.test/x", "/\\evil.test", "javascript:alert(1)",
-                                    "http://evil.test", "///evil.test"])
+                                    "http://evil.test", "///evil.test", "/.//evil.test/x", "/a/..//evil.test",
+                                    "/%09/evil.test", "/\t/evil.test"])
 def test_off_site_next_is_refused(client, world, target):
     response = post_login(client, EMAILS["admin"], PASSWORD, next_url=target)
     assert response.status_code == 302
     location = response.headers["Location"]
     assert "evil.test" not in location and "javascript" not in location
     assert location.startswith("/") and not location.startswith("//")
+
+
+@pytest.mark.parametrize("target", ["/a/..//evil.test", "/.//evil.test/x", "//evil.test"])
+def test_the_language_picker_never_redirects_off_site(client, world, target):
+    token = csrf_from(client.get("/login"))
+    response = client.post("/locale", data={"locale": "fr", "next": target, "csrf_token": token})
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert not location.startswith("//") and "evil.test" not in location
 
 
 def test_on_site_next_is_honoured(client, world):
