@@ -63,6 +63,19 @@ def effective_role(actor):
     return SUPPORT if actor.is_support else actor.role
 
 
+#: first characters that make a spreadsheet read a cell as a formula or a command
+#: (https://owasp.org/www-community/attacks/CSV_Injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """``value`` for a CSV cell: text starting like a formula gets a leading apostrophe, so a
+    spreadsheet shows it as text (numbers, dates and other values are left as they are)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class AccessMixin:
     """Authentication, console access and role checks shared by all console views."""
 
@@ -167,6 +180,10 @@ class SecureModelView(AccessMixin, ModelView):
     @property
     def can_export(self):
         return self.allowed("export")
+
+    def get_export_value(self, model, name):
+        """The exported cell, neutralised when a spreadsheet would run it as a formula."""
+        return spreadsheet_safe(super().get_export_value(model, name))
 
     def is_action_allowed(self, name):
         if name == "delete":
