@@ -28,7 +28,7 @@ from sqlalchemy.orm import selectinload
 from wtforms import SelectField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from admin_views.base import SUPPORT, SecureModelView
+from admin_views.base import SUPPORT, SecureModelView, effective_role
 from admin_views.choices import ScopedMultipleField, firm_groups, firm_members
 from admin_views.formatting import badge, status_badge, timestamp, when, yes_no
 from app.access import SESSION_FIRM_KEY, can, current_actor
@@ -148,8 +148,10 @@ class PackageFilter(BaseSQLAFilter):
 
 
 def _connection_options():
-    """The connections of the actor's firm (support: every firm's), by name."""
-    from app.access import current_actor
+    """The connections the actor may know of, by name: support every firm's, an administrator
+    their firm's, anyone else only those linked to a file they may see (a connection's name
+    often names another client)."""
+    from app.access import current_actor, visible_dossier_ids
 
     actor = current_actor() if has_request_context() else None
     if actor is None:
@@ -157,6 +159,10 @@ def _connection_options():
     query = select(Connection.id, Connection.name).order_by(Connection.name)
     if not actor.is_support:
         query = query.where(Connection.firm_id == actor.firm_id)
+        if effective_role(actor) != Role.ADMIN:
+            query = query.where(exists().where(
+                DossierLink.connection_id == Connection.id, DossierLink.ended_at.is_(None),
+                DossierLink.dossier_id.in_(visible_dossier_ids(actor))))
     return [(str(row.id), row.name) for row in db.session.execute(query)]
 
 
