@@ -251,12 +251,24 @@ class SecureModelView(AccessMixin, ModelView):
             flash(f"{count} record(s) deleted.", "success")
 
     # -- writes --------------------------------------------------------------------
+    def create_model(self, form):
+        """Flask-Admin's create, with no flush before :meth:`on_model_change` has read the changes."""
+        with self.session.no_autoflush:
+            return super().create_model(form)
+
+    def update_model(self, form, model):
+        """Flask-Admin's update, with no flush before :meth:`on_model_change` has read the changes:
+        a query while the form is applied (loading a collection, checking related rows) would
+        otherwise flush them and leave nothing for the audit trail."""
+        with self.session.no_autoflush:
+            return super().update_model(form, model)
+
     def on_model_change(self, form, model, is_created):
         actor = self.actor
         if is_created and hasattr(model, "firm_id") and self.scope in ("firm", "dossier_self"):
             model.firm_id = actor.firm_id
-        self.check_related_rows(model)
         changes = self.changes_of(model)
+        self.check_related_rows(model)
         if not is_created and not changes:
             return
         db.session.flush()
@@ -306,6 +318,14 @@ class SecureModelView(AccessMixin, ModelView):
             new = hist.added[0] if hist.added else None
             if old != new:
                 changes[attr.key] = [old, new]
+        for rel in state.mapper.relationships:
+            if not rel.uselist:
+                continue  # a many-to-one is audited through its foreign key column
+            hist = state.attrs[rel.key].history
+            if hist.has_changes():
+                kept = [str(row) for row in hist.unchanged]
+                changes[rel.key] = [sorted(kept + [str(row) for row in hist.deleted]),
+                                    sorted(kept + [str(row) for row in hist.added])]
         return changes
 
     def handle_view_exception(self, exc):
