@@ -29,6 +29,8 @@ class Config:
     NIGHTLY_DEFAULT_TIME = "02:00"
     STALE_AFTER_HOURS = 36
     SANDBOX_URL = "http://127.0.0.1:5050"
+    #: let connections call loopback, private and any vendor's hosts (app/services/outbound.py)
+    ALLOW_PRIVATE_CONNECTOR_HOSTS = False
     FLASK_ADMIN_SWATCH = "cerulean"
     BABEL_DEFAULT_LOCALE = "en"
     LANGUAGES = ["en", "fr", "nl"]
@@ -36,6 +38,7 @@ class Config:
 
 class DevelopmentConfig(Config):
     DEBUG = True
+    ALLOW_PRIVATE_CONNECTOR_HOSTS = True
 
 
 class TestingConfig(Config):
@@ -47,6 +50,7 @@ class TestingConfig(Config):
     ENCRYPTION_KEYS = "Pz7v7lH6o0oUuWcT9nW0b3r7bXqkQk5a0lX4c2p9y1E="
     LOGIN_MAX_FAILURES_PER_ACCOUNT = 3
     LOGIN_MAX_FAILURES_PER_ADDRESS = 6
+    ALLOW_PRIVATE_CONNECTOR_HOSTS = True  # requests-mock hosts; tests/security/test_outbound.py turns it off
 
 
 class ProductionConfig(Config):

@@ -16,6 +16,8 @@ from marshmallow import fields, validate
 from wtforms import BooleanField, DateField, DecimalField, EmailField, IntegerField, PasswordField, SelectField, StringField, URLField
 from wtforms.validators import DataRequired, Length, Optional
 
+from app.services.outbound import configured_urls, refusal
+
 
 def is_secret(field):
     """Is this schema field a secret (stored encrypted, never shown)?"""
@@ -100,6 +102,12 @@ class ConnectionForm(FlaskForm):
         secret_keys = {key for key, field in schema.fields.items() if is_secret(field)}
         self.config = {k: v for k, v in dumped.items() if k not in secret_keys}
         self.secrets = {k: v for k, v in dumped.items() if k in secret_keys}
+        for key, url in configured_urls(self.spec, dumped).items():
+            refused = refusal(self.spec, {key: url})
+            if refused:
+                target = self[key] if key in self else self.name
+                target.errors = list(target.errors) + [refused]
+                return False
         return True
 
 

@@ -101,6 +101,10 @@ class ConnectorSpec:
     sandbox_config: dict = field(default_factory=dict)
     #: a dossier-level package using another package's OAuth app (XeroTB uses Xero's): its key
     oauth_app: str | None = None
+    #: the hosts the vendor documents for its API and login (``fnmatch`` patterns, e.g.
+    #: ``"*.twinfield.com"``): in production a connection's URLs must name one of them; empty
+    #: for a package whose server can be anywhere (Odoo, a per-accountant BoCount host)
+    vendor_hosts: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.rate_budgets:

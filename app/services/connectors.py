@@ -27,6 +27,7 @@ from app import locks
 from app.extensions import db
 from app.models import Connection
 from app.redis_connection import redis_connection
+from app.services.outbound import check_outbound
 from connectors.base import ConnectorContext
 from connectors.http import budget_scope, build_client, secrets_for
 from connectors.registry import get_connector
@@ -70,6 +71,7 @@ def open_connector(connection, reference=None, *, purpose=SYNC, options=None):
     policy = PURPOSES[purpose]
     cls = get_connector(connection.package)
     config, credentials = connector_config(cls.spec, connection)
+    check_outbound(cls.spec, config)
     budgets = tuple(cls.budgets_for(config))
     # the connection's own budgets (a paid tier) count instead of the spec's
     spec = cls.spec if budgets == cls.spec.budgets else dataclasses.replace(cls.spec, rate_budgets=budgets)

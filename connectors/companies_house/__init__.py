@@ -251,6 +251,7 @@ class CompaniesHouse(Connector):
         reference_label="company number",
         reference_typed=True,
         # the emulator takes any sandbox API key or its own demo key, companies-house-key
+        vendor_hosts=("*.company-information.service.gov.uk",),
         sandbox_config={"base_url": "{sandbox}/companies-house", "api_key": "companies-house-key"},
     )
     streams = (CompanyProfile,)

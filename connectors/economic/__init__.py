@@ -209,6 +209,7 @@ class Economic(Connector):
         # fair use: 50,000 calls per 24 hours per agreement (https://www.e-conomic.com/developer/fair-use-policy)
         rate_budget=RateBudget(per_day=50_000, per="tenant"),
         reference_label="agreement",
+        vendor_hosts=("*.e-conomic.com",),
         sandbox_config={"app_public_id": "economic-sandbox-public", "app_secret_token": "economic-sandbox-secret",
                         "base_url": "{sandbox}/e-conomic/api",
                         "consent_url": "{sandbox}/e-conomic/secure/api1/requestaccess.aspx"},

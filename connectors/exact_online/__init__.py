@@ -88,6 +88,8 @@ def exact_spec(key, country, host):
         # 60 calls a minute and 5,000 a day per division: https://docs.maesn.com/rate-limits
         rate_budget=RateBudget(per_minute=60, per_day=5000, per="tenant"),
         reference_label="division",
+        # every country of Exact Online (https://support.exactonline.com/community/s/knowledge-base#All-All-DNO-Content-rest-api-urls)
+        vendor_hosts=("start.exactonline.*",),
         # one emulator serves the three hosts (connectors/exact_online/emulator.py)
         sandbox_config={"base_url": "{sandbox}/exact-online", "client_id": "exact-sandbox-client",
                         "client_secret": "exact-sandbox-secret", "accountant_divisions": True},

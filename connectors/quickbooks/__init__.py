@@ -403,6 +403,7 @@ class QuickBooks(Connector):
         # (https://blogs.intuit.com/2016/08/08/idg-concurrent-api-use-changes-coming-soon/)
         rate_budget=RateBudget(per_minute=500, concurrency=10, per="tenant"),
         reference_label="company",
+        vendor_hosts=("*.intuit.com",),
         sandbox_config={"client_id": "qbo-sandbox-client", "client_secret": "qbo-sandbox-secret",
                         "base_url": "{sandbox}/quickbooks/api/v3/company", "oauth_url": "{sandbox}/quickbooks"},
     )

@@ -405,6 +405,8 @@ class Twinfield(Connector):
         reference_label="office",
         base_url_setting="login_url",
         sandbox_config=SANDBOX,
+        # the login server and the organisations' clusters (api.accounting*.twinfield.com)
+        vendor_hosts=("login.twinfield.com", "*.twinfield.com"),
     )
     streams = (FiscalYears, Accounts, Balances, LedgerLines, DeletedTransactions)
 

@@ -355,5 +355,6 @@ class Xero(XeroApi):
         rate_budgets=(XERO_BUDGET, XERO_APP_BUDGET),
         reference_label="organisation",
         sandbox_config=XERO_SANDBOX,
+        vendor_hosts=("api.xero.com", "identity.xero.com", "login.xero.com"),
     )
     streams = (FiscalYears, Accounts, LedgerLines)

@@ -325,6 +325,7 @@ class Yuki(Connector):
         # 1,000 calls a day per domain (support.yuki.nl "Set up web services"); a key belongs to one domain
         rate_budget=RateBudget(per_day=1000, per="key"),
         reference_label="administration",
+        vendor_hosts=("api.yukiworks.nl", "api.yukiworks.be"),
         sandbox_config={"api_key": "demo-key", "region": "nl", "daily_calls": "1000",
                         "base_url": "{sandbox}/yuki/nl/ws"},
     )
