@@ -205,13 +205,10 @@ def run_progress(run, dossier):
 def _job_progress(run_id):
     """The ``progress`` entry of the run's RQ job meta, or None (job gone, Redis down)."""
     from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    from app.redis_connection import redis_connection
-    from app.services.queues import sync_job_id
+    from app.services.queues import fetch_job, sync_job_id
 
     try:
-        job = Job.fetch(sync_job_id(run_id), connection=redis_connection())
+        job = fetch_job(sync_job_id(run_id))
         return (job.get_meta(refresh=True) or {}).get("progress")
     except NoSuchJobError:
         return None

@@ -25,7 +25,7 @@ from app.models import RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app import locks
-from app.services.queues import sync_job_id
+from app.services.queues import fetch_job, sync_job_id
 
 log = logging.getLogger("firmsync.jobs")
 
@@ -90,7 +90,7 @@ def _is_stale(run, now, stale_after, redis):
 def _job_gone(run, redis):
     """The run's RQ job no longer exists or is no longer started (RQ saw its horse die)."""
     try:
-        job = Job.fetch(run.rq_job_id or sync_job_id(run.id), connection=redis)
+        job = fetch_job(run.rq_job_id or sync_job_id(run.id), connection=redis)
     except NoSuchJobError:
         return True
     return job.get_status(refresh=False) in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)

@@ -58,9 +58,16 @@ def _drop_inherited_connections():
 
 
 class FirmsyncWorker(Worker):
-    """RQ's forking worker with :class:`AppJob` as its job class."""
+    """RQ's forking worker with :class:`AppJob` as its job class and JSON jobs
+    (:data:`app.services.queues.JOB_SERIALIZER`), also when started by plain ``rq worker -w``."""
 
     job_class = AppJob
+
+    def __init__(self, *args, **kwargs):
+        from app.services.queues import JOB_SERIALIZER
+
+        kwargs.setdefault("serializer", JOB_SERIALIZER)
+        super().__init__(*args, **kwargs)
 
     def work(self, *args, **kwargs):
         """Create (or take) the application once in the parent so work horses inherit it."""

@@ -11,16 +11,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from rq import SimpleWorker
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
 
 from app.access import actor_for
 from app.extensions import db
 from app.models import AuditEvent, Connection, ConnectionStatus, Dossier, Firm, Role, User
-from app.redis_connection import redis_connection
 from app.services import connections as service
-from app.services.queues import SYNC_QUEUE, get_queue
+from app.services.queues import JOB_SERIALIZER, SYNC_QUEUE, fetch_job, get_queue
 from connectors.base import AuthError, CheckResult, CompanyRef
 from tests.console_world import add_user, build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 (fixture)
 
@@ -91,12 +90,9 @@ def run_queued_jobs():
     from jobs.worker import AppJob
 
     queue = get_queue(SYNC_QUEUE)
-    InProcessWorker([queue], connection=queue.connection, job_class=AppJob).work(burst=True)
+    InProcessWorker([queue], connection=queue.connection, job_class=AppJob, serializer=JOB_SERIALIZER).work(burst=True)
     db.session.expire_all()
 
-
-def fetch_job(job_id):
-    return Job.fetch(job_id, connection=redis_connection())
 
 
 def action(client, name, *ids, url=None):

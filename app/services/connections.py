@@ -18,7 +18,6 @@ from datetime import datetime, timedelta, timezone
 
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from werkzeug.exceptions import Forbidden
 
 from app import audit
@@ -29,7 +28,7 @@ from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text
 from app.services.connectors import JOB, connection_secrets, open_connector
-from app.services.queues import SYNC_QUEUE, get_queue
+from app.services.queues import SYNC_QUEUE, fetch_job, fetch_jobs, get_queue
 from connectors.base import DOSSIER, FIRM, AuthError, ConnectorError
 
 log = logging.getLogger("firmsync.connections")
@@ -220,7 +219,7 @@ def task_states(kind, connection_ids, redis=None):
     """
     ids = [int(i) for i in connection_ids]
     try:
-        jobs = Job.fetch_many([task_job_id(kind, i) for i in ids], connection=redis or redis_connection())
+        jobs = fetch_jobs([task_job_id(kind, i) for i in ids], connection=redis or redis_connection())
     except RedisError:
         log.warning("Redis is unreachable: connection tasks shown as idle")
         jobs = [None] * len(ids)
@@ -263,7 +262,7 @@ def _request(actor, connection, kind, summary):
         if current.active:
             return current
         try:
-            Job.fetch(job_id, connection=redis).delete()  # the previous outcome, with its results
+            fetch_job(job_id, connection=redis).delete()  # the previous outcome, with its results
         except NoSuchJobError:
             pass
         audit.record(actor, f"connection.{kind}_requested", connection, summary=summary)

@@ -1,14 +1,13 @@
 """The set-based nightly fan-out and the batched "Resync selected": same guarantees as one by one."""
 from datetime import datetime, timedelta
 
-from rq.job import Job
 from sqlalchemy import func, select
 
 from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Firm, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
 from jobs import nightly
 from jobs.nightly import fan_out
-from app.services.queues import sync_job_id, sync_queue
+from app.services.queues import fetch_job, sync_job_id, sync_queue
 from app.services.syncs import request_sync, request_syncs
 
 # Brussels is UTC+1 in January: 01:30 UTC is 02:30 local, after the default 02:00.
@@ -31,7 +30,7 @@ def test_fan_out_commits_runs_marks_dossiers_and_enqueues_one_job_per_run(db, li
     assert {r.nightly_key for r in runs} == {f"{r.link_id}:2025-01-15" for r in runs}
     assert all(db.session.get(Dossier, d.id).sync_status == RunStatus.QUEUED for d in dossiers)
     assert sorted(sync_queue().get_job_ids()) == sorted(sync_job_id(run_id) for run_id in created)
-    job = Job.fetch(sync_job_id(created[0]), connection=sync_queue().connection)
+    job = fetch_job(sync_job_id(created[0]))
     assert job.func_name == "jobs.sync.run" and job.args == (created[0],)
     # the cron fires again a minute later: nothing new in the database or on the queue
     assert fan_out(now=AFTER_NIGHTLY + timedelta(minutes=1)) == []

@@ -2,13 +2,12 @@
 import threading
 
 import pytest
-from rq.job import Job
 from sqlalchemy import func, select
 from werkzeug.exceptions import Forbidden
 
 from app.access import actor_for
 from app.models import RunStatus, SyncRun, Trigger
-from app.services.queues import sync_job_id, sync_queue
+from app.services.queues import fetch_job, sync_job_id, sync_queue
 from app.services.syncs import cancel_run, request_sync, request_syncs
 
 
@@ -25,7 +24,7 @@ def test_sync_now_commits_a_run_and_enqueues_its_job(db, linked_dossier, users, 
     db.session.expire_all()
     assert db.session.get(SyncRun, run.id) is not None  # committed, not just flushed
     assert sync_job_id(run.id) in sync_queue().job_ids
-    job = Job.fetch(sync_job_id(run.id), connection=sync_queue().connection)
+    job = fetch_job(sync_job_id(run.id))
     assert job.func_name == "jobs.sync.run" and job.args == (run.id,)
     assert dossier.sync_status == RunStatus.QUEUED
 
