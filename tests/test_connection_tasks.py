@@ -135,7 +135,7 @@ def test_test_connection_only_queues_a_job(client, world):
     assert queued_job_ids() == [job_id]
     job = fetch_job(job_id)
     assert job.func_name == "jobs.connection_tasks.check"
-    assert job.args == (world.a_connection, world.user_admin, world.alpha)  # ids, never objects
+    assert job.args == [world.a_connection, world.user_admin, world.alpha]  # ids, never objects (JSON)
     assert connection(world.a_connection).last_check_at is None  # nothing was asked of the package
     assert db.session.scalars(select(AuditEvent.action).where(
         AuditEvent.object_type == "Connection", AuditEvent.object_id == str(world.a_connection))).all() \
@@ -270,7 +270,7 @@ def test_a_job_whose_worker_died_counts_as_failed_and_can_be_asked_again(client,
 
 def test_an_operator_queues_without_an_actor(world):
     state = service.request_references(None, db.session.get(Connection, world.b_connection))
-    assert state.new and fetch_job(state.job_id).args == (world.b_connection, None, world.beta)
+    assert state.new and fetch_job(state.job_id).args == [world.b_connection, None, world.beta]
 
 
 def test_a_job_for_a_connection_of_another_firm_changes_nothing(world):

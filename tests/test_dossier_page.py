@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import CompanyProfile, Connection, Dossier, DossierLink, Period, SyncRun
 from app.redis_connection import redis_connection
-from app.services.queues import sync_job_id
+from app.services.queues import JOB_SERIALIZER, sync_job_id
 from tests.console_world import build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 (fixture)
 
 PROFILE = {
@@ -179,7 +179,8 @@ def test_progress_json_queued_then_running_from_the_job_meta(client, world):
 
     run.status, run.progress_stream, run.progress_records = "running", "accounts", 100
     db.session.commit()
-    job = Job.create("jobs.sync.run", args=(run.id,), id=sync_job_id(run.id), connection=redis_connection())
+    job = Job.create("jobs.sync.run", args=(run.id,), id=sync_job_id(run.id), connection=redis_connection(),
+                     serializer=JOB_SERIALIZER)
     job.meta["progress"] = {"stream": "ledger_lines", "records": 1500, "percent": 42}
     job.save()
     running = client.get(f"/admin/dossier/progress?id={world.a_public}").get_json()

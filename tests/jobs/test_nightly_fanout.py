@@ -31,7 +31,7 @@ def test_fan_out_commits_runs_marks_dossiers_and_enqueues_one_job_per_run(db, li
     assert all(db.session.get(Dossier, d.id).sync_status == RunStatus.QUEUED for d in dossiers)
     assert sorted(sync_queue().get_job_ids()) == sorted(sync_job_id(run_id) for run_id in created)
     job = fetch_job(sync_job_id(created[0]))
-    assert job.func_name == "jobs.sync.run" and job.args == (created[0],)
+    assert job.func_name == "jobs.sync.run" and job.args == [created[0]]
     # the cron fires again a minute later: nothing new in the database or on the queue
     assert fan_out(now=AFTER_NIGHTLY + timedelta(minutes=1)) == []
     assert len(all_runs(db)) == 4 and sync_queue().count == 4

@@ -25,7 +25,7 @@ def test_sync_now_commits_a_run_and_enqueues_its_job(db, linked_dossier, users, 
     assert db.session.get(SyncRun, run.id) is not None  # committed, not just flushed
     assert sync_job_id(run.id) in sync_queue().job_ids
     job = fetch_job(sync_job_id(run.id))
-    assert job.func_name == "jobs.sync.run" and job.args == (run.id,)
+    assert job.func_name == "jobs.sync.run" and job.args == [run.id]
     assert dossier.sync_status == RunStatus.QUEUED
 
 
