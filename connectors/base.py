@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, DecimalException
@@ -55,6 +56,13 @@ class RateBudget:
     ``"key"`` (an API key shared by connections) or ``"ip"`` (this server).
     ``window_seconds`` lets a budget use a window other than the minute (Companies
     House: 600 per 300 s).
+
+    An **endpoint budget** (``path``, optionally ``method``) counts only the calls whose URL
+    path matches, under its own counters (the scope plus ``name``): Octopus allows 2 reads of
+    the chart a day and 48 of each modified feed, ``RateBudget(per_minute=2,
+    window_seconds=86400, path=r"/dossiers/[^/]+/accounts$", method="GET", name="accounts",
+    label="read the chart of accounts")``. A spent endpoint budget whose window is a day or
+    more raises ``RateLimited(daily=True)`` naming ``label`` and the time of the next call.
     """
 
     per_minute: int | None = None
@@ -62,6 +70,26 @@ class RateBudget:
     concurrency: int | None = None
     per: str = "tenant"
     window_seconds: int = 60
+    #: an endpoint budget: a regular expression searched in the request's URL path; the
+    #: budget counts only the calls whose path matches (None: every call)
+    path: str | None = None
+    #: with ``path``: the HTTP method the budget counts ("GET"; None: any method)
+    method: str | None = None
+    #: an endpoint budget's short name: its counters are kept under the scope plus this name
+    name: str = ""
+    #: what an endpoint budget allows, in the user's words ("read the chart of accounts")
+    label: str = ""
+
+    def applies_to(self, method, path) -> bool:
+        """Does a ``method`` call to URL path ``path`` count against this budget?"""
+        if self.method and method and self.method.upper() != str(method).upper():
+            return False
+        return self.path is None or re.search(self.path, path or "") is not None
+
+    @property
+    def day_long(self) -> bool:
+        """A budget whose refusal lasts until tomorrow: a per-day count or a window of a day or more."""
+        return bool(self.per_day) or bool(self.per_minute and self.window_seconds >= 86400)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -68,6 +68,9 @@ CONNECTION_MESSAGE = "Firmsync could not reach {package} ({tries} tries). The sy
 BAD_JSON_MESSAGE = "{package} sent an answer Firmsync could not read."
 WAIT_MESSAGE = "The {package} API budget for this connection is used up for now. The sync will continue later."
 DAILY_MESSAGE = "The daily {package} API budget for this connection is used up. The sync will continue tomorrow."
+#: a spent endpoint budget (:attr:`connectors.base.RateBudget.path`)
+ENDPOINT_MESSAGE = ("{package} allows Firmsync to {what} {allowance} times a day, and they are used up. "
+                    "The next one is possible at {when}; the sync will continue then.")
 
 #: error class -> message for an accountant, for an error a vendor reports in its body (a SOAP
 #: fault, an XML-RPC fault, a JSON-RPC error) rather than with an HTTP status; see :func:`vendor_error`
@@ -122,7 +125,11 @@ class HttpClient:
     :param budget_key: ``(package key, scope value)`` under which the budget is counted.
     :param budgets: instead of ``budget``, several: ``[(scope value, RateBudget), ...]``
         all counted under ``budget_key``'s package key for every call (the first is the
-        one a 429 blocks; ``budget_key`` follows it).
+        one a 429 blocks; ``budget_key`` follows it). An endpoint budget (a
+        :class:`connectors.base.RateBudget` with ``path``) counts only the calls whose method
+        and URL path match; when one that lasts a day is spent, the call raises
+        ``RateLimited(daily=True)`` with ``retry_after``, ``resume_at`` (aware UTC) and
+        ``budget`` (its name), saying when the next call is possible (:data:`ENDPOINT_MESSAGE`).
     :param secrets: values that must never appear in a message.
     :param error_message: ``error_message(response) -> str | None`` turning a vendor error
         body into a sentence (the connector's hook); appended to the standard message.
@@ -192,7 +199,7 @@ class HttpClient:
         tries = 0
         while True:
             tries += 1
-            permit = self._wait_for_budget()
+            permit = self._wait_for_budget(method, url)
             try:
                 self.api_calls += 1
                 response = self.session.request(
@@ -267,17 +274,50 @@ class HttpClient:
         return scrub_text(text, self.secrets)
 
     # -- internals -------------------------------------------------------------------
-    def _wait_for_budget(self):
+    def _wait_for_budget(self, method=None, url=None):
         if self.limiter is None:
             return None
+        path = urlsplit(str(url)).path if url is not None else None
+        budgets = [(scope, budget) for scope, budget in self.budgets
+                   if url is None or budget.applies_to(method, path)]
+        if not budgets:
+            return None
         while True:
-            permit = self.limiter.acquire_all(self.budget_key[0], self.budgets)
+            permit = self.limiter.acquire_all(self.budget_key[0], budgets)
             if permit.granted:
                 return permit
+            spent = self._spent_endpoint_budget(budgets) if permit.wait > self.max_wait else None
+            if spent is not None:
+                raise self._endpoint_spent(spent, permit.wait)
             if permit.wait > self.max_wait or permit.daily:
                 template = DAILY_MESSAGE if permit.daily else WAIT_MESSAGE
                 raise RateLimited(self._text(template), retry_after=permit.wait, daily=permit.daily)
             self.sleep(permit.wait)
+
+    def _spent_endpoint_budget(self, budgets):
+        """The first day-long endpoint budget of ``budgets`` that is used up, as ``(scope, budget)``, or None."""
+        for scope, budget in budgets:
+            if not (budget.path and budget.day_long):
+                continue
+            usage = self.limiter.usage(self.budget_key[0], scope, budget)
+            if (budget.per_day and usage["day"] >= budget.per_day) or \
+                    (budget.per_minute and budget.window_seconds >= 86400 and usage["window"] >= budget.per_minute):
+                return scope, budget
+        return None
+
+    def _endpoint_spent(self, spent, wait):
+        """The deferral for a spent endpoint budget: ``RateLimited(daily=True)`` whose message says
+        when the next call is possible; ``resume_at`` (aware UTC) and ``budget`` (its name) ride along."""
+        _, budget = spent
+        resume_at = datetime.now(timezone.utc) + timedelta(seconds=wait)
+        allowance = budget.per_day or budget.per_minute
+        what = budget.label or f"call {budget.name or 'this endpoint'}"
+        error = RateLimited(self._text(ENDPOINT_MESSAGE, allowance=allowance, what=what,
+                                       when=resume_at.strftime("%Y-%m-%d %H:%M UTC")),
+                            retry_after=wait, daily=True)
+        error.resume_at = resume_at
+        error.budget = budget.name
+        return error
 
     def _interpreted(self, response, interpret, method, url):
         """The first error the per-request hook, then the client's hook, returns for
@@ -437,10 +477,14 @@ def _scope_for(per, *, reference, connection_id, api_key):
 
 
 def _distinct(scopes, budgets):
-    """``scopes`` where a value already used by an earlier budget gets the budget's ``per``
-    appended (two budgets counted for one scope would share, and double, their counters)."""
+    """``scopes`` where an endpoint budget's scope gets its ``name`` appended (its own counters), and a
+    value already used by an earlier budget gets the budget's ``per`` appended (two budgets
+    counted for one scope would share, and double, their counters)."""
     seen, result = set(), []
     for scope, budget in zip(scopes, budgets):
+        name = getattr(budget, "name", "")
+        if name and not scope.endswith(f".{name}"):  # an endpoint budget keeps its own counters
+            scope = f"{scope}.{name}"
         if scope in seen:
             scope = f"{scope}.{budget.per}"
         while scope in seen:

@@ -6,7 +6,10 @@ from collections import Counter
 
 import pytest
 
-from connectors.base import RateBudget, RateLimited
+from requests_mock import ANY as requests_mock_any
+
+from connectors.auth import NoAuth
+from connectors.base import ConnectorSpec, RateBudget, RateLimited
 from connectors.http import HttpClient, budget_scope, budget_wait, build_client
 from connectors.rate_limit import RateLimiter
 from connectors.xero import Xero
@@ -217,3 +220,65 @@ def test_sandbox_keeps_the_grant_across_a_refresh():
     # the renewed token belongs to the same grant: its budget is already spent
     again = organisation(client, "Bearer " + renewed.get_json()["access_token"], companies[1])
     assert again.status_code == 429 and again.headers["X-Rate-Limit-Problem"] == "appminute"
+
+
+# -- endpoint budgets (a budget counting only the calls to matching paths) --------------------
+
+ENDPOINT_SPEC_BUDGETS = (
+    RateBudget(per_minute=30, per="connection"),
+    RateBudget(per_minute=2, window_seconds=86400, path=r"/dossiers/[^/]+/accounts$", method="GET",
+               name="accounts", label="read the chart of accounts"),
+    RateBudget(per_day=3, path=r"/modified$", name="modified", label="read a modified feed"),
+)
+API = "https://api.example.test"
+
+
+def endpoint_client(redis_db, sleep=lambda s: None):
+    scopes = ["connection-1", "tenant-9.accounts", "tenant-9.modified"]
+    return HttpClient("Octopus", limiter=RateLimiter(redis_db), budget_key=("octopus", "connection-1"),
+                      budgets=list(zip(scopes, ENDPOINT_SPEC_BUDGETS)), max_wait=65, sleep=sleep)
+
+
+def test_an_endpoint_budget_counts_only_its_method_and_path(redis_db, requests_mock):
+    requests_mock.register_uri(requests_mock_any, requests_mock_any, json={})
+    http = endpoint_client(redis_db)
+    http.get(f"{API}/dossiers/9/accounts")
+    http.get(f"{API}/dossiers/9/accounts/modified")
+    http.request("PUT", f"{API}/dossiers/9/accounts")
+    http.get(f"{API}/dossiers")
+    general, accounts, modified = ENDPOINT_SPEC_BUDGETS
+    assert http.limiter.usage("octopus", "connection-1", general)["window"] == 4
+    assert http.limiter.usage("octopus", "tenant-9.accounts", accounts)["window"] == 1
+    assert http.limiter.usage("octopus", "tenant-9.modified", modified)["day"] == 1
+
+
+def test_a_spent_endpoint_budget_defers_until_its_next_call_and_says_when(redis_db, requests_mock):
+    requests_mock.register_uri(requests_mock_any, requests_mock_any, json={})
+    http = endpoint_client(redis_db)
+    for _ in range(2):
+        http.get(f"{API}/dossiers/9/accounts")
+    with pytest.raises(RateLimited) as caught:
+        http.get(f"{API}/dossiers/9/accounts")
+    error = caught.value
+    assert error.daily and 86000 < error.retry_after <= 86400 and error.budget == "accounts"
+    assert "read the chart of accounts 2 times a day" in error.message
+    assert error.resume_at.strftime("%Y-%m-%d %H:%M UTC") in error.message
+    assert requests_mock.call_count == 2  # the refused call never reached the package
+    http.get(f"{API}/dossiers/9/bookyears")  # other endpoints still answer
+    for _ in range(3):
+        http.get(f"{API}/dossiers/9/accounts/amounts/modified")
+    with pytest.raises(RateLimited) as per_day:
+        http.get(f"{API}/dossiers/9/bookings/modified")
+    assert per_day.value.daily and per_day.value.budget == "modified" and "3 times a day" in per_day.value.message
+
+
+def test_endpoint_budgets_get_their_own_scopes():
+    spec = ConnectorSpec(key="octo", display_name="Octo", kind="accounting", level="firm", auth=NoAuth(),
+                         config_schema=None, api_version="1", docs_url="https://example.test",
+                         rate_budgets=ENDPOINT_SPEC_BUDGETS)
+    scopes = budget_scope(spec, reference="9", connection_id=1)
+    assert scopes == ("connection-1", "tenant-9.accounts", "tenant-9.modified")
+    http = build_client(spec, tenant=scopes)
+    assert [scope for scope, _ in http.budgets] == list(scopes)  # not suffixed twice
+    assert budget_wait(ENDPOINT_SPEC_BUDGETS) == 65.0
+    assert not RateBudget().path and RateBudget().applies_to("GET", "/anything")
