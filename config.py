@@ -34,6 +34,13 @@ class Config:
     FLASK_ADMIN_SWATCH = "cerulean"
     BABEL_DEFAULT_LOCALE = "en"
     LANGUAGES = ["en", "fr", "nl"]
+    # Manual uploads (docs/data-and-scenarios.md, "Upload limits"): a larger request is
+    # refused before it is read; a file with more lines or columns, or a workbook that
+    # unpacks to more bytes, is refused with a message and nothing is written
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    UPLOAD_MAX_ROWS = 100_000
+    UPLOAD_MAX_COLUMNS = 50
+    UPLOAD_MAX_XLSX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024
 
 
 class DevelopmentConfig(Config):

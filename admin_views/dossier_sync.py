@@ -18,16 +18,19 @@ Shows the file's accounting and administration links (current and ended), and of
 Admin and staff use it on the files they may access (``setup_sync`` / ``upload_data``);
 external, pulse and support users get 403 (base view); a file outside the actor's scope
 answers 404, for the page and for every POST. Refusals (:class:`~app.services.links.SetupError`,
-:class:`~app.services.uploads.UploadRejected`) are flashed and nothing is written.
+:class:`~app.services.uploads.UploadRejected`) are flashed and nothing is written; so is an
+upload larger than ``MAX_CONTENT_LENGTH`` (:meth:`DossierSyncView.upload_too_large`).
 """
 from datetime import date
+from urllib.parse import parse_qs, urlsplit
 
-from flask import abort, flash, jsonify, redirect, request, url_for
+from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import or_, select
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import Forbidden, HTTPException, RequestEntityTooLarge
 
 from admin_views.base import SecureBaseView
 from admin_views.connections import task_answer, task_cell
@@ -220,9 +223,35 @@ class DossierSyncView(SecureBaseView):
                 result = uploads.import_ledger_lines(actor, dossier, upload.stream, upload.filename)
         except UploadRejected as error:
             db.session.rollback()
-            flash("Nothing was uploaded: " + " ".join(_sentence(e) for e in error.errors), "error")
+            flash(gettext("Nothing was uploaded:") + " " + " ".join(_sentence(e) for e in error.errors), "error")
             return self.back(dossier)
         flash(result.message, "success")
+        return self.back(dossier)
+
+    def create_blueprint(self, admin):
+        """Flask-Admin's blueprint for this view, with :meth:`upload_too_large` answering 413s."""
+        blueprint = super().create_blueprint(admin)
+        blueprint.register_error_handler(RequestEntityTooLarge, self.upload_too_large)
+        return blueprint
+
+    def upload_too_large(self, error):
+        """An upload over ``MAX_CONTENT_LENGTH``: back to the tab with a message, nothing read.
+
+        Werkzeug refuses such a request before reading its form (CSRF protection is the first
+        to ask), so the file's id comes from the query string or the tab that posted the form;
+        failing both, the user lands on the console's home page with the message. Any other
+        request of this view keeps the plain 413 answer.
+        """
+        if not (request.endpoint == f"{self.endpoint}.upload" and current_user.is_authenticated
+                and self.is_accessible()):
+            return error
+        limit = uploads.megabytes(current_app.config["MAX_CONTENT_LENGTH"])
+        flash(gettext("Nothing was uploaded: the file is larger than %(megabytes)s MB, the most an upload may "
+                      "be. Split it into smaller files.", megabytes=limit), "error")
+        try:
+            dossier = self.dossier_or_404(request.args.get("id") or _id_in(request.referrer), "upload_data")
+        except HTTPException:
+            return redirect(url_for("admin.index"))
         return self.back(dossier)
 
 
@@ -264,6 +293,12 @@ def _date(value):
         return date.fromisoformat(value) if value else None
     except ValueError:
         return None
+
+
+def _id_in(url):
+    """The ``id`` in the query string of ``url`` (None when there is none)."""
+    values = parse_qs(urlsplit(url or "").query).get("id")
+    return values[0] if values else None
 
 
 def _sentence(text):

@@ -89,6 +89,27 @@ def test_comma_csv_with_debit_and_credit_columns(db, world):
     assert balances(db, world["dossier"], date(2024, 1, 31))["100000"] == Decimal("-1000.00")
 
 
+def test_a_file_object_is_read_as_a_stream_and_left_open(db, world):
+    """The upload route passes Werkzeug's stream: it is read line by line and stays the caller's."""
+    stream = io.BytesIO(TB_SEMICOLON.replace(b"\n", b"\r"))  # old Mac line ends are lines too
+    result = import_trial_balance(world["admin"], world["dossier"], stream, "tb.csv", date(2024, 1, 31))
+    assert result.rows == 3 and not stream.closed
+
+
+def test_amounts_as_french_formats_them_with_narrow_no_break_spaces(db, world):
+    data = "account;amount\n100000;-1\u202f234,56\n550000;1\u202f234,56\n".encode()
+    import_trial_balance(world["admin"], world["dossier"], data, "tb.csv", date(2024, 1, 31))
+    assert balances(db, world["dossier"], date(2024, 1, 31)) == {"100000": Decimal("-1234.56"),
+                                                                 "550000": Decimal("1234.56")}
+
+
+@pytest.mark.parametrize("data, filename", [(b"", "tb.csv"), (b"\n;\n\n", "tb.csv"), (b"", "tb.xlsx")])
+def test_an_empty_file_is_refused(world, data, filename):
+    with pytest.raises(UploadRejected) as error:
+        import_trial_balance(world["admin"], world["dossier"], data, filename, date(2024, 1, 31))
+    assert error.value.errors == ["The file is empty."]
+
+
 def test_xlsx_trial_balance_in_french(db, world):
     book = Workbook()
     sheet = book.active

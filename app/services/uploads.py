@@ -26,13 +26,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
+import math
 import re
+import struct
 import unicodedata
+import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from xml.parsers import expat
 
+from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import delete, func, select
 from werkzeug.exceptions import Forbidden
 
@@ -40,6 +47,7 @@ from app import audit
 from app.services import fiscal_years
 from app.access import can
 from app.extensions import db
+from app.i18n import N_
 from app.models import Account, LedgerLine, Period, PeriodBalance
 from connectors.base import (
     AccountRecord,
@@ -49,8 +57,25 @@ from connectors.base import (
 )
 
 CENT = Decimal("0.01")
-#: at most this many bad lines are listed; the rest are counted
-MAX_ERRORS = 50
+#: at most this many bad lines are listed; the rest are counted (the list travels in the
+#: session cookie as a flashed message, which must stay under 4 KB)
+MAX_ERRORS = 10
+#: amounts must stay below this: 15 digits before the decimal point (the database keeps 16)
+AMOUNT_LIMIT = Decimal(10) ** 15
+#: the dates an upload may hold (outside them: a typing error, and no fiscal year fits)
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2200, 12, 31)
+#: a CSV line longer than this is refused before it is split into cells
+MAX_LINE_CHARS = 100_000
+#: an XLSX with more zip members than this is refused (a one-sheet workbook has about ten)
+MAX_XLSX_MEMBERS = 1_000
+#: room for one member in a zip's table of contents (46 bytes and its name)
+ZIP_ENTRY_BYTES = 256
+#: Excel's own limit of columns; a sheet row with more cells is not read
+EXCEL_MAX_COLUMNS = 16_384
+#: a value quoted in an error message is cut to this many characters
+SHOWN_CHARS = 40
+NOT_UTF8 = "The file is not UTF-8 text: save it as \"CSV UTF-8\" and upload it again."
+NOT_A_WORKBOOK = "The file is not a readable Excel workbook (.xlsx)."
 TRIAL_BALANCE, LEDGER_LINES = "trial_balance", "ledger_lines"
 
 #: column -> recognised header names (lower case, accents removed, punctuation as spaces)
@@ -83,6 +108,18 @@ LEDGER_COLUMNS = {
     "amount": ("amount", "montant", "bedrag", "saldo"),
 }
 _LABELS = {"account": "the account number", "amount": "an amount (or debit and credit)", "date": "the date"}
+#: text column -> (its name in messages, the most characters the database keeps)
+TEXT_LIMITS = {
+    "account": (N_("account number"), Account.__table__.c.number.type.length),
+    "name": (N_("account name"), Account.__table__.c.name.type.length),
+    "description": (N_("description"), LedgerLine.__table__.c.description.type.length),
+    "reference": (N_("reference"), LedgerLine.__table__.c.reference.type.length),
+    "journal": (N_("journal"), LedgerLine.__table__.c.journal.type.length),
+}
+#: the amounts :func:`_parse_amount` reads once separators are settled: digits and one point
+PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
+#: the amount columns' names in messages (marked for the catalogs)
+AMOUNT_WORDS = (N_("amount"), N_("debit"), N_("credit"))
 
 
 class UploadRejected(ValueError):
@@ -132,6 +169,7 @@ def import_trial_balance(actor, dossier, data, filename, period_end) -> ImportRe
     table = _Table(rows, TRIAL_BALANCE_COLUMNS, ("account",))
     errors, entries, seen = [], {}, {}
     for number, row in table.records():
+        table.check_lengths(row, number, errors)
         account = table.text(row, "account")
         if not account:
             errors.append(f"line {number}: the account number is empty")
@@ -185,6 +223,7 @@ def import_ledger_lines(actor, dossier, data, filename) -> ImportResult:
     table = _Table(rows, LEDGER_COLUMNS, ("date", "account"))
     errors, lines = [], []
     for number, row in table.records():
+        table.check_lengths(row, number, errors)
         booking_date = table.date(row, number, errors)
         account = table.text(row, "account")
         if not account:
@@ -223,6 +262,12 @@ def import_ledger_lines(actor, dossier, data, filename) -> ImportResult:
         sums[(account, period_end)] += amount
         if table.text(row, "name"):
             names[account] = table.text(row, "name")
+    errors = [gettext("The lines of account %(account)s in the period ending %(period_end)s add up to more than "
+                      "15 digits before the decimal point", account=account, period_end=period_end.isoformat())
+              for (account, period_end), total in sums.items() if abs(total) >= AMOUNT_LIMIT]
+    if errors:
+        db.session.rollback()
+        _raise_if(errors)
     new_ids = {r.source_id for r in records}
     stale_manual = db.session.scalars(select(LedgerLine.source_id).where(
         LedgerLine.dossier_id == dossier.id, LedgerLine.link_id.is_(None), LedgerLine.period_id.in_(list(covered))))
@@ -299,57 +344,220 @@ def _raise_if(errors):
 # Reading files
 # --------------------------------------------------------------------------------------
 
-def _bytes_of(data):
-    if isinstance(data, (bytes, bytearray)):
-        return bytes(data)
-    if hasattr(data, "read"):
-        return data.read()
-    raise TypeError("data must be bytes or a file object")
-
-
 def _rows_of(data, filename):
-    """``[(line number, [cell, ...]), ...]`` of the file, header first."""
-    content = _bytes_of(data)
+    """The file's rows as ``(line number, [cell, ...])``, header first, read as they are used.
+
+    ``data`` is bytes or a binary file object (seekable for XLSX). CSV is decoded line by
+    line and XLSX read row by row, so a file is never held whole in memory as text or cells;
+    :func:`_within_limits` stops at the first row past ``UPLOAD_MAX_ROWS`` or
+    ``UPLOAD_MAX_COLUMNS``, and a workbook is measured before it is opened
+    (:func:`_refuse_oversized_workbook`).
+    """
+    stream = io.BytesIO(bytes(data)) if isinstance(data, (bytes, bytearray)) else data
+    if not hasattr(stream, "read"):
+        raise TypeError("data must be bytes or a file object")
     name = (filename or "").lower()
-    if not content:
-        raise UploadRejected(["The file is empty."])
+    limits = _UploadLimits.from_config()
     if name.endswith((".xlsx", ".xlsm")):
-        return _xlsx_rows(content)
+        if stream.seek(0, io.SEEK_END) == 0:
+            raise UploadRejected(["The file is empty."])
+        stream.seek(0)
+        _refuse_oversized_workbook(stream, limits)
+        return _within_limits(_xlsx_rows(stream, limits), limits)
     if name.endswith((".csv", ".txt")):
-        return _csv_rows(content)
+        return _within_limits(_csv_rows(stream), limits)
     raise UploadRejected(["Upload a CSV file (.csv) or an Excel workbook (.xlsx)."])
 
 
-def _csv_rows(content):
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UploadRejected(["The file is not UTF-8 text: save it as \"CSV UTF-8\" and upload it again."]) from None
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows = []
-    try:
-        for cells in reader:
-            rows.append((reader.line_num, cells))
-    except csv.Error as error:
-        raise UploadRejected([f"line {reader.line_num}: the file is not valid CSV ({error})."]) from None
-    return rows
+@dataclass(frozen=True)
+class _UploadLimits:
+    """The ``UPLOAD_MAX_*`` settings (see ``config.py``)."""
+
+    rows: int
+    columns: int
+    xlsx_uncompressed_bytes: int
+
+    @classmethod
+    def from_config(cls):
+        settings = current_app.config
+        return cls(rows=int(settings["UPLOAD_MAX_ROWS"]), columns=int(settings["UPLOAD_MAX_COLUMNS"]),
+                   xlsx_uncompressed_bytes=int(settings["UPLOAD_MAX_XLSX_UNCOMPRESSED_BYTES"]))
 
 
-def _xlsx_rows(content):
+def _within_limits(rows, limits):
+    """``rows`` with trailing empty cells dropped, refused at the first row past the limits
+    (``rows`` is closed then, so the file it reads is let go at once)."""
+    try:
+        for count, (number, cells) in enumerate(rows, start=1):
+            if count > limits.rows:
+                raise UploadRejected([gettext(
+                    "The file has more than %(rows)s lines, the most one upload may hold; split it into smaller "
+                    "files.", rows=limits.rows)])
+            while cells and not str(cells[-1]).strip():
+                cells.pop()
+            if len(cells) > limits.columns:
+                raise UploadRejected([gettext(
+                    "line %(line)s: more than %(columns)s columns, the most an upload may have.",
+                    line=number, columns=limits.columns)])
+            yield number, cells
+    finally:
+        rows.close()
+
+
+def _csv_rows(stream):
+    """The CSV's rows, decoded and split one line at a time (``,`` or ``;``, guessed from
+    the first non-blank line)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        lines = _text_lines(text)
+        leading = []  # blank lines before the header, then the header
+        for line in lines:
+            leading.append(line)
+            if line.strip():
+                break
+        first = leading[-1] if leading else ""
+        delimiter = ";" if first.count(";") > first.count(",") else ","
+        reader = csv.reader(itertools.chain(leading, lines), delimiter=delimiter)
+        try:
+            for cells in reader:
+                yield reader.line_num, cells
+        except csv.Error as error:
+            raise UploadRejected([f"line {reader.line_num}: the file is not valid CSV ({error})."]) from None
+    finally:
+        if not stream.closed:
+            text.detach()  # the caller's stream stays open
+
+
+def _text_lines(text):
+    """The lines of a text stream, each at most :data:`MAX_LINE_CHARS` long, refused when
+    the bytes are not UTF-8 text."""
+    number = 0
+    while True:
+        try:
+            line = text.readline(MAX_LINE_CHARS + 2)
+        except UnicodeDecodeError:
+            raise UploadRejected([NOT_UTF8]) from None
+        if not line:
+            return
+        number += 1
+        if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
+            raise UploadRejected([gettext("line %(line)s is longer than %(characters)s characters.",
+                                          line=number, characters=MAX_LINE_CHARS)])
+        if "\x00" in line:  # UTF-16 text, or not text at all
+            raise UploadRejected([NOT_UTF8])
+        yield line
+
+
+def _refuse_oversized_workbook(stream, limits):
+    """Refuse an XLSX that would unpack into more than an upload may hold, before opening it.
+
+    1. The size of the zip's table of contents, as its end records declare it: Python's
+       zipfile reads it whole, whatever count of members it claims.
+    2. At most :data:`MAX_XLSX_MEMBERS` members and ``UPLOAD_MAX_XLSX_UNCOMPRESSED_BYTES``
+       once unpacked, as the members declare it (zipfile never unpacks more than that).
+    3. Every XML member read through once, as a stream, counting rows and cells: a sheet (any
+       sheet) with more rows than ``UPLOAD_MAX_ROWS`` or more cells than ``UPLOAD_MAX_ROWS`` x
+       ``UPLOAD_MAX_COLUMNS``, or a row with more cells than Excel allows (openpyxl would
+       build every one of them), is refused.
+    """
+    too_large = UploadRejected([gettext(
+        "The workbook unpacks to more than %(megabytes)s MB or %(parts)s parts, the most an upload may hold; "
+        "split it into smaller files or upload it as CSV.", megabytes=megabytes(limits.xlsx_uncompressed_bytes),
+        parts=MAX_XLSX_MEMBERS)])
+    try:
+        if _table_of_contents_size(stream) > MAX_XLSX_MEMBERS * ZIP_ENTRY_BYTES:
+            raise too_large
+        with zipfile.ZipFile(stream) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_XLSX_MEMBERS:
+                raise too_large
+            if sum(member.file_size for member in members) > limits.xlsx_uncompressed_bytes:
+                raise too_large
+            for member in members:
+                _count_cells(archive, member, limits)
+    except UploadRejected:
+        raise
+    except Exception:  # noqa: BLE001 - any unreadable zip gets the same answer
+        raise UploadRejected([NOT_A_WORKBOOK]) from None
+    finally:
+        stream.seek(0)
+
+
+def _table_of_contents_size(stream):
+    """The size of a zip's central directory as its end records declare it, found where
+    zipfile looks for them: the last end record in the final 64 KiB, and the ZIP64 end
+    record and locator just before it, whose size zipfile prefers (0 when there is no end
+    record: zipfile then refuses the file)."""
+    end = stream.seek(0, io.SEEK_END)
+    stream.seek(max(0, end - 22 - 0xFFFF - 76))
+    tail = stream.read()
+    at = len(tail) - 22  # an end record without a comment, else the last one
+    if at < 0 or tail[at:at + 4] != b"PK\x05\x06" or tail[-2:] != b"\x00\x00":
+        at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return 0
+    size = struct.unpack("<I", tail[at + 12:at + 16])[0]
+    if at >= 76 and tail[at - 20:at - 16] == b"PK\x06\x07" and tail[at - 76:at - 72] == b"PK\x06\x06":
+        size = max(size, struct.unpack("<Q", tail[at - 36:at - 28])[0])
+    return size
+
+
+def _count_cells(archive, member, limits):
+    """Read one zip member as XML, as a stream, counting the rows and cells of its sheet;
+    :class:`UploadRejected` past the limits. A member that is not XML is left alone."""
+    rows = in_row = cells = 0
+
+    def start(name, _attributes):
+        nonlocal rows, in_row, cells
+        element = name.rpartition("}")[2]
+        if element == "row":
+            rows, in_row = rows + 1, 0
+            if rows > limits.rows:
+                raise UploadRejected([gettext(
+                    "A sheet of the workbook has more than %(rows)s lines, the most one upload may hold; split it "
+                    "into smaller files.", rows=limits.rows)])
+        elif element == "c":
+            in_row, cells = in_row + 1, cells + 1
+            if in_row > EXCEL_MAX_COLUMNS or cells > limits.rows * limits.columns:
+                raise UploadRejected([gettext(
+                    "A sheet of the workbook holds more cells than an upload may have (%(rows)s lines of "
+                    "%(columns)s columns); split it into smaller files.", rows=limits.rows, columns=limits.columns)])
+
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.StartElementHandler = start  # what it raises comes out of Parse()
+    try:
+        with archive.open(member) as part:
+            while chunk := part.read(64 * 1024):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except expat.ExpatError:
+        return  # not XML (an image...): openpyxl judges it, if it reads it at all
+
+
+def _xlsx_rows(stream, limits):
+    """The first sheet's rows, read row by row (openpyxl read-only), at most one past the limits."""
     from openpyxl import load_workbook
 
     try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        workbook = load_workbook(stream, read_only=True, data_only=True)
     except Exception:  # noqa: BLE001 - any unreadable workbook gets the same answer
-        raise UploadRejected(["The file is not a readable Excel workbook (.xlsx)."]) from None
+        raise UploadRejected([NOT_A_WORKBOOK]) from None
     try:
         sheet = workbook.worksheets[0]
-        return [(number, ["" if v is None else v for v in values])
-                for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)]
+        rows = sheet.iter_rows(max_row=limits.rows + 1, max_col=limits.columns + 1, values_only=True)
+        for number, values in enumerate(rows, start=1):
+            yield number, ["" if v is None else v for v in values]
+    except UploadRejected:
+        raise
+    except Exception:  # noqa: BLE001 - a sheet openpyxl cannot read through
+        raise UploadRejected([NOT_A_WORKBOOK]) from None
     finally:
         workbook.close()
+
+
+def megabytes(size):
+    """``size`` bytes in megabytes, for messages (``16``, ``0.5``)."""
+    return f"{size / (1024 * 1024):.3g}"
 
 
 def _normalise(header):
@@ -358,13 +566,17 @@ def _normalise(header):
 
 
 class _Table:
-    """The rows of an uploaded file with their columns recognised from the header row."""
+    """The rows of an uploaded file with their columns recognised from the header row.
+
+    ``rows`` is read once, as :meth:`records` is iterated (blank rows are skipped).
+    """
 
     def __init__(self, rows, columns, required):
-        rows = [(n, cells) for n, cells in rows if any(str(c).strip() for c in cells)]
-        if not rows:
+        self.rows = ((n, cells) for n, cells in rows if any(str(c).strip() for c in cells))
+        first = next(self.rows, None)
+        if first is None:
             raise UploadRejected(["The file is empty."])
-        (self.header_line, header), self.rows = rows[0], rows[1:]
+        self.header_line, header = first
         self.index = {}
         for position, title in enumerate(header):
             key = _normalise(title)
@@ -382,7 +594,8 @@ class _Table:
                                   + f"Recognised column names include {known}."])
 
     def records(self):
-        return iter(self.rows)
+        """``(line number, cells)`` of each line below the header; once only."""
+        return self.rows
 
     def cell(self, row, column):
         position = self.index.get(column)
@@ -395,6 +608,13 @@ class _Table:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         return str(value).strip()
+
+    def check_lengths(self, row, number, errors):
+        """Add an error for each text of the row longer than its database column."""
+        for column, (label, most) in TEXT_LIMITS.items():
+            if column in self.index and len(self.text(row, column)) > most:
+                errors.append(gettext("line %(line)s: the %(column)s is longer than %(characters)s characters",
+                                      line=number, column=gettext(label), characters=most))
 
     def amount(self, row, number, errors):
         """The row's amount (debit positive), or None with an error added."""
@@ -409,16 +629,23 @@ class _Table:
     def date(self, row, number, errors):
         value = self.cell(row, "date")
         if isinstance(value, datetime):
-            return value.date()
+            value = value.date()
         if isinstance(value, date):
-            return value
-        text = str(value).strip()
-        if not text:
-            errors.append(f"line {number}: the date is empty")
+            parsed, text = value, value.isoformat()
+        else:
+            text = str(value).strip()
+            if not text:
+                errors.append(f"line {number}: the date is empty")
+                return None
+            parsed = _parse_date(text)
+            if parsed is None:
+                errors.append(f"line {number}: date '{_shown(text)}' is not a date (use 2025-03-31 or 31/03/2025)")
+                return None
+        if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+            errors.append(gettext("line %(line)s: date %(date)s is not between %(earliest)s and %(latest)s",
+                                  line=number, date=_shown(text), earliest=EARLIEST_DATE.isoformat(),
+                                  latest=LATEST_DATE.isoformat()))
             return None
-        parsed = _parse_date(text)
-        if parsed is None:
-            errors.append(f"line {number}: date '{text}' is not a date (use 2025-03-31 or 31/03/2025)")
         return parsed
 
 
@@ -439,10 +666,14 @@ def _parse_date(text):
 
 def _parse_amount(value, what, number, errors, required=False):
     """A Decimal from ``1234.56``, ``1.234,56``, ``1,234.56``, ``-12,5``, ``(12.50)``; "" is 0
-    unless ``required``. A lone comma is a decimal comma."""
+    unless ``required``. A lone comma is a decimal comma. Exponents (``1E30``), ``NaN`` and
+    infinities are not numbers; an amount of :data:`AMOUNT_LIMIT` or more is too large."""
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        return Decimal(str(value)).quantize(CENT)
-    text = str(value).strip().replace("\u00a0", "").replace(" ", "").replace("€", "")
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(f"line {number}: {what} '{value}' is not a number")
+            return None
+        return _bounded(Decimal(str(value)), value, what, number, errors)
+    text = str(value).strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("€", "")
     if not text:
         if required:
             errors.append(f"line {number}: the {what} is empty")
@@ -457,14 +688,26 @@ def _parse_amount(value, what, number, errors, required=False):
         text = text.replace(",", ".") if text.count(",") == 1 else text.replace(",", "")
     elif text.count(".") > 1:
         text = text.replace(".", "")
-    try:
-        amount = Decimal(text)
-        if not amount.is_finite():
-            raise InvalidOperation
-    except InvalidOperation:
-        errors.append(f"line {number}: {what} '{value}' is not a number")
+    if not PLAIN_NUMBER.fullmatch(text):
+        errors.append(f"line {number}: {what} '{_shown(value)}' is not a number")
         return None
-    return (-amount if negative else amount).quantize(CENT)
+    amount = Decimal(text)
+    return _bounded(-amount if negative else amount, value, what, number, errors)
+
+
+def _bounded(amount, value, what, number, errors):
+    """``amount`` to the cent, or None with an error when it is :data:`AMOUNT_LIMIT` or more."""
+    if abs(amount) >= AMOUNT_LIMIT:
+        errors.append(gettext("line %(line)s: %(what)s '%(value)s' is too large (at most 15 digits before the "
+                              "decimal point)", line=number, what=gettext(what), value=_shown(value)))
+        return None
+    return amount.quantize(CENT)
+
+
+def _shown(value):
+    """``value`` as quoted in an error message: at most :data:`SHOWN_CHARS` characters."""
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
 
 
 # --------------------------------------------------------------------------------------
@@ -490,7 +733,7 @@ def _period_ending(dossier, period_end):
         period_end = period_end.date()
     if not isinstance(period_end, date):
         raise UploadRejected(["Choose the period end of the trial balance."])
-    period = _period_containing(dossier, period_end)
+    period = _period_containing(dossier, period_end) if EARLIEST_DATE <= period_end <= LATEST_DATE else None
     if period is not None and period.end == period_end and not period.fiscal_year.locked:
         return period
     locked = period is not None and period.fiscal_year.locked
