@@ -23,9 +23,22 @@ class Config:
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
-    LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
-    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
-    LOGIN_THROTTLE_WINDOW_SECONDS = 15 * 60
+    # Login throttling (docs/security-accounts.md): after this many failures of one account
+    # from one address, or of any account from one address, each further attempt from there
+    # waits LOGIN_BACKOFF_SECONDS, doubling with every failure up to LOGIN_BACKOFF_MAX_SECONDS
+    LOGIN_FREE_FAILURES_PER_ACCOUNT_AND_ADDRESS = 5
+    LOGIN_FREE_FAILURES_PER_ADDRESS = 50
+    LOGIN_BACKOFF_SECONDS = 30
+    LOGIN_BACKOFF_MAX_SECONDS = 15 * 60
+    #: failures older than this (since the last one) are forgotten
+    LOGIN_FAILURES_KEPT_SECONDS = 24 * 60 * 60
+    # Behind a reverse proxy: how many proxies in front of Firmsync set X-Forwarded-For and
+    # X-Forwarded-Proto (werkzeug's ProxyFix). 0 trusts no forwarded header: the client
+    # address is the connection's. Set 1 behind one TLS-terminating proxy.
+    PROXY_FIX_X_FOR = 0
+    PROXY_FIX_X_PROTO = 0
+    #: how long the link of an invitation to join a firm works
+    INVITATION_LIFETIME_HOURS = 7 * 24
     NIGHTLY_DEFAULT_TIME = "02:00"
     STALE_AFTER_HOURS = 36
     SANDBOX_URL = "http://127.0.0.1:5050"
@@ -55,8 +68,8 @@ class TestingConfig(Config):
     REDIS_URL = "redis://127.0.0.1:6379/15"
     # A fixed, throwaway key so encrypted rows are readable inside one test run.
     ENCRYPTION_KEYS = "Pz7v7lH6o0oUuWcT9nW0b3r7bXqkQk5a0lX4c2p9y1E="
-    LOGIN_MAX_FAILURES_PER_ACCOUNT = 3
-    LOGIN_MAX_FAILURES_PER_ADDRESS = 6
+    LOGIN_FREE_FAILURES_PER_ACCOUNT_AND_ADDRESS = 3
+    LOGIN_FREE_FAILURES_PER_ADDRESS = 6
     ALLOW_PRIVATE_CONNECTOR_HOSTS = True  # requests-mock hosts; tests/security/test_outbound.py turns it off
 
 

@@ -1,47 +1,57 @@
-"""Users of a firm: the firm's memberships (administrators only).
+"""Users of a firm: the firm's memberships and pending invitations (administrators only).
 
-One person (one e-mail) can work in several firms: adding an e-mail that already has an
-account adds a membership to that account instead of a second user. Removing someone
-removes their membership (and their groups and direct file grants in this firm); the user
-row itself goes only when they belong to no other firm.
+Adding someone records an invitation, whether their e-mail already has a Firmsync account or
+not, and shows the administrator a link to send them (the answer is the same either way);
+the person accepts it with their own account, or chooses a name and password
+(``app.auth.invitation``). One person (one e-mail) can work in several firms: such a
+person's name and password are theirs to change, and each firm sees only the logins to
+itself. Changing someone's role or flags, resetting their password or removing them ends
+their sessions. Removing someone removes their membership (and their groups and direct file
+grants in this firm); the user row itself goes only when they belong to no other firm.
 """
-from flask import flash
+from flask import current_app, flash, redirect, request, url_for
+from flask_admin import expose
 from flask_admin.helpers import get_form_data
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
+from sqlalchemy import select
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from admin_views.base import SecureModelView
 from admin_views.formatting import when, yes_no
 from app import audit
+from app.auth import StrongPassword, password_description
 from app.extensions import db
-from app.models import Dossier, Group, Membership, Role, User, dossier_users, group_members
+from app.models import Dossier, Group, Membership, Role, dossier_users, group_members
+from app.models.firm import Invitation
+from app.services import accounts
 
 ADMIN_ONLY = {Role.ADMIN}
-MIN_PASSWORD = 10
 #: deliberately simple: any domain a firm uses is fine, the login proves the address
 EMAIL = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Enter an e-mail address such as anna@firm.be.")
 ROLE_CHOICES = [(role, Role.LABELS[role]) for role in Role.ALL]
 
 
+class MembershipCreateForm(FlaskForm):
+    """Invite someone: the same form whether their e-mail has an account or not."""
+
+    email = EmailField("E-mail", validators=[DataRequired(), EMAIL, Length(max=254)])
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    can_create_files = BooleanField("May create files")
+    multi_file_access = BooleanField("Sees every non-private file", default=True)
+
+
 class MembershipEditForm(FlaskForm):
-    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    name = StringField("Name", validators=[Optional(), Length(max=200)],
+                       description=_l("Only for people who work in this firm alone; others change their name themselves."))
     role = SelectField("Role", choices=ROLE_CHOICES)
     can_create_files = BooleanField("May create files")
     multi_file_access = BooleanField("Sees every non-private file", default=True)
     password = PasswordField(
-        "New password", validators=[Optional(), Length(min=MIN_PASSWORD)],
-        description=f"Leave blank to keep the current password (at least {MIN_PASSWORD} characters).",
-    )
-
-
-class MembershipCreateForm(MembershipEditForm):
-    email = EmailField("E-mail", validators=[DataRequired(), EMAIL, Length(max=254)])
-    password = PasswordField(
-        "Initial password", validators=[Optional(), Length(min=MIN_PASSWORD)],
-        description=f"At least {MIN_PASSWORD} characters. Not needed when this e-mail already has a Firmsync account.",
+        "New password", validators=[Optional(), StrongPassword()],
+        description=_l("Leave blank to keep the current password. %(rules)s", rules=password_description()),
     )
 
 
@@ -55,12 +65,13 @@ class UserView(SecureModelView):
     screen_endpoint = "users"
     permissions = {op: ADMIN_ONLY for op in ("list", "create", "edit", "delete")}
 
-    column_list = ("user.email", "user.name", "role", "can_create_files", "multi_file_access", "user.last_login_at")
+    list_template = "admin/user_list.html"
+    column_list = ("user.email", "user.name", "role", "can_create_files", "multi_file_access", "last_login_at")
     column_details_list = column_list + ("created_at",)
     column_labels = {
         "user.email": "E-mail", "user.name": "Name", "role": "Role",
         "can_create_files": "May create files", "multi_file_access": "Sees all files",
-        "user.last_login_at": "Last login", "created_at": "Member since",
+        "last_login_at": "Last login", "created_at": "Member since",
     }
     column_sortable_list = (("user.email", "user.email"), ("user.name", "user.name"), "role")
     column_searchable_list = ("user.email", "user.name")
@@ -70,7 +81,7 @@ class UserView(SecureModelView):
         "role": lambda v, c, m, n: _role_label(m.role),
         "can_create_files": yes_no,
         "multi_file_access": yes_no,
-        "user.last_login_at": lambda v, c, m, n: when(v, c, m.user, "last_login_at"),
+        "last_login_at": when,
     }
     column_formatters_export = {"role": lambda v, c, m, n: m.role}
 
@@ -85,56 +96,76 @@ class UserView(SecureModelView):
             "name": obj.user.name, "role": obj.role,
             "can_create_files": obj.can_create_files, "multi_file_access": obj.multi_file_access,
         }
-        return MembershipEditForm(formdata=get_form_data(), data=data)
+        form = MembershipEditForm(formdata=get_form_data(), data=data)
+        form.person = obj.user  # their e-mail and name make a guessable password
+        return form
+
+    def render(self, template, **kwargs):
+        """The list also shows the firm's pending invitations."""
+        if template == self.list_template and self.actor is not None:
+            kwargs["invitations"] = accounts.pending_invitations(self.actor.firm_id)
+            kwargs["role_labels"] = Role.LABELS
+        return super().render(template, **kwargs)
 
     # -- writes --------------------------------------------------------------------
     def create_model(self, form):
-        """Add a member: a new user with an initial password, or an existing user's new membership."""
+        """Invite someone to the firm; the answer does not tell whether their e-mail has an account."""
         actor = self.actor
         email = form.email.data.strip().lower()
-        user = db.session.scalar(select(User).where(func.lower(User.email) == email))
+        user = accounts.find_user(email)
         if user is not None and user.membership_for(actor.firm_id) is not None:
             form.email.errors.append("This person is already a member of this firm.")
             return False
-        created_user = user is None
-        if created_user:
-            if not form.password.data:
-                form.password.errors.append(f"Set an initial password of at least {MIN_PASSWORD} characters.")
-                return False
-            user = User(email=email, name=(form.name.data or "").strip())
-            user.set_password(form.password.data)
-            db.session.add(user)
-        membership = Membership(
-            user=user, firm_id=actor.firm_id, role=form.role.data,
-            can_create_files=form.can_create_files.data, multi_file_access=form.multi_file_access.data,
+        invitation, token = accounts.invite(
+            actor.firm_id, email, form.role.data, can_create_files=form.can_create_files.data,
+            multi_file_access=form.multi_file_access.data, invited_by=actor.user_id,
         )
-        db.session.add(membership)
-        db.session.flush()
-        changes = {"email": [None, email], "role": [None, membership.role],
-                   "can_create_files": [None, membership.can_create_files],
-                   "multi_file_access": [None, membership.multi_file_access]}
-        if created_user:
-            changes["password"] = [audit.SECRET_MARK, audit.SECRET_MARK]
-        audit.record(
-            actor, "create", membership,
-            summary=f"Added {email} as {_role_label(membership.role)}"
-                    + ("" if created_user else " (existing Firmsync account)"),
-            changes=changes,
-        )
+        audit.record(actor, "create", invitation, summary=f"Invited {email} as {_role_label(invitation.role)}",
+                     changes={"email": [None, email], "role": [None, invitation.role],
+                              "can_create_files": [None, invitation.can_create_files],
+                              "multi_file_access": [None, invitation.multi_file_access]})
         db.session.commit()
-        if not created_user:
-            flash(f"{email} already had a Firmsync account: they can now also work in this firm with their own password.", "info")
-        return membership
+        link = url_for("auth.invitation", token=token, _external=True)
+        days = max(1, int(current_app.config["INVITATION_LIFETIME_HOURS"]) // 24)
+        flash(gettext("Invitation for %(email)s: send them this link, which works once, for %(days)d days: %(link)s",
+                      email=email, link=link, days=days), "info")
+        return True  # not a membership yet: "Save and continue" goes back to the list
+
+    @expose("/invitations/withdraw/", methods=["POST"])
+    def withdraw_invitation(self):
+        """Withdraw a pending invitation of the actor's firm (its link stops working)."""
+        if not self.allowed("delete"):
+            return self.inaccessible_callback("withdraw_invitation")
+        invitation = db.session.scalar(select(Invitation).where(
+            Invitation.id == request.form.get("id", type=int), Invitation.firm_id == self.actor.firm_id))
+        if invitation is not None:
+            audit.record(self.actor, "delete", invitation, summary=f"Withdrew the invitation of {invitation.email}",
+                         changes={"email": [invitation.email, None]})
+            db.session.delete(invitation)
+            db.session.commit()
+            flash(gettext("The invitation of %(email)s was withdrawn.", email=invitation.email), "info")
+        return redirect(self.get_url(".index_view"))
 
     def update_model(self, form, model):
-        """Change role, flags, name or password; an administrator cannot demote themself."""
+        """Change role, flags, name or password; an administrator cannot demote themself.
+
+        Name and password belong to the person when they also work in another firm (or are
+        support staff). A new role, new flags or a new password end the person's sessions.
+        """
         actor = self.actor
         if model.user_id == actor.user_id and form.role.data != Role.ADMIN:
             form.role.errors.append("You cannot remove your own administrator role; ask another administrator.")
             return False
-        other_firms = [m for m in model.user.memberships if m.firm_id != model.firm_id]
-        if form.password.data and (other_firms or model.user.is_support):
+        if form.password.data and model.user_id == actor.user_id:
+            form.password.errors.append(gettext("Change your own password on your account page."))
+            return False
+        shared = model.user.is_support or any(m.firm_id != model.firm_id for m in model.user.memberships)
+        if form.password.data and shared:
             form.password.errors.append("This person also works in another firm; they change their password themselves.")
+            return False
+        name = (form.name.data or "").strip()
+        if name and name != model.user.name and shared:
+            form.name.errors.append(gettext("This person also works in another firm; they change their name themselves."))
             return False
         changes = {}
         for field in ("role", "can_create_files", "multi_file_access"):
@@ -142,13 +173,14 @@ class UserView(SecureModelView):
             if getattr(model, field) != new:
                 changes[field] = [getattr(model, field), new]
                 setattr(model, field, new)
-        name = (form.name.data or "").strip()
         if name and name != model.user.name:
             changes["name"] = [model.user.name, name]
             model.user.name = name
         if form.password.data:
-            model.user.set_password(form.password.data)
+            model.user.set_password(form.password.data)  # ends their sessions
             changes["password"] = [audit.SECRET_MARK, audit.SECRET_MARK]
+        elif changes.keys() & {"role", "can_create_files", "multi_file_access"} and model.user_id != actor.user_id:
+            model.user.end_sessions()
         if changes:
             audit.record(actor, "update", model, summary=f"Updated {model.user.email}", changes=changes)
         db.session.commit()
@@ -173,5 +205,7 @@ class UserView(SecureModelView):
         db.session.delete(model)
         if not user.memberships and not user.is_support:
             db.session.delete(user)
+        else:
+            user.end_sessions()
         db.session.commit()
         return True

@@ -11,6 +11,8 @@ __all__ = ["MASK", "SECRET_KEY_PATTERN", "scrub_text", "secret_values", "Scrubbi
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
 #: a request target whose path passes an OAuth or grant callback: its whole query string is dropped
 #: (codes, agreement grant tokens and states are secrets in the wrong hands, whatever their names)
+#: the token of an invitation link, in its path or inside a login ``next``
+_INVITATION_TOKEN = re.compile(r"(invitation(?:/|%2F))[\w-]{16,}", re.I)
 _CALLBACK_QUERY = re.compile(r"(/(?:[^\s?\"]*/)?(?:oauth|callback)[^\s?\"]*)\?[^\s\"]*", re.I)
 
 
@@ -22,7 +24,7 @@ class ScrubbingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record is left as is
             return True
-        scrubbed = scrub_text(_CALLBACK_QUERY.sub(r"\1?***", message))
+        scrubbed = scrub_text(_INVITATION_TOKEN.sub(r"\1***", _CALLBACK_QUERY.sub(r"\1?***", message)))
         if scrubbed != message:
             record.msg, record.args = scrubbed, ()
         return True

@@ -38,3 +38,10 @@ def test_callback_query_strings_never_reach_the_access_log(access_log, logger_na
 def test_other_request_lines_keep_their_query_but_lose_credentials(access_log):
     written = access_log("werkzeug", "/admin/dossiers/?page=2&api_key=live-key-9f8e7d")
     assert "/admin/dossiers/?page=2&api_key=***" in written and "live-key-9f8e7d" not in written
+
+
+def test_invitation_tokens_never_reach_the_access_log(access_log):
+    token = "Yq3v9XbZ0kP1wR7tL2mN8sD4fG6hJ5cA"
+    for target in (f"/invitation/{token}", f"/login?next=/invitation%2F{token}"):
+        written = access_log("werkzeug", target)
+        assert token not in written and "invitation" in written
