@@ -22,7 +22,7 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_HTTPONLY = True
-    WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
+    WTF_CSRF_TIME_LIMIT = 12 * 3600  # a form left open longer than a working day asks to be reloaded
     # Login throttling (docs/security-accounts.md): after this many failures of one account
     # from one address, or of any account from one address, each further attempt from there
     # waits LOGIN_BACKOFF_SECONDS, doubling with every failure up to LOGIN_BACKOFF_MAX_SECONDS

@@ -14,6 +14,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 def init_admin(app):
     """Create the console at ``/admin`` and register every screen (see :data:`SCREENS`)."""
     from admin_views.screens import SCREENS
+    from app.web_security import csp_nonce
 
     app.jinja_loader = ChoiceLoader([FileSystemLoader(str(TEMPLATES)), app.jinja_loader])
     admin = Admin(
@@ -22,6 +23,7 @@ def init_admin(app):
         url="/admin",
         index_view=DashboardView(name=_l("Dashboard"), url="/admin", template="admin/firmsync_index.html"),
         theme=Bootstrap4Theme(swatch=app.config.get("FLASK_ADMIN_SWATCH", "cerulean"), base_template="admin/firmsync_base.html"),
+        csp_nonce_generator=csp_nonce,  # Flask-Admin's inline scripts carry the request's nonce
     )
     for screen in SCREENS:
         admin.add_view(screen())

@@ -15,7 +15,10 @@ request:
 * an :class:`~app.models.AuditEvent` for every create, update and delete, with secret
   values masked;
 * CSRF on every form and action (forms derive from Flask-WTF's ``FlaskForm``, and
-  ``CSRFProtect`` guards every POST of the application).
+  ``CSRFProtect`` guards every POST of the application);
+* plain answers to bad input, never a database error: an id that cannot be a row's
+  (:func:`row_id`: not a whole number, or beyond :data:`MAX_ID`) answers 404 (400 among an
+  action's ids), a list page no list can have 400, a NUL character in any parameter 400.
 
 Permission tables name roles from :class:`app.models.Role` plus :data:`SUPPORT` for
 platform support staff, who are read-only unless a view grants them more.
@@ -40,6 +43,9 @@ from app.models import Dossier, Membership, Role, User
 log = logging.getLogger("firmsync.console")
 
 SUPPORT = "support"
+#: the largest id a row can have: ids are ``Integer`` columns, 32 bits on PostgreSQL (a larger
+#: number in a query makes the database fail instead of finding nothing)
+MAX_ID = 2**31 - 1
 OPERATIONS = ("list", "create", "edit", "delete", "export")
 
 #: Flask-Admin view method name -> our operation name
@@ -74,6 +80,16 @@ def spreadsheet_safe(value):
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def row_id(value):
+    """``value`` (text or a number) as a row id, or None when it cannot be one: not a whole
+    number, or outside 1..:data:`MAX_ID`."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 1 <= number <= MAX_ID else None
 
 
 class AccessMixin:
@@ -116,9 +132,8 @@ class SecureBaseView(AccessMixin, BaseView):
     def dossier_or_404(self, value, capability=None):
         """The dossier with id ``value`` if the actor may see it (else 404) and, when
         ``capability`` is given, may do it there (else 403)."""
-        try:
-            dossier_id = int(value)
-        except (TypeError, ValueError):
+        dossier_id = row_id(value)
+        if dossier_id is None:
             abort(404)
         dossier = db.session.scalar(db.select(Dossier).where(Dossier.id == dossier_id, dossier_visibility(self.actor)))
         if dossier is None:
@@ -224,10 +239,11 @@ class SecureModelView(AccessMixin, ModelView):
         return self.scope_query(super().get_count_query())
 
     def get_one(self, id):
+        """The row with primary key ``id`` in the actor's scope; 404 when there is none (an id
+        that cannot be a row's included)."""
         pk = sa_inspect(self.model).primary_key[0]
-        try:
-            value = pk.type.python_type(id)
-        except (TypeError, ValueError):
+        value = self.primary_key_value(pk, id)
+        if value is None:
             abort(404)
         row = self.get_query().filter(pk == value).one_or_none()
         if row is None:
@@ -237,11 +253,27 @@ class SecureModelView(AccessMixin, ModelView):
     def scoped(self, ids):
         """The rows among ``ids`` that the actor may see (for actions)."""
         pk = sa_inspect(self.model).primary_key[0]
-        try:
-            values = [pk.type.python_type(i) for i in ids]
-        except (TypeError, ValueError):
+        values = [self.primary_key_value(pk, i) for i in ids]
+        if None in values:
             abort(400)
         return self.get_query().filter(pk.in_(values)).all()
+
+    @staticmethod
+    def primary_key_value(pk, value):
+        """``value`` in the type of the primary key column ``pk`` (ids: :func:`row_id`), or None."""
+        if pk.type.python_type is int:
+            return row_id(value)
+        try:
+            return pk.type.python_type(value)
+        except (TypeError, ValueError):
+            return None
+
+    def _get_list_extra_args(self):
+        """Flask-Admin's list arguments; a page number no list can have answers 400."""
+        args = super()._get_list_extra_args()
+        if args.page is not None and not 0 <= args.page <= MAX_ID:
+            abort(400)
+        return args
 
     @action("delete", "Delete", "Delete the selected records?")
     def action_delete(self, ids):

@@ -19,7 +19,7 @@ from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from admin_views.base import SUPPORT, SecureBaseView
+from admin_views.base import SUPPORT, SecureBaseView, row_id
 from admin_views.formatting import STATUS_LABELS, badge, duration, timestamp
 from app import company_profile, figures
 from app.access import can
@@ -84,7 +84,10 @@ class DossierPageView(SecureBaseView):
 
     def figures_context(self, dossier):
         """The Figures tab: chosen year and view, its trial balance and the chart."""
-        year_id = request.args.get("year", type=int)
+        chosen = request.args.get("year")
+        year_id = row_id(chosen) if chosen else None
+        if chosen and year_id is None:
+            abort(404)
         year = figures.year_of(dossier.id, year_id)
         if year_id is not None and year is None:
             abort(404)
@@ -131,10 +134,11 @@ class DossierPageView(SecureBaseView):
         dossier = self.dossier_or_404(request.form.get("id"))
         if actor.is_support or not can(actor, "sync_now", dossier.id):
             abort(403)
-        link_id = request.form.get("link_id", type=int)
-        if link_id is not None and db.session.scalar(
+        chosen = request.form.get("link_id")
+        link_id = row_id(chosen) if chosen else None
+        if chosen and (link_id is None or db.session.scalar(
                 select(DossierLink.id).where(DossierLink.id == link_id, DossierLink.dossier_id == dossier.id,
-                                             DossierLink.ended_at.is_(None))) is None:
+                                             DossierLink.ended_at.is_(None))) is None):
             abort(404)
         run = request_sync(dossier.id, Trigger.MANUAL, actor, link_id=link_id)
         if run is None:
@@ -232,13 +236,11 @@ def _own_id(model, value, dossier_id):
     """``value`` as the id of a ``model`` row of the dossier; None when empty; 404 otherwise."""
     if value in (None, ""):
         return None
-    try:
-        row_id = int(value)
-    except ValueError:
+    own_id = row_id(value)
+    if own_id is None or db.session.scalar(
+            select(model.id).where(model.id == own_id, model.dossier_id == dossier_id)) is None:
         abort(404)
-    if db.session.scalar(select(model.id).where(model.id == row_id, model.dossier_id == dossier_id)) is None:
-        abort(404)
-    return row_id
+    return own_id
 
 
 def _active_run(dossier_id):

@@ -32,7 +32,7 @@ from flask_login import current_user
 from sqlalchemy import or_, select
 from werkzeug.exceptions import Forbidden, HTTPException, RequestEntityTooLarge
 
-from admin_views.base import SecureBaseView
+from admin_views.base import SecureBaseView, row_id
 from admin_views.connections import task_answer, task_cell
 from app.services import connections as connection_service
 from app.services.connections import REFERENCES
@@ -95,9 +95,8 @@ class DossierSyncView(SecureBaseView):
 
     def connection_or_404(self, dossier, value):
         """A connection of the file's firm usable by this file (firm-level or owned by it), else 404."""
-        try:
-            connection_id = int(value)
-        except (TypeError, ValueError):
+        connection_id = row_id(value)
+        if connection_id is None:
             abort(404)
         connection = db.session.get(Connection, connection_id)
         if connection is None or connection.firm_id != dossier.firm_id or (

@@ -450,7 +450,7 @@ class DossierView(SecureModelView):
                 f'<input id="id" name="id" type="hidden" value="{row.id}">'
                 f'<input id="url" name="url" type="hidden" value="{escape(return_url)}">'
                 f'<input id="csrf_token" name="csrf_token" type="hidden" value="{escape(shared.csrf)}">'
-                f'<button onclick="return faHelpers.safeConfirm(\'{shared.labels["confirm_delete"]}\');" '
+                f'<button data-confirm="{shared.labels["confirm_delete"]}" '
                 f'title="{shared.labels["delete"]}"><span class="fa fa-trash glyphicon glyphicon-trash"></span>'
                 f'</button></form>')
         return Markup("".join(html))

@@ -6,15 +6,17 @@ from datetime import date
 
 from flask import flash, request
 from flask_admin.actions import action
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from admin_views.base import SUPPORT, SecureModelView
+from admin_views.base import SUPPORT, SecureModelView, row_id
 from admin_views.choices import visible_dossiers
 from admin_views.formatting import yes_no
 from app import audit
 from app.extensions import db
 from app.models import FiscalYear, Role
+from app.services.uploads import EARLIEST_DATE, LATEST_DATE
 
 SUPPORT_ONLY = {SUPPORT}
 MAX_MONTHS = 24
@@ -33,9 +35,13 @@ def months_later(day, months):
 
 
 def fiscal_year_problems(dossier_id, start, end, year_id=None):
-    """Messages for the ``end`` field: order, length (at most 24 months) and overlap."""
+    """Messages for the ``end`` field: dates an upload may hold, order, length (at most 24
+    months) and overlap."""
     if start is None or end is None:
         return []
+    if not (EARLIEST_DATE <= start <= LATEST_DATE and EARLIEST_DATE <= end <= LATEST_DATE):
+        return [gettext("A fiscal year must fall between %(earliest)s and %(latest)s.",
+                        earliest=EARLIEST_DATE.isoformat(), latest=LATEST_DATE.isoformat())]
     if end <= start:
         return ["The end must come after the start."]
     if end >= months_later(start, MAX_MONTHS):
@@ -83,7 +89,7 @@ class FiscalYearView(SecureModelView):
             return True  # delete and action forms
         dossier = form.dossier.data
         problems = fiscal_year_problems(dossier.id if dossier else None, form.start.data, form.end.data,
-                                        year_id=int(request.args["id"]) if request.args.get("id", "").isdigit() else None)
+                                        year_id=row_id(request.args.get("id")))
         form.end.errors = list(form.end.errors) + problems
         return not problems
 

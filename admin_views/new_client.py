@@ -19,7 +19,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from admin_views.base import SecureBaseView
+from admin_views.base import SecureBaseView, row_id
 from admin_views.connections import task_answer, task_cell
 from admin_views.dossiers import FREQUENCY_LABELS
 from app import oauth_flow
@@ -102,9 +102,8 @@ class NewClientView(SecureBaseView):
 
     def _connection(self, value):
         """The firm-level connection named by ``connection:<id>`` (404 outside the actor's firm)."""
-        try:
-            connection_id = int(str(value).split(":", 1)[1])
-        except (IndexError, ValueError):
+        connection_id = row_id(str(value).partition(":")[2])
+        if connection_id is None:
             abort(404)
         connection = db.session.get(Connection, connection_id)
         if connection is None or connection.firm_id != self.actor.firm_id or connection.level != FIRM:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from admin_views.base import SecureModelView
+from admin_views.base import SecureModelView, row_id
 from admin_views.formatting import when, yes_no
 from app import audit
 from app.auth import StrongPassword, password_description
@@ -137,7 +137,7 @@ class UserView(SecureModelView):
         if not self.allowed("delete"):
             return self.inaccessible_callback("withdraw_invitation")
         invitation = db.session.scalar(select(Invitation).where(
-            Invitation.id == request.form.get("id", type=int), Invitation.firm_id == self.actor.firm_id))
+            Invitation.id == row_id(request.form.get("id")), Invitation.firm_id == self.actor.firm_id))
         if invitation is not None:
             audit.record(self.actor, "delete", invitation, summary=f"Withdrew the invitation of {invitation.email}",
                          changes={"email": [invitation.email, None]})

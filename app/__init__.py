@@ -4,8 +4,11 @@ import os
 import secrets
 from pathlib import Path
 
+from urllib.parse import urlsplit
+
 from flask import Flask, redirect, url_for
 
+from app.instance_files import private_folder, private_sqlite, write_private
 from config import CONFIGS, environment_overrides
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +54,10 @@ def create_app(config_name=None, **overrides):
     app.register_blueprint(oauth_flow.blueprint)
     cli.init_app(app)
 
+    from app import web_security
+
+    web_security.init_app(app)
+
     from admin_views import init_admin
 
     init_admin(app)
@@ -63,29 +70,24 @@ def create_app(config_name=None, **overrides):
     def home():
         return redirect(url_for("auth.landing"))
 
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
-
     return app
 
 
 def _fill_local_defaults(app):
     """Development conveniences: a SQLite file and a session key kept under ``instance/``."""
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        private_folder(app.instance_path)
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + str(Path(app.instance_path) / "firmsync.db")
+    private_sqlite(app.config["SQLALCHEMY_DATABASE_URI"])
+    if app.config["ENV_NAME"] == "production" and not urlsplit(app.config["REDIS_URL"]).password:
+        raise RuntimeError("REDIS_URL must carry a password in production (redis://:<password>@host:6379/0): "
+                           "the queues hold every sync's work")
     if not app.config.get("SECRET_KEY"):
         if app.config["ENV_NAME"] == "production":
             raise RuntimeError("FIRMSYNC_SECRET_KEY must be set in production")
         path = Path(app.instance_path) / "secret.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            os.chmod(path, 0o600)
+            write_private(path, secrets.token_urlsafe(48))
         app.config["SECRET_KEY"] = path.read_text().strip()
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite: no pool pre-ping needed (pragmas are set by extensions.configure_sqlite).

@@ -340,7 +340,7 @@ def landing():
     return redirect(url_for("portal.index"))
 
 
-@blueprint.route("/switch-firm/<int:firm_id>", methods=["POST"])
+@blueprint.route("/switch-firm/<int(max=2147483647):firm_id>", methods=["POST"])
 @login_required
 def switch_firm(firm_id):
     membership = current_user.membership_for(firm_id)

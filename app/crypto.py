@@ -7,12 +7,13 @@ Fernet keys, the first one current). Older keys stay listed until ``flask crypto
 rotate-keys`` has re-encrypted every row with the current key.
 """
 import json
-import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 from sqlalchemy.types import Text, TypeDecorator
+
+from app.instance_files import write_private
 
 EXTENSION_KEY = "firmsync.keyring"
 
@@ -56,9 +57,7 @@ def init_keyring(app):
             raise RuntimeError("FIRMSYNC_ENCRYPTION_KEYS must be set outside development")
         path = Path(app.instance_path) / "encryption.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(Fernet.generate_key().decode())
-            os.chmod(path, 0o600)
+            write_private(path, Fernet.generate_key().decode())
         raw = path.read_text().strip()
     app.extensions[EXTENSION_KEY] = Keyring(raw.split(","))
 

@@ -297,7 +297,7 @@ def _logged_in():
     return None
 
 
-@blueprint.post("/reconnect/<int:connection_id>")
+@blueprint.post("/reconnect/<int(max=2147483647):connection_id>")
 def reconnect(connection_id):
     """Run the consent again for this connection (same row: its dossiers keep working)."""
     connection = db.session.get(Connection, connection_id)
@@ -311,7 +311,7 @@ def reconnect(connection_id):
     return start(RECONNECT, connection.package, connection_id=connection.id)
 
 
-@blueprint.post("/re-establish/<int:dossier_id>")
+@blueprint.post("/re-establish/<int(max=2147483647):dossier_id>")
 def re_establish(dossier_id):
     """Re-establish a file's sync with a fresh grant at a dossier-level package (scenario 3)."""
     package = request.form.get("package", "")
@@ -327,7 +327,12 @@ def callback():
     if flow is None:
         flash(MISMATCH, "error")
         return redirect(url_for("admin.index"))
-    if not _secrets.compare_digest(str(request.args.get("state", "")), flow["state"]) or flow.get("grant"):
+    if not _secrets.compare_digest(str(request.args.get("state", "")), flow["state"]):
+        # a link from elsewhere (any site can send the browser here): the pending flow stays, so the
+        # package's genuine answer still completes it
+        flash(MISMATCH, "error")
+        return redirect(restart_url(flow))
+    if flow.get("grant"):  # the genuine answer, replayed
         discard_flow(flow)
         flash(MISMATCH, "error")
         return redirect(restart_url(flow))

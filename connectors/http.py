@@ -115,6 +115,24 @@ def parse_retry_after(value, default=DEFAULT_RETRY_AFTER, now=None):
     return max(0.0, (when - now).total_seconds())
 
 
+#: request headers a redirect to another host keeps; every other one may carry a credential
+#: (an API key, a tenant or business id, a session token) and is dropped
+REDIRECT_SAFE_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "user-agent", "connection",
+                                   "content-type", "content-length"})
+
+
+class VendorSession(requests.Session):
+    """A requests session that, when a vendor redirects to another host, drops every header
+    but :data:`REDIRECT_SAFE_HEADERS` (requests itself drops only ``Authorization``)."""
+
+    def rebuild_auth(self, prepared_request, response):
+        if urlsplit(response.request.url).hostname != urlsplit(prepared_request.url).hostname:
+            for name in list(prepared_request.headers):
+                if name.lower() not in REDIRECT_SAFE_HEADERS:
+                    del prepared_request.headers[name]
+        super().rebuild_auth(prepared_request, response)
+
+
 class HttpClient:
     """A rate-limited, counting, error-mapping HTTP client for one connection.
 
@@ -160,7 +178,7 @@ class HttpClient:
                  secrets=(), error_message=None, auth=None, timeout=DEFAULT_TIMEOUT, max_retries=3, backoff=0.5,
                  backoff_cap=8.0, max_wait=5.0, sleep=time.sleep, interpret=None):
         self.package = package
-        self.session = session or requests.Session()
+        self.session = session or VendorSession()
         package_key, scope = budget_key or (package, "default")
         if budgets:
             self.budgets = tuple((str(s), b) for s, b in budgets)

@@ -224,15 +224,17 @@ def test_refused_installation_at_economic_changes_nothing(client, db, admin):
     assert count(db, Dossier) == 0 and count(db, Connection) == 0
 
 
-def test_state_mismatch_restarts_and_creates_nothing(client, db, admin):
+def test_state_mismatch_creates_nothing_and_leaves_the_pending_flow_alone(client, db, admin):
     logged_in(client, admin)
     callback = consent(new_client(client, "xero").location)
     forged = re.sub(r"state=[^&]+", "state=forged", callback)
-    back = client.get(forged)
+    back = client.get(forged)  # e.g. a link on another site: it must not cancel the user's flow
     assert back.location.endswith("/admin/new-client/")
     assert "does not match" in flashed(client)
-    assert client.get(callback).status_code == 302  # the flow is gone: the real answer no longer works either
     assert count(db, Dossier) == 0 and count(db, Connection) == 0
+    genuine = client.get(callback)  # the package's real answer still completes the flow
+    assert genuine.status_code == 302 and "does not match" not in flashed(client)
+    assert client.get(callback).status_code == 302 and "does not match" in flashed(client)  # a replay is refused
 
 
 def test_expired_flow_restarts_and_creates_nothing(client, db, admin):

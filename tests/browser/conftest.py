@@ -9,7 +9,8 @@
   reason, only when that binary is absent (``make test`` installs it).
 * ``page`` (function): a fresh browser context (no cookies) with a 1280x800 viewport whose
   relative URLs go to ``firmsync_server``. A failing test leaves ``failure.png`` in its
-  artifacts folder.
+  artifacts folder; a passing test whose pages broke the Content-Security-Policy (the
+  browser's console says so) fails at teardown.
 * ``shots`` (function): ``shots.take(page, "name", publish="docs-name")`` saves a screenshot
   under the artifacts folder (``FIRMSYNC_BROWSER_ARTIFACTS``, else a pytest temp folder);
   with ``FIRMSYNC_UPDATE_SCREENSHOTS=1`` a ``publish`` name is also copied to
@@ -119,6 +120,9 @@ def page(browser, firmsync_server, test_artifacts, request):
     context.set_default_timeout(STEP_TIMEOUT_MS)
     context.set_default_navigation_timeout(STEP_TIMEOUT_MS)
     tab = context.new_page()
+    blocked = []  # what the Content-Security-Policy refused (an inline handler, a foreign script...)
+    tab.on("console", lambda message: blocked.append(message.text)
+           if "Content Security Policy" in message.text else None)
     yield tab
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
@@ -127,6 +131,8 @@ def page(browser, firmsync_server, test_artifacts, request):
         except Exception:  # noqa: BLE001 - a dead page must not hide the test's own failure
             pass
     context.close()
+    if report is not None and report.passed and blocked:
+        pytest.fail("the pages broke their Content-Security-Policy:\n" + "\n".join(blocked[:5]))
 
 
 class Shots:
