@@ -8,7 +8,9 @@ repository (no ``../shared``).
 When the sandbox (``SANDBOX_URL``) and Redis answer, :func:`seed_sandbox` also connects the
 demo firm to it: an Exact Online Belgium connection (several divisions; the grant comes from
 the sandbox's real consent page, answered programmatically), Companies House, Demo Books, a
-Xero grant owned by one file; links the files to companies; and runs their first sync and
+Xero grant owned by one file, and every other accounting package the sandbox emulates
+(Twinfield, Yuki, Sage, Octopus, AFAS, BoCount, Odoo: connected, their companies listed, ready
+to link); links the files to companies; and runs their first sync and
 tonight's nightly sync in-process, so the console shows real figures, history and a failure
 ("Atelier Lumière" is linked to a company Demo Books does not know) right after logging in.
 Without the sandbox those steps are skipped with a note; the next ``flask seed demo``
@@ -179,6 +181,11 @@ CONNECTIONS = {
     # connected and listing their companies, so a demo administrator can link a file to them
     "twinfield": ("Twinfield", "twinfield", "accounting"),
     "yuki": ("Yuki", "yuki", "accounting"),
+    "sage_bca": ("Sage Accounting", "sage_bca", "accounting"),
+    "octopus": ("Octopus", "octopus", "accounting"),
+    "afas": ("AFAS Profit", "afas", "accounting"),
+    "bocount_odata_v4": ("BoCount (Business Central)", "bocount_odata_v4", "accounting"),
+    "odoo": ("Odoo", "odoo", "accounting"),
 }
 #: dossier number -> (connection key, sandbox company id); the company id is turned into the
 #: package's reference (Exact division code, Companies House number, Xero tenant) by name

@@ -32,8 +32,9 @@ def test_the_demo_is_connected_synced_and_idempotent(sandbox_app, sandbox):
     dossiers = first["dossiers"]
 
     connections = {c.package: c for c in db.session.scalars(select(Connection))}
-    assert set(connections) == {"exact_online_be", "companies_house", "demo", "xero", "twinfield", "yuki"}
-    for package in ("twinfield", "yuki", "demo"):  # ready for a demo administrator to link a file to
+    ready = ("twinfield", "yuki", "sage_bca", "octopus", "afas", "bocount_odata_v4", "odoo")
+    assert set(connections) == {"exact_online_be", "companies_house", "demo", "xero", *ready}
+    for package in (*ready, "demo"):  # ready for a demo administrator to link a file to
         assert connections[package].status == ConnectionStatus.ACTIVE and len(connections[package].references) >= 3
     exact = connections["exact_online_be"]
     assert exact.status == ConnectionStatus.ACTIVE and len(exact.references) >= 3  # several divisions
