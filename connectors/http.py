@@ -312,6 +312,19 @@ class HttpClient:
                 raise RateLimited(self._text(template), retry_after=permit.wait, daily=permit.daily)
             self.sleep(permit.wait)
 
+    def daily_usage(self):
+        """``(calls counted today, calls allowed a day)`` of the first budget with a daily count
+        (every worker's calls for this connection's scope), or None without one or without Redis."""
+        if self.limiter is None:
+            return None
+        for scope, budget in self.budgets:
+            if budget.per_day and not budget.path:
+                try:
+                    return self.limiter.usage(self.budget_key[0], scope, budget)["day"], budget.per_day
+                except Exception:  # noqa: BLE001 - a figure for a message, never a new failure
+                    return None
+        return None
+
     def _spent_endpoint_budget(self, budgets):
         """The first day-long endpoint budget of ``budgets`` that is used up, as ``(scope, budget)``, or None."""
         for scope, budget in budgets:

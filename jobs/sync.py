@@ -24,6 +24,7 @@ A job that must run again later returns :class:`rq.Retry`: RQ schedules the same
 """
 import logging
 import traceback
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -130,6 +131,8 @@ def _run_locked(run_id, lock):
         if not isinstance(exc, Exception):
             raise
         outcome = _classify(run_id, exc, attempt)
+        if isinstance(exc, RateLimited) and exc.daily:
+            outcome = _with_day_usage(outcome, http_holder.get("http"))
         return _finish(run_id, outcome, api_calls=_calls(http_holder))
     heartbeat.stop()
     return _succeed(run_id, link_id, result, bookmarks, _calls(http_holder))
@@ -285,6 +288,18 @@ def sync_window(link, today=None):
         period_ends.append(end)
         year, month = first_next.year, first_next.month
     return SyncWindow(start=start, end=today, period_ends=tuple(period_ends))
+
+
+def _with_day_usage(outcome, http):
+    """A daily-budget deferral that also says how much of today's budget Firmsync has used
+    ("Continues tomorrow: 640 of 1,000 calls used today."; fewer than the budget when other
+    tools share the vendor's key)."""
+    usage = http.daily_usage() if http is not None and hasattr(http, "daily_usage") else None
+    if not usage:
+        return outcome
+    used, allowed = usage
+    return dataclasses.replace(outcome, message=f"{outcome.message} Continues tomorrow: {min(used, allowed):,} of "
+                                                f"{allowed:,} calls used today.")
 
 
 def _calls(http_holder):

@@ -3,6 +3,7 @@
 A session expiring mid-sync, a refused access key, the day's call budget running out mid-sync and a
 no-change night, each through the engine as the nightly run would meet them.
 """
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -140,6 +141,10 @@ def test_a_daily_budget_spent_mid_sync_defers_the_run_until_it_is_back(db, sandb
     assert deferred.status == RunStatus.DEFERRED, f"{deferred.message}\n{workers.logs()}"
     assert deferred.error_category == "rate_limited" and deferred.finished_at is None
     assert "try again at" in deferred.message and deferred.resume_at.strftime("%H:%M UTC") in deferred.message
+    # how much of its own daily budget Firmsync used: Yuki refused first (the key's day is shared)
+    used = int(re.search(r"Continues tomorrow: ([\d,]+) of 1,000 calls used today\.", deferred.message)
+               .group(1).replace(",", ""))
+    assert 0 < used < 1000
     # until the vendor's midnight (Amsterdam): within a day, never an immediate retry
     assert started + timedelta(seconds=50) <= deferred.resume_at <= started + timedelta(hours=25)
     assert bookkeeping_snapshot(db, dossier.id) == before  # the partial read wrote nothing
