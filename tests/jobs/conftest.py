@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import (Account, Connection, Dossier, DossierLink, FiscalYear, LedgerLine, OpeningBalance, Period,
-                        PeriodBalance, Role)
+                        PeriodBalance, Role, RunStatus, SyncRun)
 from connectors.auth import ApiKey
 from connectors.base import (ACCOUNTING, FIRM, AccountRecord, Connector, ConnectorSpec, FiscalYearRecord,
                              LedgerLineRecord, RateBudget, Stream)
@@ -133,3 +133,21 @@ def bookkeeping_snapshot(db, dossier_id):
 def line_count(db, dossier_id):
     db.session.expire_all()
     return db.session.scalar(select(func.count()).select_from(LedgerLine).where(LedgerLine.dossier_id == dossier_id))
+
+
+def run_row(db, run_id):
+    """The sync run ``run_id`` as the database holds it now (the session's cache expired)."""
+    db.session.expire_all()
+    return db.session.get(SyncRun, run_id)
+
+
+def finished(db, run_id):
+    """The run once it has finished (succeeded, failed, needs a reconnect, cancelled), else None."""
+    row = run_row(db, run_id)
+    return row if row.status in RunStatus.FINISHED else None
+
+
+def settled(db, run_id):
+    """The run once it is finished or deferred (waiting for its next try), else None."""
+    row = run_row(db, run_id)
+    return row if row.status in RunStatus.FINISHED or row.status == RunStatus.DEFERRED else None

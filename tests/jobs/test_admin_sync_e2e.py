@@ -7,25 +7,16 @@ import pytest
 import requests
 
 from app.company_profile import pending_changes
-from app.models import CompanyProfile, Connection, ConnectionStatus, Dossier, DossierLink, RunStatus, SyncRun, Trigger
+from app.models import CompanyProfile, Connection, ConnectionStatus, Dossier, DossierLink, RunStatus, Trigger
 from app.redis_connection import redis_connection
 from jobs.reaper import reap
 from app.services.syncs import request_sync
 from tests.connectors.test_exact_online import CLIENT_SECRET, divisions, grant_by_consent, sandbox_config
+from tests.jobs.conftest import finished, run_row
 
 pytestmark = pytest.mark.slow
 
 TOKEN_PATH = "/exact-online/api/oauth2/token"
-
-
-def run_row(db, run_id):
-    db.session.expire_all()
-    return db.session.get(SyncRun, run_id)
-
-
-def finished(db, run_id):
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED else None
 
 
 def linked(db, firm, *, package, kind, reference, config, credentials, name):

@@ -6,33 +6,18 @@ from datetime import timedelta
 
 import pytest
 
-from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, SyncRun, Trigger
+from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, Trigger
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.services.syncs import enqueue_run, request_sync
 from connectors.afas import Afas
 from connectors.afas import emulator
-from tests.jobs.conftest import bookkeeping_snapshot, line_count
+from tests.jobs.conftest import bookkeeping_snapshot, finished, line_count, settled
 
 pytestmark = pytest.mark.slow
 
 COMPANY, ADMINISTRATION = "c-1003", "1003"
 TRANSACTIONS = "/afas/12345/ProfitRestServices/connectors/Profit_Transactions"
-
-
-def run_row(db, run_id):
-    db.session.expire_all()
-    return db.session.get(SyncRun, run_id)
-
-
-def finished(db, run_id):
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED else None
-
-
-def settled(db, run_id):
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED or row.status == RunStatus.DEFERRED else None
 
 
 @pytest.fixture

@@ -7,32 +7,17 @@ from datetime import timedelta
 
 import pytest
 
-from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, SyncRun, Trigger
+from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, Trigger
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.services.syncs import enqueue_run, request_sync
 from connectors.bocount_odata_v4 import BoCount, emulator
-from tests.jobs.conftest import bookkeeping_snapshot, line_count
+from tests.jobs.conftest import bookkeeping_snapshot, finished, line_count, settled
 
 pytestmark = pytest.mark.slow
 
 COMPANY = "c-1003"  # the small book: 20 accounts, about 40 lines
 ENTRIES = "/generalLedgerEntries"
-
-
-def run_row(db, run_id):
-    db.session.expire_all()
-    return db.session.get(SyncRun, run_id)
-
-
-def finished(db, run_id):
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED else None
-
-
-def settled(db, run_id):
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED or row.status == RunStatus.DEFERRED else None
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from datetime import date
 import pytest
 
 from app import figures
-from app.models import Connection, ConnectionStatus, DossierLink, FiscalYear, RunStatus, SyncRun, Trigger
+from app.models import Connection, ConnectionStatus, DossierLink, FiscalYear, RunStatus, Trigger
 from app.services.syncs import request_sync
 from connectors.odoo import Odoo, emulator
-from tests.jobs.conftest import bookkeeping_snapshot, line_count
+from tests.jobs.conftest import bookkeeping_snapshot, finished, line_count
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +32,6 @@ def odoo_dossier(linked_dossier, sandbox, redis_db):  # redis_db: a clean queue 
         reference = f"{emulator.DATABASE}:{sorted(sandbox.state.books).index(COMPANY) + 1}"
         return linked_dossier(package="odoo", reference=reference, name=name, config=config, credentials=key)
     return _make
-
-
-def finished(db, run_id):
-    db.session.expire_all()
-    row = db.session.get(SyncRun, run_id)
-    return row if row.status in RunStatus.FINISHED else None
 
 
 def sync(db, workers, dossier_id, what, trigger=Trigger.MANUAL):

@@ -19,6 +19,7 @@ from connectors.registry import all_connectors
 from tests.conftest import csrf_from, logged_in, make_user
 from tests.console_world import fresh_request_globals  # noqa: F401 - autouse: a fresh `g` per request
 from tests.test_oauth_flow import add_firm_connection, consent, new_client, token
+from tests.jobs.conftest import finished
 
 pytestmark = pytest.mark.slow
 
@@ -67,12 +68,6 @@ def set_up(client, db, sandbox, key):
             "package": f"connection:{connection.id}", "reference": connection.references[0]["reference"],
             "csrf_token": token(client)})
     return db.session.scalars(select(Dossier).where(Dossier.name == name)).one().id
-
-
-def finished(db, run_id):
-    db.session.expire_all()
-    run = db.session.get(SyncRun, run_id)
-    return run if run.status in RunStatus.FINISHED else None
 
 
 def rows(db, model, dossier_id):

@@ -5,32 +5,17 @@ from datetime import date
 
 import pytest
 
-from app.models import Connection, ConnectionStatus, Dossier, DossierLink, PeriodBalance, RunStatus, SyncRun, Trigger
+from app.models import Connection, ConnectionStatus, Dossier, DossierLink, PeriodBalance, RunStatus, Trigger
 from app.redis_connection import redis_connection
 from app.services.syncs import enqueue_run, request_sync
 from connectors.sage_bca import emulator
 from tests.connectors.test_sage_bca import connect, sandbox_config
-from tests.jobs.conftest import bookkeeping_snapshot, line_count
+from tests.jobs.conftest import bookkeeping_snapshot, finished, line_count, settled
 
 pytestmark = pytest.mark.slow
 
 GB, BE = "c-1003", "c-1001"  # /trial_balance, and balances derived from the chart's balance details
 ENTRIES = "/sage/v3.1/ledger_entries"
-
-
-def run_row(db, run_id):
-    db.session.expire_all()
-    return db.session.get(SyncRun, run_id)
-
-
-def finished(db, run_id):
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED else None
-
-
-def settled(db, run_id):
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED or row.status == RunStatus.DEFERRED else None
 
 
 def rows(db, model, dossier_id):

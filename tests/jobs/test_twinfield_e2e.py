@@ -2,18 +2,12 @@
 a revoked grant, and a refused browse or unreadable SOAP answer that a re-run heals."""
 import pytest
 
-from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, SyncRun, Trigger
+from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, Trigger
 from app.services.syncs import request_sync
 from tests.connectors.test_twinfield import connect, office, sandbox_config
-from tests.jobs.conftest import bookkeeping_snapshot, line_count
+from tests.jobs.conftest import bookkeeping_snapshot, finished, line_count
 
 pytestmark = pytest.mark.slow
-
-
-def finished(db, run_id):
-    db.session.expire_all()
-    run = db.session.get(SyncRun, run_id)
-    return run if run.status in RunStatus.FINISHED else None
 
 
 def connection_of(db, run):

@@ -5,11 +5,11 @@ from datetime import timedelta
 import pytest
 from rq.registry import ScheduledJobRegistry
 
-from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, SyncRun, Trigger
+from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, Trigger
 from app.services.queues import sync_job_id, sync_queue
 from jobs.reaper import INTERRUPTED, reap
 from app.services.syncs import request_sync
-from tests.jobs.conftest import bookkeeping_snapshot, line_count
+from tests.jobs.conftest import bookkeeping_snapshot, finished, line_count, run_row
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +24,6 @@ def demo_dossier(linked_dossier, sandbox):
                               config={"base_url": f"{sandbox.url}/demo"},
                               credentials={"api_key": "demo-key"})
     return _make
-
-
-def run_row(db, run_id):
-    db.session.expire_all()
-    return db.session.get(SyncRun, run_id)
-
-
-def finished(db, run_id):
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED else None
 
 
 def test_a_sync_end_to_end_through_a_real_worker(db, workers, demo_dossier, sandbox):

@@ -8,19 +8,13 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from app.models import RunStatus, SyncRun, Trigger
+from app.models import RunStatus, Trigger
 from app.services.syncs import request_sync
 from connectors.xero.emulator import tenant_id
 from tests.connectors.test_xero_sandbox import company, connect, xero_config
-from tests.jobs.conftest import line_count
+from tests.jobs.conftest import finished, line_count
 
 pytestmark = pytest.mark.slow
-
-
-def finished(db, run_id):
-    db.session.expire_all()
-    run = db.session.get(SyncRun, run_id)
-    return run if run.status in RunStatus.FINISHED else None
 
 
 def journal_numbers(sandbox, credentials, tenant, offset, since=None):

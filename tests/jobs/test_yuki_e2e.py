@@ -8,12 +8,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, SyncRun, Trigger
+from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, Trigger
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.services.syncs import enqueue_run, request_sync
 from connectors.yuki import Yuki, emulator
-from tests.jobs.conftest import bookkeeping_snapshot, line_count
+from tests.jobs.conftest import bookkeeping_snapshot, finished, line_count, settled
 
 pytestmark = pytest.mark.slow
 
@@ -33,22 +33,6 @@ def yuki_dossier(linked_dossier, sandbox):
         return linked_dossier(package="yuki", reference=emulator.administration_id(COMPANY), name=name,
                               config=config, credentials=credentials or key)
     return _make
-
-
-def run_row(db, run_id):
-    db.session.expire_all()
-    return db.session.get(SyncRun, run_id)
-
-
-def finished(db, run_id):
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED else None
-
-
-def settled(db, run_id):
-    """The run once it is finished or deferred (waiting for its next try)."""
-    row = run_row(db, run_id)
-    return row if row.status in RunStatus.FINISHED or row.status == RunStatus.DEFERRED else None
 
 
 def sync(db, workers, dossier_id, what, trigger=Trigger.MANUAL):
