@@ -18,7 +18,7 @@ from flask import current_app, flash, has_app_context, has_request_context, requ
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_admin.babel import gettext as admin_gettext
-from flask_babel import force_locale
+from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
@@ -26,7 +26,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import selectinload
 from wtforms import SelectField
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from admin_views.base import SUPPORT, SecureModelView, effective_role
 from admin_views.choices import ScopedMultipleField, firm_groups, firm_members
@@ -39,6 +39,8 @@ from app.services.dossiers import delete_dossier_rows, keep_creators_access
 
 EVERYONE = {Role.ADMIN, Role.STAFF, Role.EXTERNAL, SUPPORT}
 CONTRIBUTORS = {Role.ADMIN, Role.STAFF}
+#: the fields of a file that say who may see it: administrators only change them
+ACCESS_FIELDS = ("private", "users", "groups")
 FREQUENCY_LABELS = {Frequency.MONTH: _l("Monthly"), Frequency.QUARTER: _l("Quarterly"), Frequency.YEAR: _l("Yearly")}
 #: roles whose sync-now arrows show (``can(actor, "sync_now", id)`` holds for every file they see)
 SYNCERS = {Role.ADMIN, Role.STAFF}
@@ -478,9 +480,26 @@ class DossierView(SecureModelView):
             return super().allowed("create") and can(self.actor, "create_dossiers")
         return super().allowed(operation)
 
+    def create_form(self, obj=None):
+        return self._without_access_fields(super().create_form(obj))
+
+    def edit_form(self, obj=None):
+        return self._without_access_fields(super().edit_form(obj))
+
+    def _without_access_fields(self, form):
+        """Who may see a file (private flag, people and groups with access) is for administrators
+        only: the other roles' forms do not have those fields."""
+        if effective_role(self.actor) != Role.ADMIN:
+            for name in ACCESS_FIELDS:
+                if name in form:
+                    delattr(form, name)
+        return form
+
     def on_model_change(self, form, model, is_created):
         if is_created:
             keep_creators_access(self.actor, model)
+        elif effective_role(self.actor) != Role.ADMIN and set(self.changes_of(model)) & set(ACCESS_FIELDS):
+            raise ValidationError(gettext("Only an administrator can change who may see a file."))
         super().on_model_change(form, model, is_created)
 
     def on_model_delete(self, model):
