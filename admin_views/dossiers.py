@@ -18,7 +18,7 @@ from flask import current_app, flash, has_app_context, has_request_context, requ
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_admin.babel import gettext as admin_gettext
-from flask_babel import force_locale, gettext
+from flask_babel import force_locale, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
@@ -515,4 +515,8 @@ class DossierView(SecureModelView):
         chosen = sorted(dossier.id for dossier in self.scoped(ids))  # scoped: only files the actor sees
         runs = request_syncs(chosen, trigger="bulk", actor=actor)[0] if chosen and can(actor, "sync_now") else []
         queued, skipped = len(runs), len(chosen) - len(runs)
-        flash(f"{queued} syncs queued, {skipped} skipped (no sync set up).", "success" if queued else "info")
+        said = ngettext("%(num)d sync queued", "%(num)d syncs queued", queued)
+        if skipped:
+            said += ", " + ngettext("%(num)d file skipped (no sync set up)", "%(num)d files skipped (no sync set up)",
+                                    skipped)
+        flash(said + ".", "success" if queued else "info")

@@ -6,7 +6,9 @@ every active link whose connection is active gets a run with trigger ``nightly``
 whose key is already used tonight are left out, so running the fan-out twice (two cron
 processes, a restart, every minute) queues each link once per night. A link that already
 has a queued, running or deferred run gets no new run: that run takes tonight's key, it
-covers tonight. Links whose connection needs reconnecting or is disabled are skipped: their
+covers tonight. So does a run that succeeded after tonight's nightly moment (a file set up
+or synced by hand this afternoon needs no "nightly" run a minute later; it gets the next
+night's). Links whose connection needs reconnecting or is disabled are skipped: their
 dossiers already show why.
 
 The work is done in the database, a fixed number of statements per firm-local date whatever
@@ -17,7 +19,7 @@ Run it every few minutes: ``flask sync nightly`` (or ``flask sync cron``, or ``r
 """
 import logging
 from collections import defaultdict
-from datetime import time, timezone
+from datetime import datetime, time, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import String, cast, exists, func, insert, literal, select, update
@@ -54,12 +56,14 @@ def nightly_time_of(firm, default="02:00"):
 
 
 def due_firms(now):
-    """``{local date: [firm ids]}`` of the firms whose nightly time has passed at ``now`` (naive UTC)."""
+    """``{(local date, nightly moment as naive UTC): [firm ids]}`` of the firms whose nightly time has
+    passed at ``now`` (naive UTC)."""
     due = defaultdict(list)
     for firm in db.session.scalars(select(Firm).order_by(Firm.id)):
         local = firm_local_now(firm, now)
         if local.time() >= nightly_time_of(firm):
-            due[local.date()].append(firm.id)
+            moment = datetime.combine(local.date(), nightly_time_of(firm), tzinfo=local.tzinfo)
+            due[(local.date(), moment.astimezone(timezone.utc).replace(tzinfo=None))].append(firm.id)
     return due
 
 
@@ -72,8 +76,8 @@ def fan_out(now=None):
     from app.services.syncs import enqueue_runs
 
     created = []
-    for local_date, firm_ids in sorted(due_firms(now or utcnow()).items()):
-        run_ids = _queue_night(firm_ids, f":{local_date.isoformat()}")
+    for (local_date, moment), firm_ids in sorted(due_firms(now or utcnow()).items()):
+        run_ids = _queue_night(firm_ids, f":{local_date.isoformat()}", moment)
         enqueue_runs(run_ids)
         created += run_ids
     if created:
@@ -81,11 +85,13 @@ def fan_out(now=None):
     return created
 
 
-def _queue_night(firm_ids, suffix):
-    """Insert and commit the runs of one local night (key suffix ``":<date>"``); their ids."""
+def _queue_night(firm_ids, suffix, moment):
+    """Insert and commit the runs of one local night (key suffix ``":<date>"``, nightly ``moment``
+    in naive UTC); their ids."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             _cover_with_active_runs(firm_ids, suffix)
+            _cover_with_fresh_runs(firm_ids, suffix, moment)
             run_ids = sorted(db.session.scalars(insert(SyncRun).from_select(
                 ["firm_id", "dossier_id", "link_id", "trigger", "nightly_key", "status"],
                 _links_without_a_run(firm_ids, suffix).with_only_columns(
@@ -136,6 +142,24 @@ def _cover_with_active_runs(firm_ids, suffix):
     db.session.execute(
         update(SyncRun)
         .where(SyncRun.id.in_(newest_active), SyncRun.nightly_key.is_(None),
+               SyncRun.link_id.in_(_active_links(firm_ids)),
+               ~exists().where(tonight.nightly_key == _key_of(SyncRun.link_id, suffix)))
+        .values(nightly_key=_key_of(SyncRun.link_id, suffix)),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def _cover_with_fresh_runs(firm_ids, suffix, moment):
+    """Give tonight's key to the newest run of each active link that succeeded after tonight's
+    nightly ``moment``: the file is already as fresh as tonight's run would make it."""
+    newest_fresh = (select(func.max(SyncRun.id))
+                    .where(SyncRun.firm_id.in_(firm_ids), SyncRun.status == RunStatus.SUCCEEDED,
+                           SyncRun.finished_at >= moment)
+                    .group_by(SyncRun.link_id))
+    tonight = aliased(SyncRun)
+    db.session.execute(
+        update(SyncRun)
+        .where(SyncRun.id.in_(newest_fresh), SyncRun.nightly_key.is_(None),
                SyncRun.link_id.in_(_active_links(firm_ids)),
                ~exists().where(tonight.nightly_key == _key_of(SyncRun.link_id, suffix)))
         .values(nightly_key=_key_of(SyncRun.link_id, suffix)),

@@ -99,6 +99,27 @@ def test_a_run_that_covered_tonight_keeps_covering_it_after_it_finished(db, link
     assert [r.id for r in all_runs(db)] == [clicked.id]
 
 
+def test_a_file_synced_after_tonights_nightly_moment_gets_no_nightly_run_until_the_next_night(db, linked_dossier):
+    """A set-up run at 15:00 needs no "nightly" run a minute later: it covers tonight; tomorrow night runs."""
+    fresh, stale = linked_dossier(name="Set up this afternoon"), linked_dossier(name="Synced yesterday")
+    for dossier, finished_at in ((fresh, datetime(2025, 1, 15, 14, 0)), (stale, datetime(2025, 1, 14, 22, 0))):
+        link = db.session.scalars(select(DossierLink).where(DossierLink.dossier_id == dossier.id)).one()
+        db.session.add(SyncRun(firm_id=dossier.firm_id, dossier_id=dossier.id, link_id=link.id, trigger=Trigger.SETUP,
+                               status=RunStatus.SUCCEEDED, finished_at=finished_at))
+    db.session.commit()
+    afternoon = datetime(2025, 1, 15, 14, 1)  # 15:01 in Brussels, long after tonight's 02:00
+    created = fan_out(now=afternoon)
+    assert [db.session.get(SyncRun, run_id).dossier_id for run_id in created] == [stale.id]
+    setup = db.session.scalars(select(SyncRun).where(SyncRun.dossier_id == fresh.id)).one()
+    assert setup.nightly_key.endswith(":2025-01-15") and setup.trigger == Trigger.SETUP
+    assert fan_out(now=afternoon + timedelta(hours=3)) == []
+    nightly = db.session.get(SyncRun, created[0])
+    nightly.status, nightly.finished_at = RunStatus.SUCCEEDED, afternoon + timedelta(minutes=5)
+    db.session.commit()
+    next_night = fan_out(now=afternoon + timedelta(hours=12))  # 03:01 on the 16th, local
+    assert {db.session.get(SyncRun, run_id).dossier_id for run_id in next_night} == {fresh.id, stale.id}
+
+
 def test_only_the_newest_active_run_of_a_link_takes_tonights_key(db, linked_dossier):
     dossier = linked_dossier()
     link_id = dossier.links[0].id
