@@ -5,15 +5,18 @@ from pathlib import Path
 
 
 def private_folder(path):
-    """Create ``path`` (and its parents) if needed; the folder itself is the owner's only."""
+    """Create the folder ``path`` owner-only if it does not exist yet (an existing folder, which
+    may be shared such as ``/tmp``, is left as it is); answer it."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700)
     return path
 
 
 def write_private(path, text):
-    """Write ``text`` to a new file ``path`` that only its owner may read or write."""
+    """Write ``text`` to a new file ``path`` that only its owner may read or write (its folder is
+    created owner-only when missing, never changed when it exists)."""
     path = Path(path)
     private_folder(path.parent)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -90,6 +90,20 @@ def test_instance_files_are_their_owners_only(tmp_path):
     assert stat.S_IMODE(instance.stat().st_mode) == 0o700
 
 
+def test_an_existing_shared_folder_is_never_made_private(tmp_path):
+    """A database file in a folder that exists (here one open to all, like /tmp) leaves the folder alone."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    os.environ["FIRMSYNC_INSTANCE_PATH"] = str(tmp_path / "instance")
+    try:
+        create_app("testing", SQLALCHEMY_DATABASE_URI=f"sqlite:///{shared}/firmsync.db")
+    finally:
+        os.environ.pop("FIRMSYNC_INSTANCE_PATH")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "firmsync.db").stat().st_mode) == 0o600
+
+
 def test_an_expired_form_says_nothing_was_saved(app, client, world):
     log_in(client, "admin")
     token = csrf_token(client)
