@@ -7,11 +7,12 @@ import pytest
 from app.company_profile import adopt, display, pending_changes
 from app.access import actor_for
 from app.models import CompanyProfile, Connection, ConnectionStatus, Dossier, DossierLink, RunStatus, Trigger
+from admin_views.dossier_sync import _chosen_reference as chosen_reference
 from app.services.connections import refresh_references
+from app.services.links import SetupError
 from app.services.syncs import request_sync
 from connectors.adminpulse import AdminPulse, emulator
-from tests.conftest import logged_in, make_user
-from tests.console_world import csrf_token
+from tests.conftest import make_user
 from tests.jobs.conftest import finished
 
 pytestmark = pytest.mark.slow
@@ -33,13 +34,13 @@ def adminpulse(db, firm, sandbox, workers):
                                kind="administration", reference=relation, scenario="replace"))
     db.session.commit()
 
+    started = []
+
     def sync(what="the AdminPulse sync"):
         run = request_sync(dossier.id, Trigger.MANUAL)
-        workers.start(burst=True)
-        try:
-            return workers.wait_for(lambda: finished(db, run.id), timeout=120, what=what)
-        except AssertionError:  # the burst worker may stop between a poll and its liveness check
-            return finished(db, run.id) or pytest.fail(f"timed out waiting for {what}\n{workers.logs()}")
+        if not started:  # one worker per test, kept for its later syncs (stopped by the fixture)
+            started.append(workers.start())
+        return workers.wait_for(lambda: finished(db, run.id), timeout=120, what=what)
 
     def profiles():
         db.session.expire_all()
@@ -71,7 +72,7 @@ def test_first_sync_then_no_banner_when_unchanged_then_a_banner_naming_a_renamed
     assert again.status == RunStatus.SUCCEEDED and again.changed is False
     assert len(adminpulse.profiles()) == 1 and pending_changes(db.session.get(Dossier, dossier.id)) == []
 
-    old = profile.data["officers"][1]["name"]
+    old = profile.data["officers"][2]["name"]  # a board member who holds no shares
     sandbox.state.oauth[emulator.PACKAGE].rename_officer(COMPANY, old, "Marie Dubois")
     changed = adminpulse("the sync after a board change")
     assert changed.status == RunStatus.SUCCEEDED and changed.changed is True
@@ -81,20 +82,14 @@ def test_first_sync_then_no_banner_when_unchanged_then_a_banner_naming_a_renamed
     assert old in display("officers", officers.adopted_value)
 
 
-def test_an_unknown_relation_is_refused_when_linking(db, firm, client, sandbox, adminpulse):
+def test_an_unknown_relation_is_refused_when_linking(db, sandbox, adminpulse):
     count, error = refresh_references(adminpulse.connection)
     db.session.commit()
     assert error is None and count == len(sandbox.state.books)  # companies only, the persons are skipped
-    other = Dossier(firm_id=firm.id, name="Another file", frequency="month")
-    db.session.add(other)
-    db.session.commit()
-    logged_in(client, make_user("admin@alpha.test", firm))
-    response = client.post("/admin/dossier-sync/setup", data={
-        "csrf_token": csrf_token(client), "id": other.id, "scenario": "replace",
-        "connection_id": adminpulse.connection.id, "reference": "00000000-0000-0000-0000-000000000000"},
-        follow_redirects=True)
-    assert "That company is not in the list of AdminPulse" in response.get_data(as_text=True)
-    assert db.session.query(DossierLink).filter_by(dossier_id=other.id).count() == 0
+    known = emulator.identifier(sandbox.state.books["c-1002"])
+    assert chosen_reference(adminpulse.connection, known) == known
+    with pytest.raises(SetupError, match="That company is not in the list of AdminPulse"):
+        chosen_reference(adminpulse.connection, "00000000-0000-0000-0000-000000000000")
 
 
 def test_a_revoked_key_needs_a_reconnect(db, sandbox, adminpulse):
@@ -115,3 +110,13 @@ def test_a_malformed_answer_fails_clearly_and_writes_nothing(db, sandbox, adminp
     assert adminpulse.profiles() == []
     healed = adminpulse("the next sync")
     assert healed.status == RunStatus.SUCCEEDED and len(adminpulse.profiles()) == 1
+
+
+def test_a_company_without_fiscal_year_meeting_or_capital_offers_none_of_them(db, sandbox, adminpulse):
+    sandbox.modes(adminpulse=["no_fiscal_year"])
+    done = adminpulse("the sync of a company without a fiscal year")
+    assert done.status == RunStatus.SUCCEEDED, done.message
+    [profile] = adminpulse.profiles()
+    assert profile.data["fiscal_year_end"] is None and "capital" not in profile.data and "agm_date" not in profile.data
+    offered = {c.field for c in pending_changes(db.session.get(Dossier, adminpulse.dossier.id))}
+    assert not offered & {"fiscal_year_end", "capital", "agm_date"} and "officers" in offered
