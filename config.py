@@ -54,6 +54,10 @@ class Config:
     UPLOAD_MAX_ROWS = 100_000
     UPLOAD_MAX_COLUMNS = 50
     UPLOAD_MAX_XLSX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024
+    #: the official audit-file schemas (XAF, SAF-T); empty: ../shared/specs/audit-files beside the repository
+    AUDIT_FILE_SCHEMA_DIR = ""
+    #: the reference charts of accounts (be, fr, nl, uk); empty: ../shared/data/charts beside the repository
+    REFERENCE_CHART_DIR = ""
 
 
 class DevelopmentConfig(Config):

@@ -14,7 +14,7 @@ JavaScript.
 """
 import logging
 
-from flask import abort, flash, jsonify, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.helpers import get_form_data
@@ -286,6 +286,7 @@ class ConnectionView(SecureModelView):
             kwargs["badge"] = badge
             kwargs["check_task"] = connection_service.task_state(CHECK, model.id)
             kwargs["references_task"] = connection_service.task_state(REFERENCES, model.id)
+            kwargs["package"] = package_spec(model.package)
         if template == self.list_template and kwargs.get("data"):
             ids = [row.id for row in kwargs["data"]]
             kwargs["connection_tasks"] = {
@@ -368,6 +369,33 @@ class ConnectionView(SecureModelView):
                               package=package_display_name(connection.package)), "info")
             else:
                 flash(gettext("%(name)s: the companies are already being asked for.", name=connection.name), "info")
+
+    @expose("/diagnostic/")
+    def diagnostic(self):
+        """"Download diagnostic": the last sync's request paths, status codes and response
+        shapes (keys and types only) of a connection to a package built from public
+        information, as a JSON attachment for a support ticket to the vendor.
+
+        Scoped like the details page (404 outside the actor's firm), administrators only (403),
+        audited; 404 when no run has left a diagnostic yet (or it expired).
+        """
+        from app.services import diagnostics
+
+        connection = self.get_one(request.args.get("id"))
+        if not self.allowed("edit"):
+            abort(403)
+        document = diagnostics.last(connection)
+        if document is None:
+            flash(gettext("No diagnostic yet: it is kept after each sync of a file linked to this connection."),
+                  "info")
+            return redirect(url_for(".details_view", id=connection.id))
+        audit.record(self.actor, "download_diagnostic", connection,
+                     summary=f"Downloaded the diagnostic of connection {connection.name} (run {document.get('run_id')})")
+        db.session.commit()
+        response = jsonify(document)
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="firmsync-diagnostic-{connection.package}-{connection.id}.json"')
+        return response
 
     @expose("/task/")
     def task(self):

@@ -12,8 +12,9 @@ Shows the file's accounting and administration links (current and ended), and of
 * for dossier-level packages (Xero, QuickBooks...) a form that POSTs to
   ``/oauth/re-establish/<id>`` (a fresh grant, :mod:`app.oauth_flow`);
 * the administration sync (company master data): set up or **Stop administration sync**;
-* the **manual upload** of a trial balance or ledger lines (:mod:`app.services.uploads`)
-  while the file has no active accounting link.
+* the **manual upload** of a trial balance or ledger lines (:mod:`app.services.uploads`),
+  or of a standard audit file (XAF, FEC, SAF-T: :mod:`app.services.audit_file_import`, with
+  a "check only" preview), while the file has no active accounting link.
 
 Admin and staff use it on the files they may access (``setup_sync`` / ``upload_data``);
 external, pulse and support users get 403 (base view); a file outside the actor's scope
@@ -38,7 +39,7 @@ from app.services import connections as connection_service
 from app.services.connections import REFERENCES
 from admin_views.formatting import timestamp
 from app import oauth_flow
-from app.services import uploads
+from app.services import account_mapping, audit_file_import, uploads
 from app.access import can
 from app.extensions import db
 from app.i18n import N_
@@ -55,6 +56,7 @@ from app.services.links import (
     switch_sync,
     valid_transfer_dates,
 )
+from app.services.typed_references import confirm_typed_reference
 from connectors import registry
 from connectors.base import ACCOUNTING, ADMINISTRATION
 
@@ -66,8 +68,15 @@ SCENARIO_SENTENCES = {
     Scenario.MANUAL: N_("The sync stops and nothing is deleted; later periods are added by upload."),
     Scenario.RE_ESTABLISH: N_("All bookkeeping figures, manual uploads included, are replaced by the new link's."),
 }
+#: the reference charts offered to classify a file's accounts (:mod:`app.services.account_mapping`)
+REFERENCE_CHART_NAMES = {"be": N_("Belgium (PCMN)"), "fr": N_("France (PCG)"), "nl": N_("Netherlands"),
+                         "uk": N_("United Kingdom")}
+#: the upload kind of a standard audit file (:mod:`app.services.audit_file_import`)
+AUDIT_FILE = "audit_file"
 UPLOAD_KINDS = {TRIAL_BALANCE: N_("Trial balance (year-to-date, one line per account)"),
-                LEDGER_LINES: N_("Ledger lines (one line per booking)")}
+                LEDGER_LINES: N_("Ledger lines (one line per booking)"),
+                AUDIT_FILE: N_("Audit file of a fiscal year (XAF, FEC or SAF-T): chart, opening balance and every "
+                               "line")}
 #: the scenario labels of :data:`app.services.links.SCENARIO_LABELS` (unmarked there), listed so
 #: ``pybabel extract`` keeps them in the catalogs; the template translates them where shown
 SCENARIO_LABELS_FOR_CATALOGS = (
@@ -130,8 +139,12 @@ class DossierSyncView(SecureBaseView):
             admin_connections=usable_connections(dossier, ADMINISTRATION),
             transfer_dates=valid_transfer_dates(dossier),
             dossier_packages=packages,
-            may_upload=can(self.actor, "upload_data", dossier.id) and accounting is None,
+            may_upload=can(self.actor, "upload_data", dossier.id) and (
+                accounting is None or uploads.file_route_package(dossier) is not None),
             upload_kinds=UPLOAD_KINDS,
+            **_file_route(dossier),
+            reference_charts=REFERENCE_CHART_NAMES,
+            audit_file_task=audit_file_import.import_state(dossier.id) if accounting is None else None,
             period_ends=uploads.upload_period_ends(dossier),
             scenario_labels=SCENARIO_LABELS, package_name=package_name, timestamp=timestamp,
         )
@@ -203,7 +216,8 @@ class DossierSyncView(SecureBaseView):
 
     @expose("/upload", methods=["POST"])
     def upload(self):
-        """Upload a trial balance or ledger lines (manual files only)."""
+        """Upload a trial balance, ledger lines or an audit file (manual files only); an audit
+        file with "check only" ticked is read and checked, and nothing is written."""
         actor = self.actor
         dossier = self.dossier_or_404(request.form.get("id"), "upload_data")
         kind = request.form.get("kind")
@@ -215,16 +229,67 @@ class DossierSyncView(SecureBaseView):
             flash("Choose the file to upload.", "error")
             return self.back(dossier)
         try:
-            if kind == TRIAL_BALANCE:
+            if kind == AUDIT_FILE and request.form.get("background") and not request.form.get("preview"):
+                audit_file_import.queue_import(actor, dossier, upload.stream, upload.filename)
+                flash(gettext("The audit file is being imported in the background; this page shows how far it "
+                              "is."), "info")
+                return self.back(dossier)
+            if kind == AUDIT_FILE:
+                result = audit_file_import.import_audit_file(
+                    actor, dossier, upload.stream, upload.filename, preview=bool(request.form.get("preview")))
+            elif kind == TRIAL_BALANCE:
                 result = uploads.import_trial_balance(
-                    actor, dossier, upload.stream, upload.filename, _date(request.form.get("period_end")))
+                    actor, dossier, upload.stream, upload.filename, _date(request.form.get("period_end")),
+                    package=_export_package(request.form.get("package")))
             else:
-                result = uploads.import_ledger_lines(actor, dossier, upload.stream, upload.filename)
+                result = uploads.import_ledger_lines(actor, dossier, upload.stream, upload.filename,
+                                                     package=_export_package(request.form.get("package")))
         except UploadRejected as error:
             db.session.rollback()
             flash(gettext("Nothing was uploaded:") + " " + " ".join(_sentence(e) for e in error.errors), "error")
             return self.back(dossier)
-        flash(result.message, "success")
+        flash(result.message, "info" if getattr(result, "preview", False) else "success")
+        return self.back(dossier)
+
+    @expose("/audit-file-task")
+    def audit_file_task(self):
+        """JSON: how the background import of an audit file into this file stands (the tab's
+        progress bar polls it): ``{"state", "phase", "done", "total", "ok", "message"}``."""
+        dossier = self.dossier_or_404(request.args.get("id"), "upload_data")
+        return jsonify(audit_file_import.import_state(dossier.id) or {"state": "none"})
+
+    @expose("/classify", methods=["POST"])
+    def classify(self):
+        """Classify the file's accounts by a reference chart (Belgian, French, Dutch or UK):
+        the Figures tab then groups its trial balance by kind. Accounts the firm classified
+        itself keep their kind."""
+        dossier = self.dossier_or_404(request.form.get("id"), "upload_data")
+        try:
+            changed = account_mapping.classify_with_reference(self.actor, dossier, request.form.get("country", ""))
+        except account_mapping.MappingError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+            return self.back(dossier)
+        flash(gettext("Accounts classified by the reference chart: %(count)s changed kind.", count=changed),
+              "success")
+        return self.back(dossier)
+
+    @expose("/upload-mapping", methods=["POST"])
+    def upload_mapping(self):
+        """Save the firm's column mapping of one package's trial balance or ledger exports (the
+        file route); the next uploads of that package's exports apply it."""
+        dossier = self.dossier_or_404(request.form.get("id"), "upload_data")
+        package = _export_package(request.form.get("package"))
+        columns = {column: request.form.get(f"column_{column}", "") for column in uploads.MAPPED_COLUMNS}
+        try:
+            saved = uploads.save_column_mapping(self.actor, dossier, package, request.form.get("kind"), columns)
+        except UploadRejected as error:
+            db.session.rollback()
+            flash(gettext("The column mapping was not saved:") + " " + " ".join(_sentence(e) for e in error.errors),
+                  "error")
+            return self.back(dossier)
+        flash(gettext("Column mapping saved: %(count)s column(s); the next uploads of these exports use it.",
+                      count=len(saved)), "success")
         return self.back(dossier)
 
     def create_blueprint(self, admin):
@@ -281,6 +346,8 @@ def _chosen_reference(connection, reference):
         typed = registry.get_connector(connection.package).spec.reference_typed
     except KeyError:
         typed = False
+    if typed:  # no list to choose from: the register checks the typed number before the link is saved
+        return confirm_typed_reference(connection, reference).reference
     known = {str(r.get("reference")) for r in (connection.references or [])}
     if not typed and reference not in known:
         raise SetupError(f"That company is not in the list of {connection.name}. Refresh the list and choose again.")
@@ -302,3 +369,25 @@ def _id_in(url):
 
 def _sentence(text):
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _export_package(value):
+    """A registered accounting package's key named by a form (whose exports a file holds), else None."""
+    key = str(value or "").strip()
+    try:
+        spec = registry.get_connector(key).spec
+    except KeyError:
+        return None
+    return spec.key if spec.kind == ACCOUNTING else None
+
+
+def _file_route(dossier):
+    """What the Sync tab shows of the file route: the packages built from public information
+    (whose exports may be uploaded with a saved column mapping), the one the file is linked to,
+    and the firm's saved mappings ``{(package, kind): {column: header}}``."""
+    packages = [spec for spec in registry.specs(kind=ACCOUNTING) if spec.built_from_public_information]
+    saved = {(spec.key, kind): uploads.column_mapping(dossier.firm_id, spec.key, kind)
+             for spec in packages for kind in (TRIAL_BALANCE, LEDGER_LINES)}
+    return {"file_route": uploads.file_route_package(dossier), "export_packages": packages,
+            "saved_mappings": {key: value for key, value in saved.items() if value},
+            "mapped_columns": uploads.MAPPED_COLUMNS}

@@ -1,4 +1,5 @@
 """The list of console screens, in menu order."""
+from admin_views.api_tokens import ApiTokenView
 from admin_views.audit_log import AuditEventView
 from admin_views.connections import ConnectionView
 from admin_views.dossier_page import DossierPageView
@@ -11,6 +12,7 @@ from admin_views.links import DossierLinkView
 from admin_views.new_client import NewClientView
 from admin_views.sync_runs import SyncRunView
 from admin_views.users import UserView
+from admin_views.webhooks import WebhookDeliveryView, WebhookEndpointView
 
 SCREENS = [
     DossierView,
@@ -21,6 +23,9 @@ SCREENS = [
     ConnectionView,
     UserView,
     GroupView,
+    ApiTokenView,
+    WebhookEndpointView,
+    WebhookDeliveryView,
     FirmView,
     AuditEventView,
     DossierPageView,  # hidden from the menu: /admin/dossier/?id=<id>

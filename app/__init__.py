@@ -52,6 +52,9 @@ def create_app(config_name=None, **overrides):
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(portal.blueprint)
     app.register_blueprint(oauth_flow.blueprint)
+    from app.api import init_api
+
+    init_api(app)  # the public API, /api/v1 (docs/api.md)
     cli.init_app(app)
 
     from app import web_security

@@ -18,9 +18,13 @@ hand "overrides" the adopted value and the banner comes back.
 from __future__ import annotations
 
 import calendar
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal, InvalidOperation
 
+from flask_babel import gettext, ngettext
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
 
@@ -41,6 +45,8 @@ FIELDS = (
     ("address", "Registered address"),
     ("incorporation_date", "Incorporated on"),
     ("fiscal_year_end", "Fiscal year end"),
+    ("agm_date", "Annual general meeting"),
+    ("capital", "Capital"),
     ("officers", "Officers"),
     ("shareholders", "Shareholders"),
 )
@@ -63,6 +69,78 @@ class FieldChange:
     label: str
     adopted_value: object  # the value in effect in the dossier (None: nothing yet)
     source_value: object  # the latest snapshot's value
+    #: shown next to the value; a field with a warning is only taken over on its own button
+    warning: str | None = None
+
+
+#: fields whose value is a number written many ways (spaces, dots, dashes, lower case)
+NUMBERS = ("registration_number", "vat_number")
+NUMBER_DIFFERS = ("The register's number (%(source)s) is not this file's own (%(current)s). Check that the file is "
+                  "the same company before taking it over; \u201cuse all\u201d leaves it out.")
+CAPITALS_ONLY = ("Only the capitals or spaces differ. Taking it over renames the file to \u201c%(source)s\u201d; "
+                 "\u201cuse all\u201d leaves it out.")
+_MONTHS = {unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower(): number
+           for number, names in enumerate((
+               (), ("january", "janvier", "januari", "jan"), ("february", "fevrier", "februari", "feb", "fev"),
+               ("march", "mars", "maart", "mar", "mrt"), ("april", "avril", "apr", "avr"), ("may", "mai", "mei"),
+               ("june", "juin", "juni", "jun"), ("july", "juillet", "juli", "jul"), ("august", "aout", "augustus", "aug"),
+               ("september", "septembre", "sep", "sept"), ("october", "octobre", "oktober", "oct", "okt"),
+               ("november", "novembre", "nov"), ("december", "decembre", "dec")))
+           for name in names}
+
+
+def _text(value):
+    """Whitespace collapsed, accents kept, compared without case."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", str(value))).strip().casefold()
+
+
+def month_day(value):
+    """A fiscal year end written any usual way as "MM-DD" ("31 December", "31-12", "--12-31", "12-31",
+    "31/12"); None when it cannot be read (it is then compared as text)."""
+    text = _text(value).strip("-").replace("/", "-").replace(".", "-")
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    named = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th|er)?[ -]([a-z]+)", text)
+    if named and named.group(2) in _MONTHS:
+        day, month = int(named.group(1)), _MONTHS[named.group(2)]
+    else:
+        numeric = re.fullmatch(r"(\d{1,2})-(\d{1,2})", text)
+        if not numeric:
+            return None
+        first, second = int(numeric.group(1)), int(numeric.group(2))
+        # "MM-DD" is Firmsync's own form; a first part over 12 can only be a day ("31-12")
+        month, day = (second, first) if first > 12 else (first, second)
+    if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(2024, month)[1]:
+        return None
+    return f"{month:02d}-{day:02d}"
+
+
+def comparable(field, value):
+    """``value`` as the banner compares it: equal values written differently compare equal.
+
+    Whitespace and capitals never count (except in the name, where :func:`pending_changes`
+    shows a capitals-only difference with a warning rather than hiding it); numbers
+    ignore spaces, dots and dashes; fiscal year ends compare as "MM-DD"; amounts as
+    decimals; lists of people ignore their order.
+    """
+    if _blank(value):
+        return None
+    if field in NUMBERS:
+        return re.sub(r"[\s.\-/]", "", str(value)).upper()
+    if field in ("fiscal_year_end", "agm_date"):
+        return month_day(value) or _text(value)
+    if field == "capital" and isinstance(value, dict):
+        try:
+            amount = Decimal(str(value.get("amount"))).normalize()
+        except (InvalidOperation, ValueError):
+            amount = _text(value.get("amount"))
+        return (amount, _text(value.get("currency") or ""))
+    if isinstance(value, dict):
+        return tuple(sorted((k, comparable(k, v)) for k, v in value.items() if not _blank(v)))
+    if isinstance(value, (list, tuple)):
+        return tuple(sorted((comparable(field, item) for item in value), key=repr))
+    if isinstance(value, str):
+        return _text(value)
+    return value
 
 
 def latest_profile(dossier_id, session=None):
@@ -121,9 +199,21 @@ def pending_changes(dossier, profile=None):
             continue
         current = value_in_effect(dossier, field)
         never_adopted = field not in adopted
-        if (never_adopted and not _blank(source)) or (not never_adopted and current != source):
-            changes.append(FieldChange(field, label, current, source))
+        same = comparable(field, current) == comparable(field, source)
+        if field == "name" and same and current != source and not _blank(current):
+            # the register writes names in capitals: never rename a file without showing it
+            changes.append(FieldChange(field, label, current, source, gettext(CAPITALS_ONLY, source=source)))
+        elif (never_adopted and not _blank(source) and not (same and field in MIRRORED)) or \
+                (not never_adopted and not same):
+            changes.append(FieldChange(field, label, current, source, _warning(field, current, source)))
     return changes
+
+
+def _warning(field, current, source):
+    """A register number that differs from the file's own: shown, and left out of "use all"."""
+    if field in NUMBERS and not _blank(current) and comparable(field, current) != comparable(field, source):
+        return gettext(NUMBER_DIFFERS, source=source, current=current)
+    return None
 
 
 def adopt(actor, dossier, fields=None, profile=None):
@@ -144,7 +234,10 @@ def adopt(actor, dossier, fields=None, profile=None):
     if profile is None:
         return []
     data = profile.data or {}
-    wanted = [f for f, _ in FIELDS if (fields is None or f in fields) and data.get(f) is not None]
+    # "use all" leaves out what carries a warning (another register number, a name in capitals)
+    held = {c.field for c in pending_changes(dossier, profile) if c.warning} if fields is None else set()
+    wanted = [f for f, _ in FIELDS
+              if (fields is None or f in fields) and data.get(f) is not None and f not in held]
     adopted = dict(dossier.adopted_profile or {})
     now = utcnow().isoformat(timespec="seconds")
     changes, taken = {}, []
@@ -197,7 +290,13 @@ def first_year_end(month_day, current=None, incorporation_date=None, today=None)
 
 
 def display(field, value):
-    """A value as an accountant reads it (addresses on one line, people counted)."""
+    """A value as an accountant reads it (addresses on one line, people counted).
+
+    ``display("holding", shareholder)`` is what one shareholder holds ("60 shares (60%)",
+    "50-75%"; '' when unknown), for the Company tab's table.
+    """
+    if field == "holding":
+        return _holding(value or {}).strip()
     if _blank(value):
         return "—"
     if field == "address" and isinstance(value, dict):
@@ -208,7 +307,9 @@ def display(field, value):
         return f"{len(value)} officers ({current} current): " + "; ".join(
             f"{p.get('name')}{'' if not p.get('end') else ' (until ' + str(p['end']) + ')'}" for p in value)
     if field == "shareholders" and isinstance(value, list):
-        return "; ".join(f"{p.get('name')}{' ' + p['share'] if p.get('share') else ''}" for p in value)
+        return "; ".join(f"{p.get('name')}{_holding(p)}" for p in value)
+    if field == "capital" and isinstance(value, dict):
+        return " ".join(str(part) for part in (value.get("amount"), value.get("currency")) if part)
     if field == "previous_names" and isinstance(value, list):  # Companies House extra: {name, start, end}
         return "; ".join(f"{p.get('name')}{_span(p.get('start'), p.get('end'))}" for p in value)
     if field == "fiscal_year_end":
@@ -220,10 +321,25 @@ def display(field, value):
     return str(value)
 
 
+def _holding(person):
+    """`` 50-75%``, `` 60 shares (60%)`` or ``''``: what a shareholder holds, as far as it is known."""
+    parts = []
+    if person.get("shares") not in (None, ""):
+        try:
+            parts.append(ngettext("%(num)d share", "%(num)d shares", int(person["shares"])))
+        except (TypeError, ValueError):
+            parts.append(str(person["shares"]))
+    if person.get("percentage") not in (None, ""):
+        parts.append(f"({person['percentage']}%)" if parts else f"{person['percentage']}%")
+    if not parts and person.get("share"):
+        parts.append(str(person["share"]))
+    return (" " + " ".join(parts)) if parts else ""
+
+
 def _span(start, end):
     """`` (2014-03-01 – 2019-05-20)``; an unknown end is left open, both unknown gives ''."""
     return f" ({start or '…'} – {end or '…'})" if start or end else ""
 
 
 def _summary(field, value):
-    return display(field, value) if field in ("address", "officers", "shareholders") else value
+    return display(field, value) if field in ("address", "officers", "shareholders", "capital") else value

@@ -186,6 +186,10 @@ CONNECTIONS = {
     "afas": ("AFAS Profit", "afas", "accounting"),
     "bocount_odata_v4": ("BoCount (Business Central)", "bocount_odata_v4", "accounting"),
     "odoo": ("Odoo", "odoo", "accounting"),
+    "winbooks_on_web": ("Winbooks On Web", "winbooks_on_web", "accounting"),
+    "wings_online": ("WingsOnline", "wings_online", "accounting"),
+    "adminpulse": ("AdminPulse", "adminpulse", "administration"),
+    "virk_cvr": ("Virk (CVR)", "virk_cvr", "administration"),
 }
 #: dossier number -> (connection key, sandbox company id); the company id is turned into the
 #: package's reference (Exact division code, Companies House number, Xero tenant) by name

@@ -92,6 +92,37 @@ class RateBudget:
         return bool(self.per_day) or bool(self.per_minute and self.window_seconds >= 86400)
 
 
+#: :attr:`Assumption.confidence` levels, weakest first
+GUESS = "guess"
+THIRD_PARTY = "third_party"
+VERIFIED = "verified"
+CONFIDENCE_LEVELS = (GUESS, THIRD_PARTY, VERIFIED)
+#: :attr:`ConnectorSpec.confidence` of a package built on the vendor's own documentation
+DOCUMENTED = "documented"
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """One assumption about an undocumented vendor API, declared in the package's
+    ``assumptions.py`` and read by its connector through :meth:`Connector.assumed`.
+
+    ``value`` is what the connector uses (a path, a field name, a page size, a header name, a
+    tuple of required fields...); ``source`` says where it comes from (a URL, ``owner/repo: path``,
+    "CONNECTORS.md section 11"); ``confidence`` is :data:`VERIFIED` (the vendor's own words),
+    :data:`THIRD_PARTY` (an integrator's guide or client library) or :data:`GUESS`. When the
+    vendor's documentation arrives, correcting the package means editing this mapping only.
+    """
+
+    value: Any
+    source: str
+    confidence: str = GUESS
+    note: str = ""
+
+    def __post_init__(self):
+        if self.confidence not in CONFIDENCE_LEVELS:
+            raise ValueError(f"confidence must be one of {CONFIDENCE_LEVELS}, not {self.confidence!r}")
+
+
 @dataclass(frozen=True)
 class ConnectorSpec:
     """What a connector declares about its package.
@@ -125,6 +156,10 @@ class ConnectorSpec:
     base_url_setting: str = "base_url"
     #: True where the vendor documents nothing publicly and the module is built on best public facts
     undocumented: bool = False
+    #: every assumption about the vendor's shapes (paths, field names, paging, limits), by name:
+    #: ``{name: Assumption}``; the connector reads them with :meth:`Connector.assumed` (see
+    #: "Undocumented packages" in docs/connectors.md). Empty for documented packages.
+    assumptions: dict = field(default_factory=dict)
     #: the connection's configuration in the local sandbox (``{sandbox}``: its URL)
     sandbox_config: dict = field(default_factory=dict)
     #: a dossier-level package using another package's OAuth app (XeroTB uses Xero's): its key
@@ -149,6 +184,23 @@ class ConnectorSpec:
         base = str(sandbox_url).rstrip("/")
         return {name: value.replace("{sandbox}", base) if isinstance(value, str) else value
                 for name, value in self.sandbox_config.items()}
+
+    @property
+    def confidence(self) -> str:
+        """How sure the package is of the vendor's shapes: the weakest :attr:`Assumption.confidence`
+        of :attr:`assumptions` (:data:`GUESS` < :data:`THIRD_PARTY` < :data:`VERIFIED`), else
+        :data:`DOCUMENTED` (a package built on the vendor's documentation or spec)."""
+        levels = {a.confidence for a in self.assumptions.values()}
+        weakest = next((level for level in CONFIDENCE_LEVELS if level in levels), None)
+        if weakest is None:
+            return GUESS if self.undocumented else DOCUMENTED
+        return weakest
+
+    @property
+    def built_from_public_information(self) -> bool:
+        """Show "Built from public information; tell us if your data looks wrong" for this package?
+        (``undocumented``, or any assumption short of :data:`VERIFIED`)."""
+        return self.undocumented or self.confidence in (GUESS, THIRD_PARTY)
 
     @property
     def oauth(self) -> OAuth2Code | None:
@@ -244,6 +296,28 @@ class OpeningBalanceRecord:
 
 @dataclass(frozen=True)
 class CompanyProfileRecord:
+    """The canonical company record every administration package fills (one per sync).
+
+    Each register fills what it has and leaves the rest ``None`` (never offered, never
+    wiping what the firm typed; see ``docs/administration-sync.md``):
+
+    * identity: ``name``, ``registration_number`` (the register's own number: the company
+      number at Companies House, the enterprise number in Belgium, the CVR number in
+      Denmark), ``vat_number``;
+    * ``legal_form``, ``status`` (readable labels), ``address`` (``line_1``, ``line_2``,
+      ``city``, ``region``, ``postal_code``, ``country``), ``incorporation_date``;
+    * ``fiscal_year_end`` ("MM-DD"), ``agm_date`` (the statutory annual meeting, "MM-DD"
+      or the register's words), ``capital`` (``{"amount": "18550.00", "currency": "EUR"}``);
+    * ``officers``: ``{"name", "role", "start", "end"}`` (ISO dates; ``role`` the mandate as
+      the register names it, e.g. "Director", "Bestyrelsesmedlem");
+    * ``shareholders``: ``{"name", "share", "start", "end"}`` plus, where known, ``shares``
+      (a count) and ``percentage`` (a decimal string);
+    * ``extra``: what only one register has (SIC codes, industry, previous names, ...).
+
+    :meth:`as_dict` leaves the fields added after Companies House (``agm_date``,
+    ``capital``) out while they are ``None``, so existing snapshots keep their hash.
+    """
+
     name: str
     registration_number: str | None = None
     vat_number: str | None = None
@@ -253,8 +327,13 @@ class CompanyProfileRecord:
     incorporation_date: date | None = None
     fiscal_year_end: str | None = None  # "MM-DD"
     officers: tuple = ()  # ({"name", "role", "start", "end"}, ...)
-    shareholders: tuple = ()  # ({"name", "share"}, ...)
+    shareholders: tuple = ()  # ({"name", "share", "shares"?, "percentage"?, "start"?, "end"?}, ...)
     extra: dict = field(default_factory=dict)
+    agm_date: str | None = None
+    capital: dict | None = None  # {"amount": decimal string, "currency": ISO code}
+
+    #: fields left out of :meth:`as_dict` while ``None`` (stable hashes for older snapshots)
+    OPTIONAL_FIELDS: ClassVar[tuple] = ("agm_date", "capital")
 
     def as_dict(self):
         data = dataclasses.asdict(self)
@@ -262,6 +341,9 @@ class CompanyProfileRecord:
         data["shareholders"] = list(self.shareholders)
         if self.incorporation_date:
             data["incorporation_date"] = self.incorporation_date.isoformat()
+        for name in self.OPTIONAL_FIELDS:
+            if data.get(name) is None:
+                data.pop(name, None)
         return data
 
 
@@ -436,6 +518,47 @@ class Connector:
         """GET ``url`` with :meth:`request` and decode its JSON (amounts as :class:`Decimal`)."""
         return self.http.json_of(self.request("GET", url, **kwargs))
 
+    # -- assumptions (undocumented packages) ---------------------------------------
+    @classmethod
+    def assumed(cls, name):
+        """The value of the declared assumption ``name`` (:attr:`ConnectorSpec.assumptions`).
+
+        A package built from public information reads every vendor shape through this, so the
+        vendor's documentation corrects it in one place (``assumptions.py``)."""
+        try:
+            return cls.spec.assumptions[name].value
+        except KeyError:
+            raise ConfigError(f"{cls.spec.display_name} declares no assumption called {name!r}.") from None
+
+    def expect_fields(self, row, fields, what):
+        """``row`` (a decoded JSON object) with every name of ``fields``; otherwise the run fails
+        with a :class:`DataError` naming the first missing field (and the fields the vendor did
+        send), so nothing is written and the diagnostic shows the real shape.
+
+        :param fields: the field names the package's assumptions expect.
+        :param what: the object in the user's words ("GL account", "book year").
+        """
+        if not isinstance(row, dict):
+            raise unexpected_shape(self.spec.display_name, what, None,
+                                   f"a {type(row).__name__} instead of an object")
+        missing = [name for name in fields if name not in row]
+        if missing:
+            raise unexpected_shape(self.spec.display_name, what, missing[0],
+                                   f"fields sent: {', '.join(sorted(map(str, row))[:20]) or 'none'}")
+        return row
+
+    def expect_list(self, value, what, key=None):
+        """``value`` (or ``value[key]``) when it is a JSON list, else an unexpected-shape
+        :class:`DataError` naming ``key`` (or the shape that came instead)."""
+        if key is not None:
+            if not isinstance(value, dict) or key not in value:
+                raise unexpected_shape(self.spec.display_name, what, key, "the answer has no such field")
+            value = value[key]
+        if not isinstance(value, list):
+            raise unexpected_shape(self.spec.display_name, what, key,
+                                   f"a {type(value).__name__} instead of a list")
+        return value
+
     # -- hooks (optional) -----------------------------------------------------------
     @staticmethod
     def error_message(response) -> str | None:
@@ -513,3 +636,26 @@ class Connector:
     @property
     def base_url(self):
         return (self.config.get(self.spec.base_url_setting) or "").rstrip("/")
+
+
+#: the message of an answer the package's assumptions do not cover (:func:`unexpected_shape`)
+UNEXPECTED_FIELD = ("{package} sent {what} without the field “{field}” Firmsync expects; nothing was written. "
+                    "This package is built from public information: download the diagnostic from the "
+                    "connection page and send it to support or to {package}.")
+UNEXPECTED_SHAPE = ("{package} sent {what} in a shape Firmsync does not expect ({shape}); nothing was written. "
+                    "This package is built from public information: download the diagnostic from the "
+                    "connection page and send it to support or to {package}.")
+
+
+def unexpected_shape(package, what, field_name, detail="") -> DataError:
+    """The :class:`DataError` of an answer an undocumented package's assumptions do not cover,
+    naming the missing field (or, with ``field_name`` None, the shape that came instead)."""
+    if field_name is not None:
+        message = UNEXPECTED_FIELD.format(package=package, what=_with_article(what), field=field_name)
+    else:
+        message = UNEXPECTED_SHAPE.format(package=package, what=_with_article(what), shape=detail)
+    return DataError(message, detail=f"unexpected shape: {what}: {detail}"[:200])
+
+
+def _with_article(what):
+    return what if what.split(" ")[0] in ("a", "an", "the") else ("an " if what[:1] in "aeiouAEIOU" else "a ") + what

@@ -133,6 +133,72 @@ class VendorSession(requests.Session):
         super().rebuild_auth(prepared_request, response)
 
 
+def shape_of(value, depth=0, *, max_depth=6, max_keys=60):
+    """The shape of a decoded JSON value: keys and types only, never a value.
+
+    An object becomes ``{key: shape}`` (at most ``max_keys`` keys, then ``"…": "more keys"``),
+    a list ``[shape of its first item]`` (``[]`` when empty), a scalar its JSON type name
+    (``"string"``, ``"number"``, ``"boolean"``, ``"null"``). Deeper than ``max_depth``: ``"…"``.
+    """
+    if isinstance(value, dict):
+        if depth >= max_depth:
+            return "object"
+        shape = {}
+        for index, key in enumerate(value):
+            if index >= max_keys:
+                shape["…"] = "more keys"
+                break
+            shape[str(key)[:80]] = shape_of(value[key], depth + 1, max_depth=max_depth, max_keys=max_keys)
+        return shape
+    if isinstance(value, list):
+        if depth >= max_depth:
+            return "list"
+        return [shape_of(value[0], depth + 1, max_depth=max_depth, max_keys=max_keys)] if value else []
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    if value is None:
+        return "null"
+    return "string"
+
+
+class ShapeRecorder:
+    """A bounded record of a connection's requests for a support ticket: method, URL path (no
+    query string, no host), status, the names of the response headers and the shape of a JSON
+    body (:func:`shape_of`: keys and types only). It never keeps a value, a header value, a
+    query string or a request body, so it holds no secret and no figure.
+
+    Set on :attr:`HttpClient.recorder`; keeps the first ``limit`` requests and counts the rest
+    in :attr:`dropped`. A body that is not JSON is recorded as its content type and size.
+    """
+
+    def __init__(self, limit=200):
+        self.limit = limit
+        self.entries = []
+        self.dropped = 0
+
+    def record(self, method, url, response):
+        """Note one answer (called by :class:`HttpClient` for every response it receives)."""
+        if len(self.entries) >= self.limit:
+            self.dropped += 1
+            return
+        entry = {"method": str(method).upper(), "path": urlsplit(str(url)).path,
+                 "status": int(response.status_code),
+                 "headers": sorted({name for name in response.headers})[:40]}
+        content = response.content or b""
+        try:
+            entry["shape"] = shape_of(json.loads(content)) if content else None
+        except ValueError:
+            entry["shape"] = {"content_type": (response.headers.get("Content-Type") or "").split(";")[0][:60],
+                              "bytes": len(content)}
+        self.entries.append(entry)
+
+    def as_dict(self):
+        """``{"requests": [...], "dropped": n}``: JSON-ready."""
+        return {"requests": list(self.entries), "dropped": self.dropped}
+
+
 class HttpClient:
     """A rate-limited, counting, error-mapping HTTP client for one connection.
 
@@ -202,6 +268,9 @@ class HttpClient:
         self.sleep = sleep
         #: HTTP requests sent (including retries), for the SyncRun's "API calls" count
         self.api_calls = 0
+        #: an optional :class:`ShapeRecorder` noting every answer's path, status and shape
+        #: (set for packages built from public information; the "Download diagnostic")
+        self.recorder = None
 
     # -- public ----------------------------------------------------------------------
     def request(self, method, url, *, params=None, json=None, data=None, headers=None, auth=None,
@@ -239,6 +308,11 @@ class HttpClient:
                 if permit is not None:
                     self.limiter.release(permit)
 
+            if self.recorder is not None:
+                try:
+                    self.recorder.record(method, url, response)
+                except Exception:  # noqa: BLE001 - a diagnostic never breaks a call
+                    pass
             error = self._interpreted(response, interpret, method, url)
             if error is not None:
                 if isinstance(error, RateLimited):

@@ -133,9 +133,13 @@ def _run_locked(run_id, lock):
         outcome = _classify(run_id, exc, attempt)
         if isinstance(exc, RateLimited) and exc.daily:
             outcome = _with_day_usage(outcome, http_holder.get("http"))
-        return _finish(run_id, outcome, api_calls=_calls(http_holder))
+        again = _finish(run_id, outcome, api_calls=_calls(http_holder))
+        _keep_diagnostic(run_id, http_holder)
+        return again
     heartbeat.stop()
-    return _succeed(run_id, link_id, result, bookmarks, _calls(http_holder))
+    again = _succeed(run_id, link_id, result, bookmarks, _calls(http_holder))
+    _keep_diagnostic(run_id, http_holder)
+    return again
 
 
 def _read_into_writer(connector, link, run_id, progress):
@@ -236,6 +240,9 @@ def _finish(run_id, outcome, api_calls=0):
     if outcome.status in RunStatus.FINISHED:
         locks.clear_cancel_flag(run_id)
     log.info("run %s: %s%s", run_id, outcome.status, f" ({outcome.category})" if outcome.category else "")
+    from app.services.webhooks import sync_finished  # the firm's webhook endpoints hear how it ended
+
+    sync_finished(run_id)
     if outcome.retry_in is not None:
         return _again(run_id, outcome.retry_in)
     return None
@@ -300,6 +307,18 @@ def _with_day_usage(outcome, http):
     used, allowed = usage
     return dataclasses.replace(outcome, message=f"{outcome.message} Continues tomorrow: {min(used, allowed):,} of "
                                                 f"{allowed:,} calls used today.")
+
+
+def _keep_diagnostic(run_id, http_holder):
+    """The run's recorded request shapes as its connection's last diagnostic (packages built
+    from public information only; :mod:`app.services.diagnostics`)."""
+    from app.services import diagnostics
+
+    http = http_holder.get("http")
+    if getattr(http, "recorder", None) is None:
+        return
+    sync_run = db.session.get(SyncRun, run_id)
+    diagnostics.keep(sync_run.link.connection if sync_run and sync_run.link else None, sync_run, http)
 
 
 def _calls(http_holder):

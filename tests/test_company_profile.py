@@ -74,8 +74,8 @@ def test_no_profile_no_banner(world):
 def test_first_sync_offers_every_field_the_source_knows(world):
     world.sync()
     changes = pending_changes(world.dossier)
-    # VAT is not in Companies House (None): never offered, never wiped
-    assert fields_of(changes) == [f for f, _ in FIELDS if f != "vat_number"]
+    # VAT, AGM date and capital are not in Companies House (None): never offered, never wiped
+    assert fields_of(changes) == [f for f, _ in FIELDS if f not in ("vat_number", "agm_date", "capital")]
     name = changes[0]
     assert (name.label, name.adopted_value, name.source_value) == ("Name", "Northwind Trading", "NORTHWIND TRADING LTD")
 

@@ -32,8 +32,12 @@ def test_the_demo_is_connected_synced_and_idempotent(sandbox_app, sandbox):
     dossiers = first["dossiers"]
 
     connections = {c.package: c for c in db.session.scalars(select(Connection))}
-    ready = ("twinfield", "yuki", "sage_bca", "octopus", "afas", "bocount_odata_v4", "odoo")
-    assert set(connections) == {"exact_online_be", "companies_house", "demo", "xero", *ready}
+    ready = ("twinfield", "yuki", "sage_bca", "octopus", "afas", "bocount_odata_v4", "odoo", "adminpulse")
+    assert set(connections) == {"exact_online_be", "companies_house", "demo", "xero", "winbooks_on_web", "wings_online",
+                                "virk_cvr", *ready}
+    assert connections["virk_cvr"].status == ConnectionStatus.ACTIVE  # CVR numbers are typed when linking
+    assert connections["winbooks_on_web"].status == ConnectionStatus.ACTIVE  # folder codes are typed when linking
+    assert connections["wings_online"].status == ConnectionStatus.ACTIVE  # dossier codes are typed when linking
     for package in (*ready, "demo"):  # ready for a demo administrator to link a file to
         assert connections[package].status == ConnectionStatus.ACTIVE and len(connections[package].references) >= 3
     exact = connections["exact_online_be"]

@@ -152,15 +152,18 @@ def test_an_invalid_upload_is_reported_and_writes_nothing(client, world):
     assert db.session.scalar(select(func.count()).select_from(PeriodBalance)) == 0
 
 
-def test_stop_administration_sync(client, world):
+def test_stop_administration_sync(client, world, requests_mock):
+    from tests.connectors.mocks import companies_house as house_mocks
+
+    house_mocks.register(requests_mock, house_mocks.BASE_URL)  # the typed number is looked up before linking
     log_in(client, "admin")
     house = Connection(firm_id=world.alpha, package="companies_house", kind="administration", name="Companies House",
-                       config={}, credentials={})
+                       config={}, credentials={"api_key": "ch-live-key"})
     db.session.add(house)
     db.session.commit()
-    post(client, "setup", id=world.a_grouped, connection_id=house.id, reference="09876543")
+    post(client, "setup", id=world.a_grouped, connection_id=house.id, reference="9876543")  # typed without its 0
     [link] = links_of(world.a_grouped)
-    assert link.kind == "administration"
+    assert link.kind == "administration" and link.reference == "09876543"
     assert "Stop administration sync" in tab(client, world.a_grouped).get_data(as_text=True)
     post(client, "stop-administration", id=world.a_grouped)
     assert links_of(world.a_grouped) == []

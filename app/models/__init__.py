@@ -10,6 +10,9 @@ from app.models.sync import RunStatus, SyncRun, Trigger
 from app.models.bookkeeping import Account, FiscalYear, LedgerLine, OpeningBalance, Period, PeriodBalance
 from app.models.profile import CompanyProfile
 from app.models.audit import AuditEvent
+from app.models.api import ApiToken, Scope, WebhookDelivery, WebhookEndpoint
+from app.models.account_mapping import AccountMapping
+from app.models.upload_mapping import UploadColumnMapping
 
 __all__ = [
     "Account", "AuditEvent", "CompanyProfile", "Connection", "ConnectionStatus", "Dossier",

@@ -79,6 +79,10 @@ def open_connector(connection, reference=None, *, purpose=SYNC, options=None):
                          api_key=credentials.get("api_key") or config.get("api_key"))
     http = build_client(spec, redis=redis_connection(), tenant=scope, max_wait=policy.max_wait,
                         max_retries=policy.max_retries, secrets=secrets_for(spec, config, credentials))
+    if purpose == SYNC:  # a package built from public information records its answers' shapes
+        from app.services.diagnostics import attach_recorder
+
+        attach_recorder(http, cls.spec)
     saved = connection.id is not None
     connection_id = connection.id
     return cls(ConnectorContext(

@@ -211,6 +211,9 @@ def _end(link, valid_to=None):
 
 def _commit_and_queue(actor, dossier, link, queue):
     db.session.commit()
+    from app.services.webhooks import dossier_linked  # the firm's webhook endpoints hear of the new link
+
+    dossier_linked(link.id)
     if queue:
         from app.services.syncs import request_sync
 

@@ -87,3 +87,24 @@ def check_outbound(spec, config):
     message = refusal(spec, config)
     if message:
         raise ConfigError(message)
+
+
+URL_REFUSED = "Firmsync does not send requests to {host}: give a public https address."
+
+
+def url_refusal(url):
+    """The message refusing a plain URL Firmsync would call (a webhook endpoint), or None.
+
+    The same rules as a connection's addresses, without vendor hosts: an ``http(s)`` URL
+    with a host, and (unless ``ALLOW_PRIVATE_CONNECTOR_HOSTS``) ``https`` to a host resolving
+    only to public addresses. Checked when the URL is saved and again before each request.
+    """
+    parts = urlsplit((url or "").strip())
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
+        return URL_REFUSED.format(host=(url or "")[:80] or "an empty address")
+    if bool(_setting("ALLOW_PRIVATE_CONNECTOR_HOSTS", False)):
+        return None
+    if parts.scheme != "https" or not _public(host):
+        return URL_REFUSED.format(host=host)
+    return None

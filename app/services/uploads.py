@@ -122,6 +122,16 @@ PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 AMOUNT_WORDS = (N_("amount"), N_("debit"), N_("credit"))
 
 
+#: column -> its name in the column mapping form and messages (the file route, :func:`save_column_mapping`)
+MAPPED_COLUMNS = {
+    "account": N_("account number"), "name": N_("account name"), "amount": N_("amount"), "debit": N_("debit"),
+    "credit": N_("credit"), "date": N_("date"), "description": N_("description"), "reference": N_("reference"),
+    "journal": N_("journal"),
+}
+#: the longest header text a saved mapping may name
+MAPPED_TITLE_CHARS = 100
+
+
 class UploadRejected(ValueError):
     """The upload was refused; ``errors`` are sentences for the user (line numbers first)."""
 
@@ -157,16 +167,19 @@ class ImportResult:
 # Public surface
 # --------------------------------------------------------------------------------------
 
-def import_trial_balance(actor, dossier, data, filename, period_end) -> ImportResult:
+def import_trial_balance(actor, dossier, data, filename, period_end, package=None) -> ImportResult:
     """Upload a trial balance of year-to-date amounts at ``period_end`` into ``dossier``.
 
     ``data`` is bytes or a file object (Werkzeug ``FileStorage``); ``filename`` decides CSV or
-    XLSX. Raises :class:`werkzeug.exceptions.Forbidden` without ``upload_data`` and
-    :class:`UploadRejected` (nothing written) for any problem.
+    XLSX. ``package`` (a registry key) says whose export the file is: the firm's saved column
+    mapping of that package applies (:func:`save_column_mapping`); a file linked to a package
+    built from public information takes that package's exports (the file route). Raises
+    :class:`werkzeug.exceptions.Forbidden` without ``upload_data`` and :class:`UploadRejected`
+    (nothing written) for any problem.
     """
-    _check_may_upload(actor, dossier)
+    package = _check_may_upload(actor, dossier) or package
     rows = _rows_of(data, filename)
-    table = _Table(rows, TRIAL_BALANCE_COLUMNS, ("account",))
+    table = _Table(rows, TRIAL_BALANCE_COLUMNS, ("account",), column_mapping(dossier.firm_id, package, TRIAL_BALANCE))
     errors, entries, seen = [], {}, {}
     for number, row in table.records():
         table.check_lengths(row, number, errors)
@@ -213,14 +226,14 @@ def import_trial_balance(actor, dossier, data, filename, period_end) -> ImportRe
     return result
 
 
-def import_ledger_lines(actor, dossier, data, filename) -> ImportResult:
+def import_ledger_lines(actor, dossier, data, filename, package=None) -> ImportResult:
     """Upload ledger lines into ``dossier``; they replace the lines of the periods they fall in.
 
-    Same checks and errors as :func:`import_trial_balance`.
+    Same checks, errors and ``package`` as :func:`import_trial_balance`.
     """
-    _check_may_upload(actor, dossier)
+    package = _check_may_upload(actor, dossier) or package
     rows = _rows_of(data, filename)
-    table = _Table(rows, LEDGER_COLUMNS, ("date", "account"))
+    table = _Table(rows, LEDGER_COLUMNS, ("date", "account"), column_mapping(dossier.firm_id, package, LEDGER_LINES))
     errors, lines = [], []
     for number, row in table.records():
         table.check_lengths(row, number, errors)
@@ -322,10 +335,30 @@ def upload_period_ends(dossier, today=None):
 # Checks
 # --------------------------------------------------------------------------------------
 
+def file_route_package(dossier):
+    """The package whose exports may be uploaded into ``dossier`` while it stays linked: its
+    active accounting link's, when that package is built from public information (the file
+    route: a firm is never blocked by a missing API); else None."""
+    from connectors.registry import get_connector
+
+    link = dossier.active_link("accounting")
+    if link is None:
+        return None
+    try:
+        spec = get_connector(link.connection.package).spec
+    except KeyError:
+        return None
+    return spec.key if spec.built_from_public_information else None
+
+
 def _check_may_upload(actor, dossier):
+    """Refuse an upload the actor may not make; answer the file route's package (or None)."""
     if not can(actor, "upload_data", dossier.id):
         raise Forbidden("You may not upload data into this file.")
     link = dossier.active_link("accounting")
+    route = file_route_package(dossier)
+    if route is not None:
+        return route
     if link is not None:
         raise UploadRejected([
             f"This file syncs from {link.connection.name}, so its figures cannot be uploaded. "
@@ -571,15 +604,27 @@ class _Table:
     ``rows`` is read once, as :meth:`records` is iterated (blank rows are skipped).
     """
 
-    def __init__(self, rows, columns, required):
+    def __init__(self, rows, columns, required, mapping=None):
         self.rows = ((n, cells) for n, cells in rows if any(str(c).strip() for c in cells))
         first = next(self.rows, None)
         if first is None:
             raise UploadRejected(["The file is empty."])
         self.header_line, header = first
         self.index = {}
-        for position, title in enumerate(header):
-            key = _normalise(title)
+        titles = [_normalise(title) for title in header]
+        for column, title in (mapping or {}).items():  # the package's saved column mapping comes first
+            if column not in columns:
+                continue
+            if _normalise(title) not in titles:
+                raise UploadRejected([gettext(
+                    "line %(line)s: the file has no column “%(title)s”, which the saved column mapping names for "
+                    "the %(column)s. Correct the mapping or the file.", line=self.header_line, title=_shown(title),
+                    column=gettext(MAPPED_COLUMNS[column]))])
+            self.index[column] = titles.index(_normalise(title))
+        mapped = set(self.index.values())
+        for position, key in enumerate(titles):
+            if position in mapped:
+                continue
             for column, names in columns.items():
                 if key in names and column not in self.index:
                     self.index[column] = position
@@ -790,3 +835,70 @@ def _account_records(dossier, names):
     kinds = dict(db.session.execute(select(Account.number, Account.kind).where(Account.dossier_id == dossier.id)).all())
     return [AccountRecord(number=number, name=name, kind=kinds.get(number, "other"))
             for number, name in names.items() if name]
+
+
+# --------------------------------------------------------------------------------------
+# The file route's saved column mappings
+# --------------------------------------------------------------------------------------
+
+def column_mapping(firm_id, package, kind) -> dict | None:
+    """The firm's saved column mapping for ``package``'s ``kind`` exports (None: none saved)."""
+    if not package:
+        return None
+    from app.models import UploadColumnMapping
+
+    saved = db.session.scalar(select(UploadColumnMapping).where(
+        UploadColumnMapping.firm_id == firm_id, UploadColumnMapping.package == package,
+        UploadColumnMapping.kind == kind))
+    return dict(saved.columns) if saved is not None and saved.columns else None
+
+
+def save_column_mapping(actor, dossier, package, kind, columns):
+    """Save (or clear, with no column named) the firm's column mapping of ``package``'s ``kind``
+    exports, from ``dossier``'s Sync tab; the next uploads of that package's exports use it.
+
+    ``columns`` is ``{column: header text}`` (columns of :data:`MAPPED_COLUMNS`; empty texts are
+    dropped). Checks ``upload_data`` on the dossier (:class:`Forbidden`), refuses an unknown
+    package or kind, a header longer than :data:`MAPPED_TITLE_CHARS` or named twice
+    (:class:`UploadRejected`); audited, committed. Answers the saved mapping.
+    """
+    from app.models import UploadColumnMapping
+    from connectors.registry import get_connector
+
+    if not can(actor, "upload_data", dossier.id):
+        raise Forbidden("You may not upload data into this file.")
+    try:
+        spec = get_connector(str(package or ""))
+    except KeyError:
+        raise UploadRejected([gettext("Choose the package whose exports these are.")]) from None
+    if kind not in (TRIAL_BALANCE, LEDGER_LINES) or spec.spec.kind != "accounting":
+        raise UploadRejected([gettext("Choose a trial balance or ledger lines export of an accounting package.")])
+    wanted = TRIAL_BALANCE_COLUMNS if kind == TRIAL_BALANCE else LEDGER_COLUMNS
+    cleaned, errors = {}, []
+    for column, title in (columns or {}).items():
+        title = " ".join(str(title or "").split())
+        if column not in wanted or column not in MAPPED_COLUMNS or not title:
+            continue
+        if len(title) > MAPPED_TITLE_CHARS:
+            errors.append(gettext("The column name for the %(column)s is longer than %(characters)s characters.",
+                                  column=gettext(MAPPED_COLUMNS[column]), characters=MAPPED_TITLE_CHARS))
+        elif _normalise(title) in {_normalise(t) for t in cleaned.values()}:
+            errors.append(gettext("The column “%(title)s” is named for two different columns.", title=_shown(title)))
+        else:
+            cleaned[column] = title
+    _raise_if(errors)
+    saved = db.session.scalar(select(UploadColumnMapping).where(
+        UploadColumnMapping.firm_id == dossier.firm_id, UploadColumnMapping.package == spec.spec.key,
+        UploadColumnMapping.kind == kind))
+    before = dict(saved.columns) if saved is not None else {}
+    if saved is None:
+        saved = UploadColumnMapping(firm_id=dossier.firm_id, package=spec.spec.key, kind=kind, columns=cleaned)
+        db.session.add(saved)
+    else:
+        saved.columns = cleaned
+    db.session.flush()
+    audit.record(actor, "upload_mapping.save", saved, firm_id=dossier.firm_id, dossier_id=dossier.id,
+                 summary=f"Saved the column mapping of {spec.spec.display_name} {kind.replace('_', ' ')} exports",
+                 changes={"columns": [before, cleaned]})
+    db.session.commit()
+    return cleaned

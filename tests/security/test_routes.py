@@ -42,6 +42,8 @@ QUERY_PARAMETERS = (
 )
 #: endpoints an anonymous visitor may see
 PUBLIC_ENDPOINTS = {"auth.login", "auth.login_code", "auth.invitation"}
+#: the API's OpenAPI document and its reference page describe the software, no firm's data (docs/api.md)
+PUBLIC_ENDPOINTS |= {"api-docs.openapi_json", "api_reference_page"}
 #: endpoints that end or change the walk's session (firm, login): requested last
 SESSION_CHANGING = {"auth.switch_firm", "auth.logout"}
 ROLES = ("anonymous", "admin", "staff", "creator", "external", "pulse", "support")
