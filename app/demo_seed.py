@@ -188,8 +188,12 @@ CONNECTIONS = {
     "odoo": ("Odoo", "odoo", "accounting"),
     "winbooks_on_web": ("Winbooks On Web", "winbooks_on_web", "accounting"),
     "wings_online": ("WingsOnline", "wings_online", "accounting"),
+    "cegid_loop": ("Cegid Loop", "cegid_loop", "accounting"),
+    "horus": ("Horus", "horus", "accounting"),
     "adminpulse": ("AdminPulse", "adminpulse", "administration"),
     "virk_cvr": ("Virk (CVR)", "virk_cvr", "administration"),
+    "corporify": ("Corporify", "corporify", "administration"),
+    "fid_manager": ("FID-Manager", "fid_manager", "administration"),
 }
 #: dossier number -> (connection key, sandbox company id); the company id is turned into the
 #: package's reference (Exact division code, Companies House number, Xero tenant) by name

@@ -32,9 +32,12 @@ def test_the_demo_is_connected_synced_and_idempotent(sandbox_app, sandbox):
     dossiers = first["dossiers"]
 
     connections = {c.package: c for c in db.session.scalars(select(Connection))}
-    ready = ("twinfield", "yuki", "sage_bca", "octopus", "afas", "bocount_odata_v4", "odoo", "adminpulse")
+    ready = ("twinfield", "yuki", "sage_bca", "octopus", "afas", "bocount_odata_v4", "odoo", "adminpulse", "horus",
+             "fid_manager")
     assert set(connections) == {"exact_online_be", "companies_house", "demo", "xero", "winbooks_on_web", "wings_online",
-                                "virk_cvr", *ready}
+                                "virk_cvr", "cegid_loop", "corporify", *ready}
+    assert connections["corporify"].status == ConnectionStatus.ACTIVE  # enterprise numbers are typed when linking
+    assert connections["cegid_loop"].status == ConnectionStatus.ACTIVE  # dossier codes are typed when linking
     assert connections["virk_cvr"].status == ConnectionStatus.ACTIVE  # CVR numbers are typed when linking
     assert connections["winbooks_on_web"].status == ConnectionStatus.ACTIVE  # folder codes are typed when linking
     assert connections["wings_online"].status == ConnectionStatus.ACTIVE  # dossier codes are typed when linking
