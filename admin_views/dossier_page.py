@@ -21,11 +21,13 @@ from sqlalchemy import func, select
 
 from admin_views.base import SUPPORT, SecureBaseView, row_id
 from admin_views.formatting import STATUS_LABELS, badge, duration, timestamp
+from admin_views.dossier_sync import REFERENCE_CHART_NAMES
 from app import company_profile, figures
 from app.access import can
 from app.extensions import db
 from app.i18n import N_, day
 from app.models import Account, DossierLink, FiscalYear, Period, Role, RunStatus, SyncRun, Trigger
+from app.services import account_mapping
 
 HISTORY_ROWS = 25
 TRIGGER_LABELS = {"nightly": N_("Nightly"), "manual": N_("Sync now"), "bulk": N_("Resync selected"),
@@ -33,6 +35,10 @@ TRIGGER_LABELS = {"nightly": N_("Nightly"), "manual": N_("Sync now"), "bulk": N_
 #: account kind -> heading of its group in the trial balance
 KIND_LABELS = {"asset": N_("Assets"), "liability": N_("Liabilities"), "equity": N_("Equity"),
                "income": N_("Income"), "expense": N_("Expenses"), "other": N_("Other accounts")}
+#: short names of the reference charts and of the standard mappings audit files carry (not translated)
+REFERENCE_CHART_SHORT = {"be": "PCMN", "fr": "PCG", "nl": "NL", "uk": "UK"}
+SCHEME_SHORT = {"rgs": "RGS", "lead": "XAF", "standard": "SAF-T", "grouping_category": "SAF-T",
+                "grouping": "SAF-T", "taxonomy": "SAF-T"}
 
 
 class DossierPageView(SecureBaseView):
@@ -102,9 +108,46 @@ class DossierPageView(SecureBaseView):
                                       label=period_label, amount=figures_amount,
                                       titles=(gettext("Result"), gettext("Equity")))
         opened = "figures" if {"year", "view"} & set(request.args) or request.args.get("tab") == "figures" else None
+        may_map = may_map_accounts(self.actor, dossier)
         return dict(balance=balance, chart=chart, view=view, fiscal_year=year,
                     fiscal_years=figures.fiscal_years(dossier.id), kind_labels=KIND_LABELS,
-                    period_label=period_label, opened_tab=opened or "company")
+                    period_label=period_label, opened_tab=opened or "company",
+                    mappings=account_mapping.mappings_of(dossier.id), scheme_label=scheme_label, may_map=may_map,
+                    mappable_accounts=figures.accounts(dossier.id) if may_map else [],
+                    reference_charts=REFERENCE_CHART_NAMES)
+
+    @expose("/map-account", methods=["POST"])
+    def map_account(self):
+        """"Classify an account" (Figures tab): map one account of the file to an account of a
+        reference chart (``country`` and ``code``; the account takes its kind) or to an account
+        kind (``kind``). Saved per file (origin ``firm``: later uploads and reference-chart
+        classifications keep it), audited. Who may upload into the file may map (403 otherwise)."""
+        actor = self.actor
+        dossier = self.dossier_or_404(request.form.get("id"))
+        if not may_map_accounts(actor, dossier):
+            abort(403)
+        number = (request.form.get("account") or "").strip()
+        code = (request.form.get("code") or "").strip()
+        kind = request.form.get("kind") or ""
+        try:
+            if code:
+                reference = account_mapping.map_to_reference(actor, dossier, number, request.form.get("country", ""),
+                                                             code)
+                flash(gettext("Account %(number)s is mapped to %(code)s %(name)s (%(kind)s).", number=number,
+                              code=reference[0], name=reference[1], kind=gettext(KIND_LABELS[reference[2]]).lower()),
+                      "success")
+            elif kind:
+                account_mapping.map_account(actor, dossier, number, kind)
+                flash(gettext("Account %(number)s is classified as %(kind)s.", number=number,
+                              kind=gettext(KIND_LABELS[kind]).lower()), "success")
+            else:
+                flash(gettext("Choose an account of the reference chart or an account kind."), "error")
+        except account_mapping.MappingError as error:
+            db.session.rollback()
+            flash(gettext("Nothing was changed:") + " " + str(error), "error")
+        year_id = row_id(request.form.get("year")) if request.form.get("year") else None
+        return redirect(url_for(".index", id=dossier.id, tab="figures",
+                                **({"year": year_id} if year_id is not None else {})))
 
     @expose("/ledger")
     def ledger(self):
@@ -218,6 +261,22 @@ def _job_progress(run_id):
         return None
     except Exception:  # progress is best effort; the row still answers
         return None
+
+
+def may_map_accounts(actor, dossier):
+    """May ``actor`` map the accounts of ``dossier``? Who may upload into it (support reads only)."""
+    return not actor.is_support and can(actor, "upload_data", dossier.id)
+
+
+def scheme_label(mapping):
+    """How a saved mapping is shown beside its account: ``RGS BLimBanRba``, ``PCMN 6000``,
+    ``firm`` for a kind chosen by the firm without a reference account."""
+    scheme = mapping.scheme or ""
+    if scheme.startswith("reference:"):
+        return f"{REFERENCE_CHART_SHORT.get(scheme.split(':', 1)[1], scheme)} {mapping.code}"
+    if scheme == "firm":
+        return gettext("set by the firm")
+    return f"{SCHEME_SHORT.get(scheme, scheme)} {mapping.code}".strip()
 
 
 def period_label(period_end):

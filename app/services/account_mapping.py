@@ -3,7 +3,9 @@
 An account's kind (asset, liability, equity, income, expense, other) groups the Figures tab's
 trial balance. It comes, strongest first, from:
 
-1. the **firm** (:func:`map_account`): kept whatever later uploads say;
+1. the **firm** (:func:`map_account` to a kind, :func:`map_to_reference` to an account of a
+   reference chart; the Figures tab's "Classify an account" form): kept whatever later
+   uploads or reference-chart classifications say;
 2. the **file**: the standard mapping an uploaded audit file carries (XAF's RGS code, SAF-T's
    grouping code), saved by :func:`remember_file_mappings` at each audit-file upload;
 3. a **reference chart** (:func:`classify_with_reference`): every account without a firm
@@ -76,16 +78,38 @@ def map_account(actor, dossier, number, kind, code=""):
     _check(actor, dossier)
     if kind not in KINDS:
         raise MappingError(gettext("'%(kind)s' is not an account kind.", kind=kind))
+    _save_firm_mapping(actor, dossier, number, kind, "firm", code)
+
+
+def map_to_reference(actor, dossier, number, country, code):
+    """Map one account to the account ``code`` of the reference chart of ``country``: the
+    account takes that account's kind, and the mapping (origin ``firm``) is kept across uploads
+    and reference-chart classifications. Answers the reference account ``(code, name, kind)``.
+    MappingError when the chart or the code is unknown; audited, committed."""
+    _check(actor, dossier)
+    reference = reference_account(country, code)
+    _save_firm_mapping(actor, dossier, number, reference[2], f"reference:{country}", reference[0])
+    return reference
+
+
+def mappings_of(dossier_id):
+    """``{account number: AccountMapping}`` of a dossier (what the Figures tab shows beside each account)."""
+    return {row.account_number: row for row in db.session.scalars(
+        select(AccountMapping).where(AccountMapping.dossier_id == dossier_id))}
+
+
+def _save_firm_mapping(actor, dossier, number, kind, scheme, code):
     account = db.session.scalar(select(Account).where(Account.dossier_id == dossier.id, Account.number == number))
     if account is None:
-        raise MappingError(gettext("Account %(number)s is not in this file's chart.", number=number))
+        raise MappingError(gettext("Account %(number)s is not in this file's chart.", number=str(number)[:50]))
     row = _row(dossier.id, number)
-    before = (row.kind, row.origin)
-    row.scheme, row.code, row.kind, row.origin = "firm", code[:64], kind, "firm"
+    before = (account.kind, row.scheme, row.code)
+    row.scheme, row.code, row.kind, row.origin = scheme, (code or "")[:64], kind, "firm"
     account.kind = kind
     audit.record(actor, "data.map_account", dossier, dossier_id=dossier.id,
-                 summary=f"Account {number} classified as {kind}", changes={"account": number,
-                                                                            "kind": [before[0], kind]})
+                 summary=f"Account {number} classified as {kind}" + (f" ({scheme} {code})" if code else ""),
+                 changes={"account": number, "kind": [before[0], kind],
+                          "mapping": [f"{before[1] or ''} {before[2] or ''}".strip(), f"{scheme} {code or ''}".strip()]})
     db.session.commit()
 
 
@@ -118,14 +142,28 @@ def classify_with_reference(actor, dossier, country):
 
 def reference_chart(country):
     """``[(code, kind), ...]`` of the reference chart of ``country`` (MappingError when absent)."""
+    return [(code, kind) for code, _name, kind in _reference_rows(country)]
+
+
+def reference_account(country, code):
+    """``(code, name, kind)`` of the account ``code`` of the reference chart of ``country``
+    (MappingError when the chart is absent or has no such account)."""
+    code = str(code or "").strip()
+    for row in _reference_rows(country):
+        if row[0] == code:
+            return row
+    raise MappingError(gettext("The reference chart has no account %(code)s.", code=code[:20]))
+
+
+def _reference_rows(country):
     name = REFERENCE_CHARTS.get(country)
     configured = current_app.config.get("REFERENCE_CHART_DIR")
     folder = Path(configured) if configured else Path(current_app.root_path).parent.parent / "shared/data/charts"
     if name is None or not (folder / name).is_file():
         raise MappingError(gettext("That reference chart is not installed on this server."))
     with open(folder / name, encoding="utf-8", newline="") as source:
-        return [(row["code"].strip(), kind_of_reference_type(row["account_type"])) for row in csv.DictReader(source)
-                if row.get("code")]
+        return [(row["code"].strip(), (row.get("name") or "").strip(), kind_of_reference_type(row["account_type"]))
+                for row in csv.DictReader(source) if row.get("code")]
 
 
 def best_match(chart, number):

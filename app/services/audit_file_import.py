@@ -1,4 +1,4 @@
-"""Uploading a standard audit file (XAF, FEC, SAF-T) into a manual file.
+"""Uploading a standard audit file (XAF, FEC, SAF-T) into a manual file (or a file-route one).
 
 :func:`import_audit_file` reads the file with :mod:`app.audit_files` twice, as a stream:
 
@@ -16,6 +16,12 @@
    its lines, through :class:`app.services.bookkeeping.SyncWriter` with no link. The lines of
    the fiscal year that the file no longer holds are removed, synced lines of its periods
    too. One commit, one audit event.
+
+A file linked to a package built from public information (the file route,
+:func:`app.services.uploads.file_route_package`) takes audit files too, as its sync would take
+the same figures: a fiscal year ending before the link's transfer date is refused (nothing
+would be written), and in a year that straddles it nothing dated before it is written (lines,
+their periods' balances, an opening balance dated before it); those periods keep their source.
 
 Source ids are ``audit:<format>:<journal>/<booking>/<line>``, so uploading the same file again
 changes nothing and a corrected file changes only what differs.
@@ -88,9 +94,13 @@ class AuditFileResult:
         if self.preview:
             return gettext("Checked, nothing written: %(what)s. Upload it to write it.", what=what)
         w = self.written
-        return gettext("Uploaded %(what)s (%(added)s lines added, %(changed)s changed, %(removed)s removed).",
+        text = gettext("Uploaded %(what)s (%(added)s lines added, %(changed)s changed, %(removed)s removed).",
                        what=what, added=w.get("lines_inserted", 0), changed=w.get("lines_updated", 0),
                        removed=w.get("lines_deleted", 0))
+        if w.get("lines_before_transfer_date"):
+            text += " " + gettext("%(count)s lines dated before the sync's transfer date were not written.",
+                                  count=w["lines_before_transfer_date"])
+        return text
 
 
 def import_audit_file(actor, dossier, data, filename, *, preview=False, progress=None) -> AuditFileResult:
@@ -254,6 +264,11 @@ class _Check:
         self.too_many_open = False
         self.current_entry, self.entry_keys = None, set()  # the keys of the booking being read
         self.start = self.end = None
+        # a file linked to a package built from public information (the file route) takes audit
+        # files as its sync would: nothing dated before the link's transfer date is written
+        self.link = dossier.active_link("accounting")
+        self.transfer_date = self.link.valid_from if self.link is not None else None
+        self.before_transfer = 0  # lines dated before the transfer date (read, checked, not written)
 
     def error(self, line, message):
         self.errors.append(gettext("line %(line)s: %(problem)s", line=line, problem=message) if line else message)
@@ -313,6 +328,8 @@ class _Check:
             self.open_entries[line.entry] = total
         elif total != 0:
             self.too_many_open = True
+        if self.transfer_date is not None and line.booking_date < self.transfer_date:
+            self.before_transfer += 1
         if self.first is None or line.booking_date < self.first:
             self.first = line.booking_date
         if self.last is None or line.booking_date > self.last:
@@ -407,6 +424,12 @@ class _Check:
             raise AuditFileRejected([gettext("The file's fiscal year starts (%(start)s) after it ends (%(end)s).",
                                              start=start.isoformat(), end=end.isoformat())])
         self.start, self.end = start, end
+        if self.transfer_date is not None and end < self.transfer_date:
+            self.errors.append(gettext(
+                "The audit file's fiscal year %(start)s to %(end)s lies before %(date)s, the transfer date of the "
+                "sync with %(connection)s: figures before that date keep their source, so nothing would be "
+                "written.", start=start.isoformat(), end=end.isoformat(), date=self.transfer_date.isoformat(),
+                connection=self.link.connection.name))
         for year in years:
             if year.start <= end and start <= year.end:
                 if year.locked:
@@ -437,7 +460,9 @@ def _write(actor, dossier, check, stream, filename, progress=None):
     periods = session.execute(select(Period.id, Period.start, Period.end).where(
         Period.dossier_id == dossier.id, Period.start >= check.start, Period.end <= check.end)
         .order_by(Period.start)).all()
-    period_ids = [p.id for p in periods]
+    transfer = check.transfer_date
+    # the periods the upload replaces: every period of the year, from the transfer date on
+    period_ids = [p.id for p in periods if transfer is None or p.end >= transfer]
     family = check.header.format.split()[0].lower().replace("-", "")
     existing = set(session.scalars(select(LedgerLine.source_id).where(
         LedgerLine.dossier_id == dossier.id, LedgerLine.link_id.is_(None), LedgerLine.period_id.in_(period_ids))))
@@ -451,8 +476,9 @@ def _write(actor, dossier, check, stream, filename, progress=None):
     for number, account in check.accounts.items():
         kind = kinds.get(number, account.kind)
         writer.write(AccountRecord(number=number, name=(account.name or number)[:ACCOUNT_NAME_CHARS], kind=kind))
-    for number, amount in check.openings.items():
-        writer.write(OpeningBalanceRecord(account=number, date=check.start, amount=amount))
+    if transfer is None or check.start >= transfer:
+        for number, amount in check.openings.items():
+            writer.write(OpeningBalanceRecord(account=number, date=check.start, amount=amount))
 
     sums = defaultdict(Decimal)
     ends = [p.end for p in periods]
@@ -463,6 +489,8 @@ def _write(actor, dossier, check, stream, filename, progress=None):
         done += 1
         if progress is not None and done % PROGRESS_EVERY == 0:
             progress("write", done, check.count)
+        if transfer is not None and item.booking_date < transfer:
+            continue  # before the transfer date: its figures keep their source, as in a sync
         source_id = f"audit:{family}:{item.key}"
         if len(source_id) > SOURCE_ID_CHARS:
             source_id = f"audit:{family}:sha1:{hashlib.sha1(item.key.encode()).hexdigest()}"
@@ -479,14 +507,16 @@ def _write(actor, dossier, check, stream, filename, progress=None):
     for source_id in existing:
         writer.write(DeletedRecord(source_id=source_id))
     anchor = next(iter(check.accounts))
-    for end in ends:  # every period of the year is covered: its balances become the file's
+    covered = [end for end in ends if transfer is None or end >= transfer]
+    for end in covered:  # every period of the year is covered: its balances become the file's
         writer.write(BalanceRecord(account=anchor, period_end=end, amount=ZERO, basis="movement"))
     for (account, end), amount in sums.items():
         writer.write(BalanceRecord(account=account, period_end=end, amount=amount, basis="movement"))
     result = writer.finish()
     written = {"accounts": result.accounts, "balances": result.balances, "lines_inserted": result.lines_inserted,
                "lines_updated": result.lines_updated, "lines_deleted": result.lines_deleted + synced_removed,
-               "opening_balances": result.opening_balances, "fiscal_years": result.fiscal_years}
+               "opening_balances": result.opening_balances, "fiscal_years": result.fiscal_years,
+               "lines_before_transfer_date": check.before_transfer}
     audit.record(actor, "data.upload_audit_file", dossier, dossier_id=dossier.id,
                  summary=f"Uploaded an audit file ({check.header.format}, {filename})",
                  changes={"file": filename, "format": check.header.format, "fiscal_year_start": check.start,
