@@ -14,7 +14,8 @@ Shows the file's accounting and administration links (current and ended), and of
 * the administration sync (company master data): set up or **Stop administration sync**;
 * the **manual upload** of a trial balance or ledger lines (:mod:`app.services.uploads`),
   or of a standard audit file (XAF, FEC, SAF-T: :mod:`app.services.audit_file_import`, with
-  a "check only" preview), while the file has no active accounting link.
+  a "check only" preview), while the file has no active accounting link or is linked to a
+  package built from public information (the file route; the link's transfer date holds).
 
 Admin and staff use it on the files they may access (``setup_sync`` / ``upload_data``);
 external, pulse and support users get 403 (base view); a file outside the actor's scope
@@ -38,7 +39,7 @@ from admin_views.connections import task_answer, task_cell
 from app.services import connections as connection_service
 from app.services.connections import REFERENCES
 from admin_views.formatting import timestamp
-from app import oauth_flow
+from app import company_profile, oauth_flow
 from app.services import account_mapping, audit_file_import, uploads
 from app.access import can
 from app.extensions import db
@@ -126,6 +127,8 @@ class DossierSyncView(SecureBaseView):
         history = sorted(dossier.links, key=lambda link: (link.created_at or link.ended_at, link.id), reverse=True)
         packages = [spec for spec in oauth_flow.dossier_packages() if spec.kind == ACCOUNTING]
         connections = usable_connections(dossier, ACCOUNTING)
+        may_upload = can(self.actor, "upload_data", dossier.id) and (
+            accounting is None or uploads.file_route_package(dossier) is not None)
         return self.render(
             "admin/dossier_sync/index.html",
             dossier=dossier,
@@ -139,12 +142,12 @@ class DossierSyncView(SecureBaseView):
             admin_connections=usable_connections(dossier, ADMINISTRATION),
             transfer_dates=valid_transfer_dates(dossier),
             dossier_packages=packages,
-            may_upload=can(self.actor, "upload_data", dossier.id) and (
-                accounting is None or uploads.file_route_package(dossier) is not None),
+            may_upload=may_upload,
             upload_kinds=UPLOAD_KINDS,
             **_file_route(dossier),
+            **_register_route(self.actor, dossier),
             reference_charts=REFERENCE_CHART_NAMES,
-            audit_file_task=audit_file_import.import_state(dossier.id) if accounting is None else None,
+            audit_file_task=audit_file_import.import_state(dossier.id) if may_upload else None,
             period_ends=uploads.upload_period_ends(dossier),
             scenario_labels=SCENARIO_LABELS, package_name=package_name, timestamp=timestamp,
         )
@@ -292,6 +295,48 @@ class DossierSyncView(SecureBaseView):
                       count=len(saved)), "success")
         return self.back(dossier)
 
+    @expose("/register-upload", methods=["POST"])
+    def register_upload(self):
+        """Upload the company register export of the file's Corporify or FID-Manager link (the file route of
+        administration packages built from public information): a new company snapshot, which the File
+        page's change banner then offers. Refusals are flashed and nothing is written."""
+        dossier = self.dossier_or_404(request.form.get("id"), "upload_data")
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            flash(gettext("Choose the file to upload."), "error")
+            return self.back(dossier)
+        try:
+            written = company_profile.import_register_export(self.actor, dossier, upload.stream, upload.filename)
+        except UploadRejected as error:
+            db.session.rollback()
+            flash(gettext("Nothing was uploaded:") + " " + " ".join(_sentence(e) for e in error.errors), "error")
+            return self.back(dossier)
+        flash(gettext("Company register export uploaded: the File page shows what it would change.") if written
+              else gettext("Company register export uploaded: it holds the same data as the latest snapshot."),
+              "success")
+        return self.back(dossier)
+
+    @expose("/register-mapping", methods=["POST"])
+    def register_mapping(self):
+        """Save the firm's column mapping of the company register exports of the package this file's
+        administration link names; the next register uploads of that package apply it."""
+        dossier = self.dossier_or_404(request.form.get("id"), "upload_data")
+        package = uploads.register_route_package(dossier)
+        columns = {column: request.form.get(f"column_{column}", "") for column in uploads.REGISTER_MAPPED_COLUMNS}
+        try:
+            if package is None:
+                raise UploadRejected([gettext("A company register export can only be uploaded into a file whose "
+                                              "administration sync is Corporify or FID-Manager.")])
+            saved = uploads.save_column_mapping(self.actor, dossier, package, uploads.COMPANY_REGISTER, columns)
+        except UploadRejected as error:
+            db.session.rollback()
+            flash(gettext("The column mapping was not saved:") + " " + " ".join(_sentence(e) for e in error.errors),
+                  "error")
+            return self.back(dossier)
+        flash(gettext("Column mapping saved: %(count)s column(s); the next uploads of these exports use it.",
+                      count=len(saved)), "success")
+        return self.back(dossier)
+
     def create_blueprint(self, admin):
         """Flask-Admin's blueprint for this view, with :meth:`upload_too_large` answering 413s."""
         blueprint = super().create_blueprint(admin)
@@ -306,7 +351,8 @@ class DossierSyncView(SecureBaseView):
         failing both, the user lands on the console's home page with the message. Any other
         request of this view keeps the plain 413 answer.
         """
-        if not (request.endpoint == f"{self.endpoint}.upload" and current_user.is_authenticated
+        if not (request.endpoint in (f"{self.endpoint}.upload", f"{self.endpoint}.register_upload")
+                and current_user.is_authenticated
                 and self.is_accessible()):
             return error
         limit = uploads.megabytes(current_app.config["MAX_CONTENT_LENGTH"])
@@ -391,3 +437,12 @@ def _file_route(dossier):
     return {"file_route": uploads.file_route_package(dossier), "export_packages": packages,
             "saved_mappings": {key: value for key, value in saved.items() if value},
             "mapped_columns": uploads.MAPPED_COLUMNS}
+
+
+def _register_route(actor, dossier):
+    """What the Sync tab shows of the administration file route: the package of the file's administration
+    link when its company register export may be uploaded (and the actor may upload), and the firm's saved
+    column mapping of that package's register exports."""
+    package = uploads.register_route_package(dossier) if can(actor, "upload_data", dossier.id) else None
+    return {"register_route": package, "register_columns": uploads.REGISTER_MAPPED_COLUMNS,
+            "register_mapping": uploads.column_mapping(dossier.firm_id, package, uploads.COMPANY_REGISTER) or {}}

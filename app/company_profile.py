@@ -13,7 +13,8 @@ hand "overrides" the adopted value and the banner comes back.
 * :func:`pending_changes` lists the fields where the latest snapshot differs from the
   value in effect (every field the sync knows, when nothing was adopted yet);
 * :func:`adopt` takes over all or some fields, checks the actor's right and writes an
-  audit event. Nothing here commits.
+  audit event. Nothing here commits, except :func:`import_register_export` (the file route of
+  Corporify and FID-Manager: their company register export uploaded as a snapshot, one action).
 """
 from __future__ import annotations
 
@@ -343,3 +344,49 @@ def _span(start, end):
 
 def _summary(field, value):
     return display(field, value) if field in ("address", "officers", "shareholders", "capital") else value
+
+
+def write_snapshot(link, record, session=None):
+    """Add a :class:`CompanyProfile` version of ``record`` (a :class:`connectors.base.CompanyProfileRecord`)
+    for ``link``'s dossier, only when its content hash differs from the latest version's. Used by the
+    administration sync (``jobs/profiles.py``) and the file route (a company register export uploaded
+    instead of syncing, :func:`import_register_export`). Flushes; the caller commits.
+    Answers True when a version was added."""
+    import hashlib
+    import json
+
+    from sqlalchemy import func
+
+    session = session or db.session
+    data = record.as_dict()
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    latest = latest_profile(link.dossier_id, session)
+    if latest is not None and latest.content_hash == digest:
+        return False
+    version = (session.scalar(select(func.max(CompanyProfile.version))
+                              .where(CompanyProfile.dossier_id == link.dossier_id)) or 0) + 1
+    session.add(CompanyProfile(firm_id=link.firm_id, dossier_id=link.dossier_id, link_id=link.id, version=version,
+                               data=json.loads(json.dumps(data, default=str)), content_hash=digest))
+    session.flush()
+    return True
+
+
+def import_register_export(actor, dossier, data, filename):
+    """Upload the company register export of ``dossier``'s Corporify or FID-Manager link (the file route of
+    administration packages built from public information): the file is read by
+    :func:`app.services.uploads.read_company_register` (its upload limits, column names and saved column
+    mapping; :class:`~app.services.uploads.UploadRejected` or :class:`Forbidden`, nothing written) and
+    becomes a snapshot of the link (:func:`write_snapshot`), which :func:`pending_changes` then offers like
+    a sync's. Audited and committed (unlike the rest of this module: an upload is one action). Answers
+    True when a new snapshot was written, False when the export holds the latest snapshot's data.
+    """
+    from app.services import uploads
+
+    package, record = uploads.read_company_register(actor, dossier, data, filename, month_day)
+    written = write_snapshot(dossier.active_link("administration"), record)
+    audit.record(actor, "profile.upload_register", dossier, dossier_id=dossier.id,
+                 summary=f"Uploaded a company register export ({filename})",
+                 changes={"file": filename, "package": package, "officers": len(record.officers),
+                          "shareholders": len(record.shareholders), "new_snapshot": written})
+    db.session.commit()
+    return written

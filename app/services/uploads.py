@@ -604,7 +604,10 @@ class _Table:
     ``rows`` is read once, as :meth:`records` is iterated (blank rows are skipped).
     """
 
-    def __init__(self, rows, columns, required, mapping=None):
+    def __init__(self, rows, columns, required, mapping=None, labels=None, amounts=True):
+        """``labels``: the columns' names in messages (default :data:`MAPPED_COLUMNS`); ``amounts``: an
+        amount (or debit and credit) column is required (not in a company register export)."""
+        labels = labels or MAPPED_COLUMNS
         self.rows = ((n, cells) for n, cells in rows if any(str(c).strip() for c in cells))
         first = next(self.rows, None)
         if first is None:
@@ -619,7 +622,7 @@ class _Table:
                 raise UploadRejected([gettext(
                     "line %(line)s: the file has no column “%(title)s”, which the saved column mapping names for "
                     "the %(column)s. Correct the mapping or the file.", line=self.header_line, title=_shown(title),
-                    column=gettext(MAPPED_COLUMNS[column]))])
+                    column=gettext(labels[column]))])
             self.index[column] = titles.index(_normalise(title))
         mapped = set(self.index.values())
         for position, key in enumerate(titles):
@@ -630,6 +633,12 @@ class _Table:
                     self.index[column] = position
                     break
         missing = [c for c in required if c not in self.index]
+        if not amounts:
+            if missing:
+                raise UploadRejected([gettext(
+                    "line %(line)s: the header row has no column for the name. Recognised column names include "
+                    "%(names)s.", line=self.header_line, names=", ".join(columns["name"][:6]))])
+            return
         if "amount" not in self.index and not {"debit", "credit"} <= self.index.keys():
             missing.append("amount")
         if missing:
@@ -871,17 +880,22 @@ def save_column_mapping(actor, dossier, package, kind, columns):
         spec = get_connector(str(package or ""))
     except KeyError:
         raise UploadRejected([gettext("Choose the package whose exports these are.")]) from None
-    if kind not in (TRIAL_BALANCE, LEDGER_LINES) or spec.spec.kind != "accounting":
+    if kind == COMPANY_REGISTER:
+        if not register_package(spec.spec):
+            raise UploadRejected([gettext("Choose an administration package built from public information.")])
+        wanted, labels = REGISTER_COLUMNS, REGISTER_MAPPED_COLUMNS
+    elif kind not in (TRIAL_BALANCE, LEDGER_LINES) or spec.spec.kind != "accounting":
         raise UploadRejected([gettext("Choose a trial balance or ledger lines export of an accounting package.")])
-    wanted = TRIAL_BALANCE_COLUMNS if kind == TRIAL_BALANCE else LEDGER_COLUMNS
+    else:
+        wanted, labels = (TRIAL_BALANCE_COLUMNS if kind == TRIAL_BALANCE else LEDGER_COLUMNS), MAPPED_COLUMNS
     cleaned, errors = {}, []
     for column, title in (columns or {}).items():
         title = " ".join(str(title or "").split())
-        if column not in wanted or column not in MAPPED_COLUMNS or not title:
+        if column not in wanted or column not in labels or not title:
             continue
         if len(title) > MAPPED_TITLE_CHARS:
             errors.append(gettext("The column name for the %(column)s is longer than %(characters)s characters.",
-                                  column=gettext(MAPPED_COLUMNS[column]), characters=MAPPED_TITLE_CHARS))
+                                  column=gettext(labels[column]), characters=MAPPED_TITLE_CHARS))
         elif _normalise(title) in {_normalise(t) for t in cleaned.values()}:
             errors.append(gettext("The column “%(title)s” is named for two different columns.", title=_shown(title)))
         else:
@@ -902,3 +916,206 @@ def save_column_mapping(actor, dossier, package, kind, columns):
                  changes={"columns": [before, cleaned]})
     db.session.commit()
     return cleaned
+
+
+# --------------------------------------------------------------------------------------
+# The file route of administration packages: a company register export
+# --------------------------------------------------------------------------------------
+
+COMPANY_REGISTER = "company_register"
+#: register column -> recognised header names (as for the bookkeeping uploads: lower case, no accents)
+REGISTER_COLUMNS = {
+    "type": ("type", "row type", "record", "record type", "kind", "type de ligne", "soort", "regeltype"),
+    "name": ("name", "company name", "company", "denomination", "nom", "raison sociale", "naam", "benaming",
+             "bedrijfsnaam"),
+    "registration_number": ("registration number", "company number", "enterprise number", "register number",
+                            "numero d entreprise", "numero bce", "numero d immatriculation", "siren",
+                            "ondernemingsnummer", "kbo nummer", "kvk nummer", "registratienummer"),
+    "vat_number": ("vat", "vat number", "tva", "numero de tva", "numero tva", "btw", "btw nummer", "btw nr"),
+    "legal_form": ("legal form", "forme juridique", "forme", "rechtsvorm"),
+    "status": ("status", "statut", "situation", "toestand"),
+    "line_1": ("address", "street", "address line 1", "adresse", "rue", "adresse ligne 1", "adres", "straat",
+               "adresregel 1"),
+    "line_2": ("address line 2", "adresse ligne 2", "adresregel 2"),
+    "postal_code": ("postal code", "postcode", "post code", "zip", "zip code", "code postal"),
+    "city": ("city", "town", "ville", "localite", "commune", "gemeente", "plaats", "stad", "woonplaats"),
+    "country": ("country", "pays", "land"),
+    "incorporation_date": ("incorporation date", "incorporated on", "date of incorporation", "date de constitution",
+                           "constitution", "oprichtingsdatum", "opgericht op"),
+    "fiscal_year_end": ("fiscal year end", "financial year end", "year end", "fin d exercice", "cloture",
+                        "date de cloture", "cloture de l exercice", "einde boekjaar", "afsluitdatum", "boekjaareinde"),
+    "agm_date": ("agm", "agm date", "annual general meeting", "assemblee generale", "date de l assemblee generale",
+                 "algemene vergadering", "jaarvergadering", "datum algemene vergadering"),
+    "capital": ("capital", "share capital", "capital social", "kapitaal", "maatschappelijk kapitaal"),
+    "currency": ("currency", "devise", "monnaie", "munt", "valuta"),
+    "role": ("role", "function", "mandate", "position", "fonction", "mandat", "qualite", "functie", "mandaat",
+             "hoedanigheid"),
+    "share": ("share class", "class of shares", "categorie d actions", "classe d actions", "soort aandelen",
+              "aandelenklasse"),
+    "shares": ("shares", "number of shares", "actions", "nombre d actions", "parts", "aandelen",
+               "aantal aandelen"),
+    "percentage": ("percentage", "share percentage", "pourcentage", "pourcentage de detention",
+                   "percentage aandelen", "participatie"),
+    "start": ("start", "start date", "from", "since", "date de debut", "debut", "depuis", "begindatum", "van",
+              "sinds"),
+    "end": ("end", "end date", "until", "date de fin", "fin", "jusqu au", "einddatum", "tot"),
+}
+#: register column -> its name in the column mapping form and messages
+REGISTER_MAPPED_COLUMNS = {
+    "type": N_("row type"), "name": N_("name"), "registration_number": N_("company number"),
+    "vat_number": N_("VAT number"), "legal_form": N_("legal form"), "status": N_("status"),
+    "line_1": N_("address"), "line_2": N_("address line 2"), "postal_code": N_("postal code"), "city": N_("city"),
+    "country": N_("country"), "incorporation_date": N_("incorporation date"),
+    "fiscal_year_end": N_("fiscal year end"), "agm_date": N_("annual general meeting"), "capital": N_("capital"),
+    "currency": N_("currency"), "role": N_("role"), "share": N_("share class"), "shares": N_("number of shares"),
+    "percentage": N_("percentage"), "start": N_("start date"), "end": N_("end date"),
+}
+#: the words of the "type" column: which row is the company, an officer or a shareholder (empty: the company)
+REGISTER_ROW_TYPES = {
+    "company": ("", "company", "entity", "societe", "entreprise", "personne morale", "vennootschap", "bedrijf",
+                "onderneming", "entiteit"),
+    "officer": ("officer", "director", "mandate", "administrateur", "mandataire", "mandat", "gerant", "bestuurder",
+                "mandaat", "zaakvoerder", "functionaris"),
+    "shareholder": ("shareholder", "member", "actionnaire", "associe", "aandeelhouder", "vennoot"),
+}
+#: the most characters a text of a company register export may have
+REGISTER_TEXT_CHARS = 200
+
+
+def register_package(spec):
+    """Whether uploads of a company register export stand in for ``spec``'s sync: an administration
+    package built from public information (Corporify, FID-Manager)."""
+    return spec.kind == "administration" and spec.built_from_public_information
+
+
+def register_route_package(dossier):
+    """The package of ``dossier``'s active administration link when its company register export may be
+    uploaded instead of syncing (:func:`register_package`); else None."""
+    from connectors.registry import get_connector
+
+    link = dossier.active_link("administration")
+    if link is None:
+        return None
+    try:
+        spec = get_connector(link.connection.package).spec
+    except KeyError:
+        return None
+    return spec.key if register_package(spec) else None
+
+
+def read_company_register(actor, dossier, data, filename, month_day):
+    """Read the company register export of the package ``dossier``'s administration link names.
+
+    The file's rows are the company (the row whose ``type`` is empty or "company") and, on rows of
+    type "officer" or "shareholder", its officers and shareholders (the format:
+    ``docs/administration-sync.md``, "The file route"). The firm's saved column mapping of the
+    package's ``company_register`` exports applies. ``month_day`` reads a day of the year as "MM-DD"
+    (:func:`app.company_profile.month_day`, passed in: that module uses this one). Needs
+    ``upload_data`` (:class:`Forbidden`); any problem raises :class:`UploadRejected`. Writes nothing:
+    :func:`app.company_profile.import_register_export` writes the snapshot. Answers ``(package,
+    CompanyProfileRecord)``.
+    """
+    from connectors.base import CompanyProfileRecord
+
+    if not can(actor, "upload_data", dossier.id) or getattr(actor, "is_support", False):
+        raise Forbidden("You may not upload data into this file.")
+    package = register_route_package(dossier)
+    if package is None:
+        raise UploadRejected([gettext("A company register export can only be uploaded into a file whose "
+                                      "administration sync is Corporify or FID-Manager.")])
+    table = _Table(_rows_of(data, filename), REGISTER_COLUMNS, ("name",),
+                   column_mapping(dossier.firm_id, package, COMPANY_REGISTER), labels=REGISTER_MAPPED_COLUMNS,
+                   amounts=False)
+    kinds = {_normalise(word): kind for kind, words in REGISTER_ROW_TYPES.items() for word in words}
+    errors, companies, officers, shareholders = [], [], [], []
+    for number, row in table.records():
+        for column in REGISTER_COLUMNS:
+            if column in table.index and len(table.text(row, column)) > REGISTER_TEXT_CHARS:
+                errors.append(gettext("line %(line)s: the %(column)s is longer than %(characters)s characters",
+                                      line=number, column=gettext(REGISTER_MAPPED_COLUMNS[column]),
+                                      characters=REGISTER_TEXT_CHARS))
+        kind = kinds.get(_normalise(table.text(row, "type")))
+        name = table.text(row, "name")
+        if kind is None:
+            errors.append(gettext("line %(line)s: type “%(type)s” is not company, officer or shareholder",
+                                  line=number, type=_shown(table.text(row, "type"))))
+            continue
+        if not name:
+            errors.append(gettext("line %(line)s: the name is empty", line=number))
+            continue
+        start, end = (_register_day(table, row, c, number, errors) for c in ("start", "end"))
+        if kind == "company":
+            companies.append((number, row))
+        elif kind == "officer":
+            officers.append({"name": name, "role": table.text(row, "role") or None, "start": start, "end": end})
+        else:
+            shares = _parse_amount(table.cell(row, "shares"), "number of shares", number, errors)
+            percentage = _parse_amount(table.cell(row, "percentage"), "percentage", number, errors)
+            shareholders.append({
+                "name": name, "share": table.text(row, "share") or None,
+                "shares": int(shares) if table.text(row, "shares") and shares is not None else None,
+                "percentage": f"{percentage.normalize():f}" if table.text(row, "percentage") and percentage is not None
+                else None, "start": start, "end": end})
+    if len(companies) != 1:
+        errors.append(gettext("The file must have exactly one company row (type empty or “company”); it has "
+                              "%(count)s.", count=len(companies)))
+        _raise_if(errors)
+    number, row = companies[0]
+    record = CompanyProfileRecord(
+        name=table.text(row, "name"),
+        registration_number=table.text(row, "registration_number") or None,
+        vat_number=re.sub(r"[\s.]", "", table.text(row, "vat_number")).upper() or None,
+        legal_form=table.text(row, "legal_form") or None, status=table.text(row, "status") or None,
+        address={k: table.text(row, k) for k in ("line_1", "line_2", "city", "postal_code", "country")
+                 if table.text(row, k)},
+        incorporation_date=_register_day(table, row, "incorporation_date", number, errors, as_text=False),
+        fiscal_year_end=_register_month_day(table, row, "fiscal_year_end", number, errors, month_day),
+        agm_date=_register_month_day(table, row, "agm_date", number, errors, month_day, words_allowed=True),
+        capital=_register_capital(table, row, number, errors, dossier),
+        officers=tuple(officers), shareholders=tuple(shareholders))
+    _raise_if(errors)
+    return package, record
+
+
+def _register_day(table, row, column, number, errors, as_text=True):
+    """The ISO day of a date cell (None when empty), or None with an error added."""
+    value = table.cell(row, column)
+    if isinstance(value, datetime):
+        value = value.date()
+    if not isinstance(value, date):
+        text = str(value).strip()
+        if not text:
+            return None
+        value = _parse_date(text)
+        if value is None or not EARLIEST_DATE <= value <= LATEST_DATE:
+            errors.append(gettext("line %(line)s: the %(column)s “%(value)s” is not a date (use 2025-03-31 or "
+                                  "31/03/2025)", line=number, column=gettext(REGISTER_MAPPED_COLUMNS[column]),
+                                  value=_shown(text)))
+            return None
+    return value.isoformat() if as_text else value
+
+
+def _register_month_day(table, row, column, number, errors, month_day, words_allowed=False):
+    """A day of the year as "MM-DD" ("31/12", "31 December", a date); the AGM may stay in words."""
+    value = table.cell(row, column)
+    if isinstance(value, (datetime, date)):
+        return f"{value:%m-%d}"
+    text = table.text(row, column)
+    if not text:
+        return None
+    parsed = month_day(text) or (f"{_parse_date(text):%m-%d}" if _parse_date(text) else None)
+    if parsed is None and not words_allowed:
+        errors.append(gettext("line %(line)s: the %(column)s “%(value)s” is not a day and month (use 31/12)",
+                              line=number, column=gettext(REGISTER_MAPPED_COLUMNS[column]), value=_shown(text)))
+    return parsed or (text if words_allowed else None)
+
+
+def _register_capital(table, row, number, errors, dossier):
+    """``{"amount", "currency"}`` of the company row (None when the capital is empty)."""
+    if not table.text(row, "capital"):
+        return None
+    amount = _parse_amount(table.cell(row, "capital"), "capital", number, errors)
+    if amount is None:
+        return None
+    currency = (table.text(row, "currency") or dossier.currency or "EUR").upper()[:3]
+    return {"amount": f"{amount:.2f}", "currency": currency}
