@@ -18,8 +18,6 @@ test:
 ## bench: the benchmark harness (results in docs/benchmarks.md)
 bench:
 	.venv/bin/python -m benchmarks
-	.venv/bin/python -m benchmarks.audit_files --out docs
-	.venv/bin/python -m benchmarks.api --out docs
 
 ## clean: remove instance/ (local database, keys, Redis data) and caches
 clean:

@@ -16,7 +16,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from benchmarks import console, fanout, full_sync, pacing, peer, report
+from benchmarks import api, audit_files, console, fanout, full_sync, pacing, peer, report, webhook_fanout
 from benchmarks.services import ROOT, PostgresCluster, Redis, SandboxProcess, schema
 from benchmarks.world import Bench
 
@@ -24,18 +24,20 @@ from benchmarks.world import Bench
 SIZES = {
     "tiny": {"sync_lines": 2_000, "accounts": 40, "memory_lines": (1_000, 4_000), "nightly": 200, "bulk": 50,
              "console": ((50, 500), (300, 6_000)), "console_repeats": 3,
-             "pacing": (6, 1_500, 6, 12, 6), "peer_lines": 2_000},
+             "pacing": (6, 1_500, 6, 12, 6), "peer_lines": 2_000,
+             "api": (12_000, 4, 10), "webhook_events": (100, 2), "audit_file_lines": 3_000},
     "full": {"sync_lines": 300_000, "accounts": 1_500, "memory_lines": (100_000, 1_000_000), "nightly": 10_000,
              "bulk": 1_000, "console": ((1_000, 20_000), (50_000, 1_000_000)), "console_repeats": 20,
-             "pacing": (100, 1_500, 6, 60, 6), "peer_lines": 100_000},
+             "pacing": (100, 1_500, 6, 60, 6), "peer_lines": 100_000,
+             "api": (1_000_000, 20, 20), "webhook_events": (10_000, 4), "audit_file_lines": 1_000_000},
 }
-MEASURES = ("1", "2", "3", "4", "5", "6", "7")
+MEASURES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10")
 
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--only", default=",".join(MEASURES), help="comma separated measure numbers (1-7)")
+    parser.add_argument("--only", default=",".join(MEASURES), help="comma separated measure numbers (1-10)")
     parser.add_argument("--runs", type=int, default=3, help="runs per measure (medians are reported)")
     parser.add_argument("--out", default=str(ROOT / "docs"), help="where benchmarks.md/json are written")
     parser.add_argument("--databases", default="sqlite,postgresql", help="for measures 1 and 3")
@@ -68,7 +70,7 @@ def run(argv=None):
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="firmsync-bench-")))
         redis = stack.enter_context(Redis())
         postgres = None
-        needs_pg = ({"1", "3"} & set(args.only) and "postgresql" in args.databases) or {"4", "5", "6"} & set(args.only)
+        needs_pg = ({"1", "3"} & set(args.only) and "postgresql" in args.databases) or {"4", "5", "6", "9"} & set(args.only)
         if needs_pg:
             postgres = stack.enter_context(PostgresCluster())
         databases = {"sqlite": f"sqlite:///{work}/bench.db", "postgresql": postgres.url if postgres else None}
@@ -143,6 +145,31 @@ def run(argv=None):
             ratio = figures["median"]["firmsync_over_tap"]
             results["7"] = {"status": "measured", "raw": figures["raw"], "figures": {"SQLite": figures["median"]},
                             "checks": [check("Firmsync records/s >= 1.5 x tap-xero", ratio, ratio >= 1.5)]}
+
+        if "8" in args.only:
+            lines, dossiers, pages = size["api"]
+            say(f"measure 8: API listing over {lines:,} ledger lines, {pages} pages per cursor depth")
+            results["8"] = api_checks(api.measure(f"sqlite:///{work}/api.db", redis.url, lines, dossiers, pages))
+
+        if "9" in args.only:
+            events, workers = size["webhook_events"]
+            say(f"measure 9: webhook fan-out of {events:,} events with {workers} workers")
+            schema(postgres.url, redis.url, work)
+            bench = Bench(postgres.url, redis.url, None, work / "webhooks")
+            figures = webhook_fanout.measure(bench, events, workers)
+            seconds = figures["delivery_seconds"]
+            results["9"] = {"status": "measured", "figures": {"PostgreSQL": figures}, "checks": [
+                check(f"{events:,} events delivered, each once, signature valid",
+                      f"{figures['delivered']:,} ({figures['bad_signatures']} bad signatures)",
+                      figures["delivered"] == figures["recorded_delivered"] == events
+                      and figures["bad_signatures"] == 0),
+                check(f"all {events:,} delivered within 60 s", seconds if seconds else "not all delivered",
+                      figures["delivered"] == events and seconds <= 60)]}
+
+        if "10" in args.only:
+            lines = size["audit_file_lines"]
+            say(f"measure 10: reading a FEC and an XAF of {lines:,} lines")
+            results["10"] = audit_file_checks(audit_files.run(lines))
     return report.write(args.out, results, args.size, args.runs)
 
 
@@ -186,6 +213,29 @@ def console_checks(scales):
     checks.append(check("dossier list: same SQL queries at every page size", counts, len(set(counts)) == 1))
     return {"status": "measured",
             "figures": {f"{page}, {label}": figures for label in labels for page, figures in scales[label].items()},
+            "checks": checks}
+
+
+def api_checks(figures):
+    depths = figures["ledger_page_500"]
+    pull = figures["no_change_pull"]
+    checks = [check(f"page of 500 at cursor {depth}: p95 < 100 ms", d["p95_ms"], d["p95_ms"] < 100)
+              for depth, d in depths.items()]
+    checks.append(check("no-change updated_since pull: nothing, at most one statement on ledger_line",
+                        f"{pull['lines']} lines, {pull['statements']} statements "
+                        f"({pull['statements_on_ledger_line']} on ledger_line)",
+                        pull["lines"] == 0 and pull["statements_on_ledger_line"] <= 1))
+    return {"status": "measured", "raw": figures,
+            "figures": {**{f"page of 500 at cursor {depth} (SQLite, {figures['lines']:,} lines)": d
+                           for depth, d in depths.items()}, "no-change pull": pull},
+            "checks": checks}
+
+
+def audit_file_checks(figures):
+    labels = {"fec": "FEC", "xaf": "XAF 3.2"}
+    checks = [check(f"{labels[k]}: peak memory < 100 MB", figures[k]["peak_rss_mb"], figures[k]["peak_rss_mb"] < 100)
+              for k in labels]
+    return {"status": "measured", "figures": {f"{labels[k]}, {figures['lines']:,} lines": figures[k] for k in labels},
             "checks": checks}
 
 

@@ -1,4 +1,4 @@
-"""Public API benchmark: ``python -m benchmarks.api [--lines 1000000] [--out docs]``.
+"""Public API benchmark: ``python -m benchmarks.api [--lines 1000000] [--database-url URL]``.
 
 Builds a throwaway SQLite database (or ``--database-url``) holding one firm with ``--lines``
 ledger lines spread over ``--dossiers`` files (the largest file holds half of them), then,
@@ -7,16 +7,18 @@ through the real API (Flask test client, a firm token, Redis for the rate limit)
 1. pages of 500 ledger lines of the largest file at cursor depths 0, 10 %, 50 % and 90 %:
    p50 and p95 per page (target p95 < 100 ms at any depth);
 2. an ``updated_since`` pull after a night whose sync changed nothing: the number of SQL
-   statements and the lines it returns (target: nothing, in one query for the data);
-3. fan-out: ``webhooks.emit`` of ``--events`` events to one endpoint (deliveries recorded and
-   queued; the delivery itself is measured by the worker tests, not here).
+   statements and the lines it returns (target: nothing, in one query for the data).
 
-Results print as JSON and, with ``--out``, go to ``<out>/api-bench.json``. Not part of ``make test``.
+Each page is compared with its floor: the bare keyset query of the same 500 rows, timed alike.
+``make bench`` runs this as measure 8 (``python -m benchmarks --only 8``: docs/benchmarks.md);
+run alone, it prints its figures as JSON. The webhook fan-out is measure 9
+(:mod:`benchmarks.webhook_fanout`).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import tempfile
@@ -69,41 +71,45 @@ def build(db, lines, dossiers):
     return firm.id, admin.id, targets[0]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--dossiers", type=int, default=20)
-    parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--pages", type=int, default=20, help="pages timed at each depth")
-    parser.add_argument("--database-url")
-    parser.add_argument("--redis-url", help="default: a private redis-server for the run")
-    parser.add_argument("--out")
-    args = parser.parse_args(argv)
+def floor_page(db, dossier_id, after, pages):
+    """p50/p95 (ms) of the bare keyset query of one page (500 rows, every column), no API around it."""
+    query = db.text("SELECT * FROM ledger_line WHERE dossier_id = :d AND id > :after ORDER BY id LIMIT 500")
+    timings = []
+    for _ in range(pages):
+        t = time.perf_counter()
+        rows = db.session.execute(query, {"d": dossier_id, "after": after}).all()
+        timings.append((time.perf_counter() - t) * 1000)
+        assert len(rows) == 500
+    return percentiles(timings)
 
+
+def percentiles(timings):
+    timings = sorted(timings)
+    return {"p50_ms": round(statistics.median(timings), 1),
+            "p95_ms": round(timings[max(0, -(-len(timings) * 95 // 100) - 1)], 1)}
+
+
+def measure(database_url, redis_url, lines, dossiers, pages):
+    """Build the firm on ``database_url`` and time the listing and the no-change pull; the figures."""
     from sqlalchemy import event
 
     from app import create_app
     from app.access import actor_for
+    from app.api.pagination import encode_cursor
     from app.extensions import db
     from app.models import User
     from app.models.base import utcnow
-    from app.services import webhooks
+    from app.redis_connection import redis_connection
     from app.services.api_tokens import create_token
 
-    if not args.redis_url:
-        from benchmarks.services import Redis
-
-        with Redis() as redis:
-            return main([*(argv or []), "--redis-url", redis.url] if argv is not None else
-                        [*__import__("sys").argv[1:], "--redis-url", redis.url])
-    url = args.database_url or "sqlite:///" + os.path.join(tempfile.mkdtemp(prefix="api-bench-"), "bench.db")
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=url, REDIS_URL=args.redis_url, API_RATE_LIMIT=10**9)
-    results = {"lines": args.lines, "database": url.split(":")[0], "when": utcnow().isoformat() + "Z"}
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url, API_RATE_LIMIT=10**9)
+    logging.getLogger("firmsync.api").setLevel(logging.WARNING)  # one line per call otherwise
+    results = {"lines": lines, "database": database_url.split(":")[0]}
     with app.app_context():
         db.drop_all()
         db.create_all()
         started = time.perf_counter()
-        firm_id, admin_id, (dossier_id, *_rest, share) = build(db, args.lines, args.dossiers)
+        firm_id, admin_id, (dossier_id, *_rest, share) = build(db, lines, dossiers)
         results["build_seconds"] = round(time.perf_counter() - started, 1)
         actor = actor_for(db.session.get(User, admin_id), firm_id)
         _, token = create_token(actor, "bench", ["read"])
@@ -111,21 +117,20 @@ def main(argv=None):
         headers = {"Authorization": f"Bearer {token}"}
         ids = [row[0] for row in db.session.execute(db.text(
             "SELECT id FROM ledger_line WHERE dossier_id = :d ORDER BY id"), {"d": dossier_id})]
-        from app.api.pagination import encode_cursor
-
         depths = {}
         for fraction in (0, 0.1, 0.5, 0.9):
             at = int(len(ids) * fraction)
             cursor = f"&cursor={encode_cursor(ids[at - 1])}" if at else ""
             timings = []
-            for _ in range(args.pages):
+            for _ in range(pages):
                 t = time.perf_counter()
                 answer = client.get(f"/api/v1/dossiers/{dossier_id}/ledger-lines?limit=500{cursor}", headers=headers)
                 timings.append((time.perf_counter() - t) * 1000)
                 assert answer.status_code == 200 and len(answer.get_json()["data"]) == 500
-            timings.sort()
-            depths[f"{int(fraction * 100)}%"] = {"p50_ms": round(statistics.median(timings), 1),
-                                                 "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 1)}
+            floor = floor_page(db, dossier_id, ids[at - 1] if at else 0, pages)
+            api = percentiles(timings)
+            depths[f"{int(fraction * 100)}%"] = {**api, "floor_p50_ms": floor["p50_ms"], "floor_p95_ms": floor["p95_ms"],
+                                                 "p95_over_floor": round(api["p95_ms"] / max(floor["p95_ms"], 0.1), 1)}
         results["ledger_page_500"] = depths
 
         since = (utcnow() - timedelta(minutes=5)).isoformat() + "Z"
@@ -137,20 +142,53 @@ def main(argv=None):
         event.remove(db.engine, "before_cursor_execute", listener)
         results["no_change_pull"] = {"lines": len(answer.get_json()["data"]), "statements": len(seen),
                                      "statements_on_ledger_line": sum("ledger_line" in s for s in seen)}
-
-        endpoint, _ = webhooks.create_endpoint(actor, "https://hooks.example.test/bench", ["sync.succeeded"])
-        t = time.perf_counter()
-        for n in range(0, args.events, 500):
-            for i in range(n, min(args.events, n + 500)):
-                webhooks.emit(firm_id, "sync.succeeded", {"n": i})
-        results["fanout"] = {"events": args.events, "emit_seconds": round(time.perf_counter() - t, 1)}
-        from app.redis_connection import redis_connection
-
         redis_connection().flushdb()
+    return results
+
+
+def emit_events(database_url, redis_url, events):
+    """Seconds to record and queue ``events`` webhook events to one endpoint (``webhooks.emit``);
+    the delivery itself is measure 9 (:mod:`benchmarks.webhook_fanout`)."""
+    from app import create_app
+    from app.access import actor_for
+    from app.extensions import db
+    from app.models import Membership, Role, User
+    from app.redis_connection import redis_connection
+    from app.services import webhooks
+
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url)
+    with app.app_context():
+        admin = db.session.query(User).filter_by(email="admin@bench.test").one()
+        firm_id = db.session.query(Membership).filter_by(user_id=admin.id, role=Role.ADMIN).first().firm_id
+        webhooks.create_endpoint(actor_for(admin, firm_id), "https://hooks.example.test/bench", ["sync.succeeded"])
+        started = time.perf_counter()
+        for n in range(events):
+            webhooks.emit(firm_id, "sync.succeeded", {"n": n})
+        seconds = time.perf_counter() - started
+        redis_connection().flushdb()
+    return {"events": events, "emit_seconds": round(seconds, 2)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--dossiers", type=int, default=20)
+    parser.add_argument("--pages", type=int, default=20, help="pages timed at each depth")
+    parser.add_argument("--events", type=int, default=0, help="also time recording and queueing N webhook events")
+    parser.add_argument("--database-url")
+    parser.add_argument("--redis-url", help="default: a private redis-server for the run")
+    args = parser.parse_args(argv)
+    from contextlib import nullcontext
+
+    from benchmarks.services import Redis
+
+    url = args.database_url or "sqlite:///" + os.path.join(tempfile.mkdtemp(prefix="api-bench-"), "bench.db")
+    with (nullcontext() if args.redis_url else Redis()) as redis:
+        redis_url = args.redis_url or redis.url
+        results = measure(url, redis_url, args.lines, args.dossiers, args.pages)
+        if args.events:
+            results["fanout"] = emit_events(url, redis_url, args.events)
     print(json.dumps(results, indent=2))
-    if args.out:
-        with open(os.path.join(args.out, "api-bench.json"), "w") as handle:
-            json.dump(results, handle, indent=2)
     return results
 
 

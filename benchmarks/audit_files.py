@@ -4,9 +4,10 @@ Writes a FEC and an XAF 3.2 of ``--lines`` ledger lines (:mod:`benchmarks.audit_
 streamed to a temporary folder), then reads each one in a fresh process, as the upload's
 check does (the reader of :mod:`app.audit_files`, every booking balanced, the sums per
 account; for the XAF, the libxml2 schema check first), and reports lines per second and
-the process's peak memory (``ru_maxrss``). A bounded reader keeps the same peak memory
-whatever the file's size. Results print as JSON and, with ``--out``, are written to
-``<out>/audit-files-bench.json``. Not part of ``make test``.
+the process's peak memory (``VmHWM``). A bounded reader keeps the same peak memory
+whatever the file's size. The floor, in another fresh process: the same file only parsed
+(``csv`` for the FEC, ``lxml.iterparse`` without the schema for the XAF), nothing checked.
+``make bench`` runs this as measure 10 (docs/benchmarks.md); run alone, it prints JSON.
 """
 from __future__ import annotations
 
@@ -29,6 +30,15 @@ def write(path, chunks):
         for chunk in chunks:
             out.write(chunk)
     return path.stat().st_size
+
+
+def peak_rss_mb():
+    """This process's peak resident memory (``VmHWM``: unlike ``ru_maxrss``, not inherited
+    from the parent that forked it before ``exec``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def read(path, schema=None):
@@ -60,12 +70,35 @@ def read(path, schema=None):
                     open_entries[item.entry] = total
     seconds = time.perf_counter() - started
     assert not open_entries, "the sample does not balance"
-    return {"lines": lines, "seconds": round(seconds, 2), "schema_seconds": round(schema_seconds, 2),
-            "lines_per_second": round(lines / seconds), "peak_rss_mb": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {"lines": lines, "seconds": round(seconds, 3), "schema_seconds": round(schema_seconds, 3),
+            "lines_per_second": round(lines / seconds), "peak_rss_mb": peak_rss_mb()}
 
 
-def run(lines, out=None):
+def read_floor(path):
+    """The floor of reading ``path``: every line (FEC) or element (XAF) parsed, nothing checked or kept."""
+    import csv
+
+    from lxml import etree
+
+    from app.audit_files.common import release
+
+    started = time.perf_counter()
+    units = 0
+    if path.suffix.lower() == ".xaf":
+        with open(path, "rb") as stream:
+            for _, element in etree.iterparse(stream, events=("end",), resolve_entities=False, no_network=True):
+                units += 1
+                if len(element) and element.getparent() is not None and element.getparent().getparent() is not None:
+                    release(element)
+    else:
+        with open(path, encoding="utf-8", errors="replace", newline="") as stream:
+            for _ in csv.reader(stream, delimiter="|" if "|" in stream.readline() else "\t"):
+                units += 1
+    seconds = time.perf_counter() - started
+    return {"floor_seconds": round(seconds, 3), "floor_units": units, "floor_peak_rss_mb": peak_rss_mb()}
+
+
+def run(lines):
     from benchmarks.audit_file_samples import fec, fec_name, large_books, xaf
 
     results = {"lines": lines}
@@ -79,23 +112,30 @@ def run(lines, out=None):
             if schema is not None and schema.is_file():
                 command += ["--schema", str(schema)]
             answer = subprocess.run(command, check=True, capture_output=True, text=True)
-            results[key] = {"megabytes": round(size / 1024 / 1024, 1), **json.loads(answer.stdout)}
-    if out:
-        Path(out, "audit-files-bench.json").write_text(json.dumps(results, indent=2) + "\n")
+            figures = {"megabytes": round(size / 1024 / 1024, 1), **json.loads(answer.stdout)}
+            answer = subprocess.run([sys.executable, "-m", "benchmarks.audit_files", "--floor", str(path)],
+                                    check=True, capture_output=True, text=True)
+            figures.update(json.loads(answer.stdout))
+            figures["floor_lines_per_second"] = round(figures["lines"] / max(figures["floor_seconds"], 0.001))
+            figures["seconds_over_floor"] = round(figures["seconds"] / max(figures["floor_seconds"], 0.001), 2)
+            results[key] = figures
     return results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.audit_files", description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--floor", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--read", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--schema", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.floor:
+        print(json.dumps(read_floor(Path(args.floor))))
+        return
     if args.read:
         print(json.dumps(read(Path(args.read), args.schema)))
         return
-    print(json.dumps(run(args.lines, args.out), indent=2))
+    print(json.dumps(run(args.lines), indent=2))
 
 
 if __name__ == "__main__":

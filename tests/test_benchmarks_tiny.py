@@ -25,7 +25,7 @@ def reports(tmp_path_factory):
 
 def test_every_measure_is_reported(reports):
     data, markdown = reports
-    assert sorted(data["measures"]) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert sorted(data["measures"], key=int) == ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
     for key, measure in data["measures"].items():
         assert measure["size"] == "tiny" and measure["machine"]["cpus"] >= 1 and measure["date"], key
         assert f"## {key}. {measure['title']}" in markdown
@@ -54,3 +54,33 @@ def test_resync_changes_nothing_and_memory_and_fan_out_are_counted(reports):
     assert fan_out["nightly_runs"] == fan_out["nightly_rows"] == 200
     assert fan_out["bulk_runs"] == 50 and fan_out["bulk_skipped"] == 0
     assert fan_out["nightly_refire_runs"] == 0  # the next cron fire of the same night queues nothing
+
+
+def test_api_pages_and_the_no_change_pull_are_compared_with_their_floor(reports):
+    data, markdown = reports
+    api = data["measures"]["8"]
+    pages = {label: figures for label, figures in api["figures"].items() if label.startswith("page of 500")}
+    assert len(pages) == 4  # cursor at 0, 10, 50 and 90 %
+    for label, figures in pages.items():
+        assert 0 < figures["floor_p95_ms"] and 0 < figures["p50_ms"] <= figures["p95_ms"], label
+    pull = api["figures"]["no-change pull"]
+    assert pull["lines"] == 0 and pull["statements_on_ledger_line"] == 0
+    assert markdown.index("## 8.") < markdown.index("## 9.") < markdown.index("## 10.")
+
+
+def test_webhook_fan_out_delivers_every_event_once_with_a_valid_signature(reports):
+    data, _ = reports
+    fan_out = data["measures"]["9"]["figures"]["PostgreSQL"]
+    assert fan_out["delivered"] == fan_out["recorded_delivered"] == fan_out["events"] == 100
+    assert fan_out["bad_signatures"] == 0
+    assert fan_out["delivery_seconds"] > 0 and fan_out["floor_seconds"] > 0
+
+
+def test_audit_files_are_read_whole_and_compared_with_a_parse_only_floor(reports):
+    data, _ = reports
+    figures = data["measures"]["10"]["figures"]
+    assert sorted(figures) == ["FEC, 3,000 lines", "XAF 3.2, 3,000 lines"]
+    for label, f in figures.items():
+        assert f["lines"] >= 3_000 and f["floor_units"] >= 3_000, label
+        assert f["lines_per_second"] > 0 and f["floor_lines_per_second"] > 0
+        assert 0 < f["peak_rss_mb"] < 100  # the reading process's own peak (VmHWM), not the harness's
