@@ -115,6 +115,24 @@ def optional_day(value, field, package):
     return None if value in (None, "") else day(value, field, package)
 
 
+def optional_iso_day(value, field, package):
+    """:func:`optional_day` as ``"YYYY-MM-DD"`` (how company records keep dates), or None."""
+    found = optional_day(value, field, package)
+    return found.isoformat() if found else None
+
+
+def month_day(value, field, package):
+    """A day and month without a year ("31/12", "31-12", "12-31", "--12-31") as ``"MM-DD"``; None when absent."""
+    if value in (None, ""):
+        return None
+    match = re.fullmatch(r"(\d{1,2})-(\d{1,2})", str(value).strip().lstrip("-").replace("/", "-").replace(".", "-"))
+    first, second = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    month, day_of_month = (second, first) if first > 12 else (first, second)
+    if not (1 <= month <= 12 and 1 <= day_of_month <= 31):
+        raise DataError(f"{package} sent a {field} that is not a day and month ({str(value)[:40]!r}).")
+    return f"{month:02d}-{day_of_month:02d}"
+
+
 def text(value):
     """A string without the padding some vendors send (``"FR "``, ``"   400000"``); ``None`` -> ``""``."""
     return "" if value is None else str(value).strip()

@@ -49,23 +49,6 @@ def dotted(digits):
     return f"{digits[:4]}.{digits[4:7]}.{digits[7:]}"
 
 
-def month_day(value):
-    """A fiscal year end ("31/12", "31-12", "12-31", "--12-31") as "MM-DD"; None when absent."""
-    if value in (None, ""):
-        return None
-    match = re.fullmatch(r"(\d{1,2})-(\d{1,2})", str(value).strip().lstrip("-").replace("/", "-").replace(".", "-"))
-    first, second = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-    month, day = (second, first) if first > 12 else (first, second)
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        raise DataError(f"{PACKAGE} sent a fiscal year end that is not a day and month ({str(value)[:40]!r}).")
-    return f"{month:02d}-{day:02d}"
-
-
-def _iso(value, what):
-    found = parsing.optional_day(value, what, PACKAGE)
-    return found.isoformat() if found else None
-
-
 class CompanyProfile(Stream):
     """One :class:`CompanyProfileRecord` of the linked legal entity: the entity, its mandates and shareholders."""
 
@@ -173,8 +156,8 @@ class Corporify(Connector):
     def officer(self, row):
         names = self.assumed("mandate_fields")
         return {"name": parsing.text(row[names["name"]]), "role": parsing.text(row[names["mandate"]]) or None,
-                "start": _iso(row.get(names["start"]), "mandate start"),
-                "end": _iso(row.get(names["end"]), "mandate end")}
+                "start": parsing.optional_iso_day(row.get(names["start"]), "mandate start", PACKAGE),
+                "end": parsing.optional_iso_day(row.get(names["end"]), "mandate end", PACKAGE)}
 
     def shareholder(self, row):
         names = self.assumed("shareholder_fields")
@@ -184,7 +167,7 @@ class Corporify(Connector):
                 "shares": int(parsing.amount(shares, "number of shares", PACKAGE)) if shares not in (None, "") else None,
                 "percentage": f"{parsing.amount(percentage, 'percentage', PACKAGE).normalize():f}"
                 if percentage not in (None, "") else None,
-                "start": _iso(row.get(names["start"]), "shareholder since"), "end": None}
+                "start": parsing.optional_iso_day(row.get(names["start"]), "shareholder since", PACKAGE), "end": None}
 
     def profile_record(self, entity, mandates, shareholders):
         """The :class:`CompanyProfileRecord` of one entity (Corporify fills every canonical field)."""
@@ -198,7 +181,7 @@ class Corporify(Connector):
             status=parsing.text(entity.get(names["status"])) or None,
             address=self.address(entity.get(names["address"])),
             incorporation_date=parsing.optional_day(entity.get(names["incorporated"]), "incorporation date", PACKAGE),
-            fiscal_year_end=month_day(entity.get(names["fiscal_year_end"])),
+            fiscal_year_end=parsing.month_day(entity.get(names["fiscal_year_end"]), "fiscal year end", PACKAGE),
             agm_date=parsing.text(entity.get(names["agm_date"])) or None,
             capital=self.capital(entity.get(names["capital"])),
             officers=tuple(self.officer(row) for row in mandates),

@@ -42,23 +42,6 @@ def enterprise_number(value):
     return parsing.text(value) or None
 
 
-def month_day(value):
-    """A fiscal year end ("31/12", "31-12", "12-31", "--12-31") as "MM-DD"; None when absent."""
-    if value in (None, ""):
-        return None
-    match = re.fullmatch(r"(\d{1,2})-(\d{1,2})", str(value).strip().lstrip("-").replace("/", "-").replace(".", "-"))
-    first, second = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-    month, day = (second, first) if first > 12 else (first, second)
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        raise DataError(f"{PACKAGE} sent a fiscal year end that is not a day and month ({str(value)[:40]!r}).")
-    return f"{month:02d}-{day:02d}"
-
-
-def _iso(value, what):
-    found = parsing.optional_day(value, what, PACKAGE)
-    return found.isoformat() if found else None
-
-
 class CompanyProfile(Stream):
     """One :class:`CompanyProfileRecord` from the linked client's signalétique."""
 
@@ -167,11 +150,11 @@ class FidManager(Connector):
             legal_form=parsing.text(record.get(names["legal_form"])) or None,
             address=self.address(record.get(names["address"])),
             incorporation_date=parsing.optional_day(record.get(names["incorporated"]), "foundation date", PACKAGE),
-            fiscal_year_end=month_day(record.get(names["fiscal_year_end"])),
+            fiscal_year_end=parsing.month_day(record.get(names["fiscal_year_end"]), "fiscal year end", PACKAGE),
             officers=tuple({"name": parsing.text(row[officers["name"]]),
                             "role": parsing.text(row[officers["role"]]) or None,
-                            "start": _iso(row.get(officers["start"]), "mandate start"),
-                            "end": _iso(row.get(officers["end"]), "mandate end")} for row in mandataries),
+                            "start": parsing.optional_iso_day(row.get(officers["start"]), "mandate start", PACKAGE),
+                            "end": parsing.optional_iso_day(row.get(officers["end"]), "mandate end", PACKAGE)} for row in mandataries),
             shareholders=tuple(self._shareholder(row, owners) for row in shareholders),
         )
 

@@ -3,12 +3,18 @@ shareholders as the canonical profile, unexpected shapes and a revoked key in pl
 import pytest
 
 from connectors.base import AuthError, ConnectorContext, DataError, NotFoundError, StreamState, SyncWindow
-from connectors.corporify import Corporify, enterprise_digits, month_day
+from connectors import parsing
+from connectors.corporify import PACKAGE, Corporify, enterprise_digits
 from connectors.http import build_client
 from tests.connectors.mocks import corporify as mocks
 from tests.connectors.mocks import fixture
 
 ENTITIES = f"{mocks.BASE_URL}/api/v1/entities"
+
+
+def month_day(value):
+    """The fiscal-year end the package reads (the kit's parser)."""
+    return parsing.month_day(value, "fiscal year end", PACKAGE)
 
 
 @pytest.fixture

@@ -3,12 +3,18 @@ canonical profile, unexpected shapes and a revoked token in plain words."""
 import pytest
 
 from connectors.base import AuthError, ConnectorContext, DataError, NotFoundError, StreamState, SyncWindow
-from connectors.fid_manager import FidManager, enterprise_number, month_day
+from connectors import parsing
+from connectors.fid_manager import PACKAGE, FidManager, enterprise_number
 from connectors.http import build_client
 from tests.connectors.mocks import fid_manager as mocks
 from tests.connectors.mocks import fixture
 
 CLIENTS = f"{mocks.BASE_URL}/v1/clients"
+
+
+def month_day(value):
+    """The fiscal-year end the package reads (the kit's parser)."""
+    return parsing.month_day(value, "fiscal year end", PACKAGE)
 
 
 @pytest.fixture
