@@ -378,7 +378,7 @@ class HttpClient:
             permit = self.limiter.acquire_all(self.budget_key[0], budgets)
             if permit.granted:
                 return permit
-            spent = self._spent_endpoint_budget(budgets) if permit.wait > self.max_wait else None
+            spent = self._spent_endpoint_budget(budgets) if permit.wait > self.max_wait or permit.daily else None
             if spent is not None:
                 raise self._endpoint_spent(spent, permit.wait)
             if permit.wait > self.max_wait or permit.daily:
