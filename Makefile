@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTEST_ARGS ?=
 export PYTEST_ARGS
 
-.PHONY: run test bench clean
+.PHONY: run test bench soak clean
 
 ## run: install what is missing, migrate, seed the demo firm, start web, worker, cron, redis and sandbox
 run:
@@ -18,6 +18,10 @@ test:
 ## bench: the benchmark harness (results in docs/benchmarks.md)
 bench:
 	.venv/bin/python -m benchmarks
+
+## soak: one night of 1,000 files on gunicorn, RQ workers, PostgreSQL and Redis while 20 people browse (docs/soak.md)
+soak:
+	.venv/bin/python -m benchmarks.soak
 
 ## clean: remove instance/ (local database, keys, Redis data) and caches
 clean:

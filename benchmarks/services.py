@@ -46,16 +46,20 @@ def wait_for_port(port, timeout=30):
 
 
 class Redis:
-    """A private Redis server; ``.url`` once started."""
+    """A private Redis server; ``.url`` once started (with ``password``, as production asks)."""
+
+    def __init__(self, password=None):
+        self.password = password
 
     def __enter__(self):
         self.dir = tempfile.mkdtemp(prefix="firmsync-bench-redis-")
         self.port = free_port()
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir, "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--appendonly", "no", *(["--requirepass", self.password] if self.password else [])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://{':' + self.password + '@' if self.password else ''}127.0.0.1:{self.port}/0"
         return self
 
     def __exit__(self, *exc):
