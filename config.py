@@ -40,6 +40,8 @@ class Config:
     #: how long the link of an invitation to join a firm works
     INVITATION_LIFETIME_HOURS = 7 * 24
     NIGHTLY_DEFAULT_TIME = "02:00"
+    #: a file whose last sync succeeded this many hours before its night gets no nightly run
+    NIGHTLY_SKIP_RECENT_HOURS = 6
     STALE_AFTER_HOURS = 36
     SANDBOX_URL = "http://127.0.0.1:5050"
     #: let connections call loopback, private and any vendor's hosts (app/services/outbound.py)
@@ -58,6 +60,24 @@ class Config:
     AUDIT_FILE_SCHEMA_DIR = ""
     #: the reference charts of accounts (be, fr, nl, uk); empty: ../shared/data/charts beside the repository
     REFERENCE_CHART_DIR = ""
+    # Nothing waits forever (docs/operations.md, "Timeouts"). Database sessions opened in a web
+    # request get the WEB_ values, every other session (workers, cron, commands) the JOB_ ones;
+    # PostgreSQL: lock_timeout and statement_timeout (0 = no limit); SQLite: its busy timeout.
+    DATABASE_CONNECT_TIMEOUT_SECONDS = 5
+    WEB_DATABASE_LOCK_TIMEOUT_SECONDS = 5
+    WEB_DATABASE_STATEMENT_TIMEOUT_SECONDS = 30
+    WEB_SQLITE_BUSY_TIMEOUT_SECONDS = 5
+    JOB_DATABASE_LOCK_TIMEOUT_SECONDS = 60
+    JOB_DATABASE_STATEMENT_TIMEOUT_SECONDS = 30 * 60
+    JOB_SQLITE_BUSY_TIMEOUT_SECONDS = 60
+    # Redis from a web request: give up after this long (the page degrades instead of hanging)
+    WEB_REDIS_TIMEOUT_SECONDS = 1.0
+    # Redis from workers and commands: retry with exponential backoff for about this long
+    # (a Redis restart or a network blip is ridden out), and check idle connections this often
+    JOB_REDIS_OUTAGE_SECONDS = 300
+    JOB_REDIS_HEALTH_CHECK_SECONDS = 30
+    #: the "briefly unavailable" page asks browsers to come back after this many seconds
+    UNAVAILABLE_RETRY_AFTER_SECONDS = 30
 
 
 class DevelopmentConfig(Config):

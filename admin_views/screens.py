@@ -11,6 +11,7 @@ from admin_views.groups import GroupView
 from admin_views.links import DossierLinkView
 from admin_views.new_client import NewClientView
 from admin_views.sync_runs import SyncRunView
+from admin_views.system_health import SystemHealthView
 from admin_views.users import UserView
 from admin_views.webhooks import WebhookDeliveryView, WebhookEndpointView
 
@@ -28,6 +29,7 @@ SCREENS = [
     WebhookDeliveryView,
     FirmView,
     AuditEventView,
+    SystemHealthView,
     DossierPageView,  # hidden from the menu: /admin/dossier/?id=<id>
     DossierSyncView,  # hidden from the menu: /admin/dossier-sync/?id=<id>
 ]

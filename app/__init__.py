@@ -40,8 +40,9 @@ def create_app(config_name=None, **overrides):
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(PROJECT_ROOT / "migrations"))
     extensions.csrf.init_app(app)
+    app.wsgi_app = extensions.mark_web_requests(app.wsgi_app)  # web sessions get the web timeouts
     with app.app_context():
-        extensions.configure_sqlite(extensions.db.engine)
+        extensions.configure_engine(extensions.db.engine, app.config)
     init_keyring(app)
     init_redis(app)
 
@@ -60,6 +61,13 @@ def create_app(config_name=None, **overrides):
     from app import web_security
 
     web_security.init_app(app)
+
+    from app import unavailable
+
+    unavailable.init_app(app)  # database or Redis away: a 503 page, never a 500
+    from app import health
+
+    app.register_blueprint(health.blueprint)  # GET /healthz
 
     from admin_views import init_admin
 
@@ -92,7 +100,7 @@ def _fill_local_defaults(app):
         if not path.exists():
             write_private(path, secrets.token_urlsafe(48))
         app.config["SECRET_KEY"] = path.read_text().strip()
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        # SQLite: no pool pre-ping needed (pragmas are set by extensions.configure_sqlite).
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+    from app.extensions import engine_options
+
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     logging.getLogger("firmsync").setLevel(logging.INFO)

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install.sh
+source scripts/supervise.sh  # supervise NAME COMMAND...: restart a process that exits
 
 install_debian_packages redis-server
 install_python_env
@@ -83,8 +84,10 @@ done
 "${flask[@]}" seed demo
 
 start web "${flask[@]}" run -h 127.0.0.1 -p 5000
-start worker "${flask[@]}" worker
-start cron "${flask[@]}" sync cron
+# worker and cron are restarted when they exit (a Redis outage, a crash, kill -9), each in its own
+# process group so a killed worker's scheduler process goes with it
+start worker supervise worker "${flask[@]}" worker
+start cron supervise cron "${flask[@]}" sync cron
 
 echo "firmsync: open http://127.0.0.1:5000 and log in with a demo login above (Ctrl-C stops everything)"
 
