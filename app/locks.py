@@ -11,6 +11,8 @@
 * **Heartbeats** (a Redis hash ``run id -> epoch seconds``) tell the reaper a run is alive
   even while its database transaction keeps the row from being updated (SQLite).
 * **Cancel flags** let a running job notice a cancellation without a database read.
+* :func:`bounded_lock_wait` keeps a database session (the reaper's) from waiting forever on a
+  row lock held by a frozen process.
 """
 import secrets
 import threading
@@ -160,3 +162,25 @@ def cancel_flagged(run_id, redis=None):
 
 def clear_cancel_flag(run_id, redis=None):
     (redis or redis_connection()).delete(cancel_flag_key(run_id))
+
+
+@contextmanager
+def bounded_lock_wait(session, milliseconds):
+    """Within the block, every transaction of ``session`` waits at most ``milliseconds`` for a
+    row lock (PostgreSQL ``SET LOCAL lock_timeout``; it then raises ``OperationalError``, which
+    the caller catches to skip that row). SQLite already bounds its waits (``busy_timeout``)."""
+    from sqlalchemy import event
+
+    target = session() if hasattr(session, "registry") else session  # a scoped_session: this thread's
+
+    def _limit(_session, _transaction, connection):
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(milliseconds)}")
+
+    if target.in_transaction():
+        _limit(target, None, target.connection())
+    event.listen(target, "after_begin", _limit)
+    try:
+        yield
+    finally:
+        event.remove(target, "after_begin", _limit)

@@ -515,8 +515,9 @@ class Connector:
                                                        auth=self.spec.auth.requests_auth(self), **kwargs))
 
     def get_json(self, url, **kwargs):
-        """GET ``url`` with :meth:`request` and decode its JSON (amounts as :class:`Decimal`)."""
-        return self.http.json_of(self.request("GET", url, **kwargs))
+        """GET ``url`` with :meth:`request` and decode its JSON (amounts as :class:`Decimal`); an
+        unreadable body is asked for once more before it is a data error (a cut answer heals)."""
+        return self.http.read_json(lambda: self.request("GET", url, **kwargs))
 
     # -- assumptions (undocumented packages) ---------------------------------------
     @classmethod

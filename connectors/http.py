@@ -66,6 +66,10 @@ STATUS_ERRORS = {
 TIMEOUT_MESSAGE = "{package} did not answer in time ({tries} tries). The sync will try again."
 CONNECTION_MESSAGE = "Firmsync could not reach {package} ({tries} tries). The sync will try again."
 BAD_JSON_MESSAGE = "{package} sent an answer Firmsync could not read."
+#: an answer cut off or undecodable twice in a row (the first one is asked for again)
+CUT_MESSAGE = "{package} sent an incomplete answer twice in a row (the connection was cut)."
+#: a body that arrives cut or undecodable: asked for once more before it is a data error
+CUT_ANSWER = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 WAIT_MESSAGE = "The {package} API budget for this connection is used up for now. The sync will continue later."
 DAILY_MESSAGE = "The daily {package} API budget for this connection is used up. The sync will continue tomorrow."
 #: a spent endpoint budget (:attr:`connectors.base.RateBudget.path`)
@@ -283,7 +287,7 @@ class HttpClient:
         docstring for what the client does with it). Otherwise raises the typed error of
         :data:`STATUS_ERRORS` for an error status.
         """
-        tries = 0
+        tries, cut = 0, False
         while True:
             tries += 1
             permit = self._wait_for_budget(method, url)
@@ -293,6 +297,11 @@ class HttpClient:
                     method, url, params=params, json=json, data=data, headers=headers,
                     auth=auth if auth is not None else self.auth, timeout=timeout or self.timeout,
                 )
+            except CUT_ANSWER as exc:  # the body was cut mid-way or cannot be decoded: once more
+                if not cut:
+                    cut = True
+                    continue
+                raise DataError(self._text(CUT_MESSAGE), detail=self._detail(method, url, exc)) from None
             except requests.Timeout as exc:
                 if tries <= self.max_retries:
                     self._backoff(tries)
@@ -346,11 +355,27 @@ class HttpClient:
         return self.request("POST", url, **kwargs)
 
     def get_json(self, url, **kwargs):
-        """GET ``url`` and decode its JSON body (:class:`DataError` when it is not JSON)."""
-        return self.json_of(self.request("GET", url, **kwargs))
+        """GET ``url`` and decode its JSON body; a body that is not JSON (a truncated answer) is
+        asked for once more, then :class:`DataError`."""
+        return self._json_request("GET", url, **kwargs)
 
     def post_json(self, url, **kwargs):
-        return self.json_of(self.request("POST", url, **kwargs))
+        """POST to ``url`` and decode its JSON body (unreadable once: sent once more, as for a 5xx)."""
+        return self._json_request("POST", url, **kwargs)
+
+    def _json_request(self, method, url, **kwargs):
+        return self.read_json(lambda: self.request(method, url, **kwargs))
+
+    def read_json(self, send):
+        """The decoded JSON of the response ``send()`` returns; a body that cannot be read (a
+        truncated answer) is asked for once more with ``send()``, then :class:`DataError`.
+        Connectors that sign their own requests pass their call here."""
+        try:
+            return self.json_of(send())
+        except DataError as exc:
+            if not getattr(exc, "unreadable", False):
+                raise
+        return self.json_of(send())
 
     def json_of(self, response):
         """The decoded JSON body of ``response``, numbers with a fraction as :class:`Decimal`
@@ -358,8 +383,11 @@ class HttpClient:
         try:
             return json.loads(response.content, parse_float=Decimal)
         except ValueError as exc:
-            raise DataError(self._text(BAD_JSON_MESSAGE),
-                            detail=self._detail(response.request.method, response.url, exc)) from None
+            error = DataError(self._text(BAD_JSON_MESSAGE),
+                              detail=self._detail(response.request.method, response.url,
+                                                  f"{exc} (received {len(response.content or b'')} bytes)"))
+            error.unreadable = True  # get_json/post_json ask once more
+            raise error from None
 
     def scrub(self, text):
         """``text`` without this client's secrets or anything shaped like a credential."""

@@ -16,14 +16,18 @@ the number of links (``INSERT ... SELECT ... RETURNING``), then the new runs are
 and only then enqueued (:func:`app.services.syncs.enqueue_runs`, one Redis pipeline).
 
 Run it every few minutes: ``flask sync nightly`` (or ``flask sync cron``, or ``rq cron``).
+It never waits long on a row lock (``NIGHTLY_LOCK_TIMEOUT_MS``, PostgreSQL): a group of firms
+whose statements meet a row held by a frozen process is skipped for this round (logged), so
+the reaper (a separate job) and the other firms' nights go on.
 """
 import logging
 from collections import defaultdict
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flask import current_app
 from sqlalchemy import String, cast, exists, func, insert, literal, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
@@ -73,13 +77,20 @@ def fan_out(now=None):
     Firms sharing a local date are queued together: the new runs are committed, then
     enqueued. Links whose night is covered by a run already active are not in the result.
     """
+    from app import locks
     from app.services.syncs import enqueue_runs
 
     created = []
-    for (local_date, moment), firm_ids in sorted(due_firms(now or utcnow()).items()):
-        run_ids = _queue_night(firm_ids, f":{local_date.isoformat()}", moment)
-        enqueue_runs(run_ids)
-        created += run_ids
+    with locks.bounded_lock_wait(db.session, locks.setting("NIGHTLY_LOCK_TIMEOUT_MS", 5000)):
+        for (local_date, moment), firm_ids in sorted(due_firms(now or utcnow()).items()):
+            try:
+                run_ids = _queue_night(firm_ids, f":{local_date.isoformat()}", moment)
+            except OperationalError as exc:  # a row held by a frozen process: this group waits a round
+                db.session.rollback()
+                log.warning("nightly fan-out: firms %s skipped this round (%s)", firm_ids, str(exc.orig).strip()[:200])
+                continue
+            enqueue_runs(run_ids)
+            created += run_ids
     if created:
         log.info("nightly fan-out queued %d run(s)", len(created))
     return created
@@ -150,11 +161,13 @@ def _cover_with_active_runs(firm_ids, suffix):
 
 
 def _cover_with_fresh_runs(firm_ids, suffix, moment):
-    """Give tonight's key to the newest run of each active link that succeeded after tonight's
-    nightly ``moment``: the file is already as fresh as tonight's run would make it."""
+    """Give tonight's key to the newest run of each active link that succeeded after, or in
+    the ``NIGHTLY_SKIP_RECENT_HOURS`` before, tonight's nightly ``moment``: the file is already
+    as fresh as tonight's run would make it (a set-up run at 01:30 needs no nightly at 02:00)."""
+    recent = timedelta(hours=float(current_app.config.get("NIGHTLY_SKIP_RECENT_HOURS", 6)))
     newest_fresh = (select(func.max(SyncRun.id))
                     .where(SyncRun.firm_id.in_(firm_ids), SyncRun.status == RunStatus.SUCCEEDED,
-                           SyncRun.finished_at >= moment)
+                           SyncRun.finished_at >= moment - recent)
                     .group_by(SyncRun.link_id))
     tonight = aliased(SyncRun)
     db.session.execute(
@@ -169,9 +182,13 @@ def _cover_with_fresh_runs(firm_ids, suffix, moment):
 
 def _mark_dossiers_queued(firm_ids, suffix, first_id, last_id):
     """Show "queued" on the dossiers of tonight's runs numbered ``first_id`` to ``last_id``."""
-    new_runs = select(SyncRun.dossier_id).where(
+    books = aliased(DossierLink)
+    new_runs = select(SyncRun.dossier_id).join(DossierLink, DossierLink.id == SyncRun.link_id).where(
         SyncRun.id.between(first_id, last_id), SyncRun.firm_id.in_(firm_ids),
-        SyncRun.status == RunStatus.QUEUED, SyncRun.nightly_key.endswith(suffix, autoescape=True))
+        SyncRun.status == RunStatus.QUEUED, SyncRun.nightly_key.endswith(suffix, autoescape=True),
+        # as app.services.syncs.sets_file_status: company-data runs leave a file with books alone
+        (DossierLink.kind != "administration") | ~exists().where(
+            books.dossier_id == SyncRun.dossier_id, books.kind == "accounting", books.ended_at.is_(None)))
     db.session.execute(update(Dossier).where(Dossier.id.in_(new_runs)).values(sync_status=RunStatus.QUEUED),
                        execution_options={"synchronize_session": False})
 

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 
+from redis import exceptions as redis_errors
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
@@ -33,6 +34,7 @@ def write_run_fields(engine, run_id, **values):
         with engine.connect() as conn:
             sqlite = conn.dialect.name == "sqlite"
             if sqlite:
+                busy_ms = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()  # the session kind's
                 conn.exec_driver_sql("PRAGMA busy_timeout = 50")
             try:
                 conn.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
@@ -40,7 +42,7 @@ def write_run_fields(engine, run_id, **values):
             finally:
                 if sqlite:
                     conn.rollback()
-                    conn.exec_driver_sql("PRAGMA busy_timeout = 5000")
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_ms)}")
         return True
     except OperationalError as exc:  # "database is locked": the sync's own transaction writes
         log.debug("run %s: progress not written to the database (%s)", run_id, exc.__class__.__name__)
@@ -94,17 +96,28 @@ class Progress:
             self.publish()
 
     def publish(self):
+        """Publish progress and check for cancellation. Redis being away does not stop the
+        sync (progress is display only; the row's ``cancel_requested`` is still read)."""
         self._last_records, self._last_time = self.records, time.monotonic()
-        if self.job is not None:
-            self.job.meta.update(progress={"stream": self.stream, "records": self.records, "percent": self.percent})
-            self.job.save_meta()
+        flagged = False
+        try:
+            if self.job is not None:
+                self.job.meta.update(progress={"stream": self.stream, "records": self.records, "percent": self.percent})
+                self.job.save_meta()
+            flagged = locks.cancel_flagged(self.run_id, self.redis)
+        except REDIS_OUTAGE as exc:
+            log.warning("run %s: progress not published to Redis (%s)", self.run_id, exc.__class__.__name__)
         if self._row_writable:
             self._row_writable = write_run_fields(
                 self.engine, self.run_id, progress_stream=self.stream, progress_records=self.records,
                 progress_percent=self.percent, heartbeat_at=utcnow(),
             ) or self.engine.dialect.name != "sqlite"
-        if locks.cancel_flagged(self.run_id, self.redis) or cancel_requested(self.engine, self.run_id):
+        if flagged or cancel_requested(self.engine, self.run_id):
             raise SyncCancelled()
+
+
+#: Redis being unreachable or too slow (a restart, a network blip)
+REDIS_OUTAGE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 
 
 class Heartbeat(threading.Thread):
@@ -112,6 +125,11 @@ class Heartbeat(threading.Thread):
 
     Every ``interval`` seconds it extends the lock to ``lock_seconds`` and records a beat.
     If the process dies, both stop: the lock expires and the reaper sees the silence.
+
+    Redis outages are ridden out: a beat that cannot reach Redis is skipped. When Redis is
+    back and the lock is no longer ours, a lock nobody holds (Redis restarted without its
+    data) is taken again; a lock another run holds sets :attr:`lost_lock`, and the sync
+    rolls back instead of committing (:class:`jobs.sync.LostLock`).
     """
 
     def __init__(self, run_id, lock, *, redis, engine, interval=10.0, lock_seconds=60):
@@ -123,16 +141,35 @@ class Heartbeat(threading.Thread):
 
     def run(self):
         while not self._stop_event.wait(self.interval):
-            self.beat()
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - one failed beat must not end the heartbeat
+                log.warning("run %s: heartbeat failed", self.run_id, exc_info=True)
 
     def beat(self):
-        locks.beat(self.run_id, self.redis)
         try:
+            locks.beat(self.run_id, self.redis)
             self.lock.extend(self.lock_seconds, replace_ttl=True)
-        except Exception:  # the lock expired and may be someone else's now
-            self.lost_lock = True
-            log.warning("run %s: lost its dossier lock", self.run_id)
+        except REDIS_OUTAGE as exc:
+            log.warning("run %s: heartbeat skipped (Redis unavailable: %s)", self.run_id, exc.__class__.__name__)
+        except Exception:  # the lock expired: take it back unless another run holds it now
+            if not self._take_back():
+                self.lost_lock = True
+                log.warning("run %s: lost its dossier lock", self.run_id)
         write_run_fields(self.engine, self.run_id, heartbeat_at=utcnow())
+
+    def _take_back(self):
+        """Set the lock again with this run's token if nobody holds it; True when it is ours."""
+        try:
+            token = self.lock.local.token
+            if token is None:
+                return False
+            taken = self.redis.set(self.lock.name, token, nx=True, px=int(self.lock_seconds * 1000))
+            if taken:
+                log.info("run %s: dossier lock taken back (it had vanished from Redis)", self.run_id)
+            return bool(taken)
+        except REDIS_OUTAGE:
+            return True  # not known yet: the next beat decides
 
     def stop(self):
         self._stop_event.set()

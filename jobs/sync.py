@@ -21,15 +21,27 @@ One run syncs one dossier link:
 
 A job that must run again later returns :class:`rq.Retry`: RQ schedules the same job id
 (``sync-run-<run_id>``) again, so the worker must run with ``--with-scheduler``.
+
+Recovery (docs/sync-engine.md "Recovery"): a fault of Firmsync's own services (Redis, the
+database: :func:`infrastructure_fault`) anywhere in the job, its very start included, ends the
+attempt ``deferred`` with category ``infrastructure`` and the same backoff as a vendor's 5xx;
+the outcome is written on a fresh session with a few retries; the data commit carries
+``SyncRun.data_committed_at``; a run whose dossier lock was lost rolls back; rate-limited
+deferrals are capped by ``SYNC_MAX_DEFERRALS``.
 """
 import logging
+import re
+import time
 import traceback
 import dataclasses
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask import current_app
+from redis import exceptions as redis_errors
 from rq import Retry, get_current_job
+from sqlalchemy import exc as sql_errors
+from sqlalchemy import update
 
 from app import locks
 from app.extensions import db
@@ -37,9 +49,12 @@ from app.models import ConnectionStatus, DossierLink, RunStatus, SyncRun
 from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text
+from app.services import data_checks
 from app.services.connectors import SYNC, connection_secrets, open_link_connector
+from app.services.sync_windows import sync_window
+from app.services.syncs import sets_file_status
 from connectors.base import (AuthError, BalanceRecord, CompanyProfileRecord, ConnectorError, LedgerLineRecord,
-                             RateLimited, StreamState, SyncWindow, TransientError)
+                             RateLimited, StreamState, TransientError)
 from jobs.profiles import write_profile
 from jobs.progress import Heartbeat, Progress, SyncCancelled
 from jobs.read_ahead import read_ahead
@@ -51,6 +66,28 @@ INTERNAL_ERROR = ("Firmsync hit an internal error while syncing; the previous da
 CANCELLED = "The sync was cancelled; the dossier's data is unchanged."
 WAITING_FOR_LOCK = "Waiting for another sync of this dossier to finish."
 DEFAULT_BACKOFF = (30, 120, 480)
+#: category of a fault of Firmsync's own services (Redis, the database)
+INFRASTRUCTURE = "infrastructure"
+INFRASTRUCTURE_ERROR = "Firmsync's own services were briefly unavailable; the previous data is unchanged."
+INFRASTRUCTURE_GAVE_UP = ("Firmsync's own services were unavailable at each of its {tries} tries; the previous data "
+                          "is unchanged. The next nightly sync or a new \u201cSync now\u201d starts again.")
+#: a transient vendor error after the last retry (the vendor's own sentence comes first)
+GAVE_UP = "Firmsync tried {tries} times and stopped; the previous data is unchanged."
+LOST_LOCK = "lost_lock"
+LOST_LOCK_MESSAGE = ("This sync lost its claim on the dossier while it ran (Firmsync's own services were "
+                     "interrupted), so it wrote nothing; the previous data is unchanged.")
+TOO_MANY_DEFERRALS = ("{message} The sync was paused {count} times because the API budget ran out before it "
+                      "could finish, so Firmsync stopped trying; the previous data is unchanged. Support can "
+                      "check whether {package} allows a larger budget.")
+DEFAULT_MAX_DEFERRALS = 5
+#: pauses before each new try of writing a run's outcome after an infrastructure fault
+OUTCOME_RETRY_SECONDS = (0.5, 1, 2, 4, 8)
+#: the HTTP client's promises of another try: never part of a final message
+_RETRY_PROMISE = re.compile(r"\s*The sync will (?:try again|continue later|continue tomorrow)[^.]*\.")
+
+
+class LostLock(Exception):
+    """Raised before the commit of a sync whose dossier lock was lost (another run may hold it)."""
 
 
 @dataclass
@@ -61,10 +98,24 @@ class Outcome:
     category: str | None = None
     message: str | None = None
     retry_in: float | None = None
+    #: retry after ``SYNC_RETRY_BACKOFF[attempt - 1]``, fail once those are used up
+    backoff: bool = False
 
 
 def run(run_id):
-    """RQ entry point: sync run ``run_id``. Returns an :class:`rq.Retry` when it must run again."""
+    """RQ entry point: sync run ``run_id``. Returns an :class:`rq.Retry` when it must run again.
+
+    Nothing escapes unclassified: a fault raised before the attempt's own error handling
+    (reading the run, taking the dossier lock, marking it running) ends like any other
+    (:func:`_failed_at_start`), so a run is never left ``queued`` behind a failed job.
+    """
+    try:
+        return _start(run_id)
+    except Exception as exc:  # noqa: BLE001 - classified, recorded, retried when transient
+        return _failed_at_start(run_id, exc)
+
+
+def _start(run_id):
     sync_run = db.session.get(SyncRun, run_id)
     if sync_run is None:
         log.warning("run %s: no such run, job ignored", run_id)
@@ -88,9 +139,32 @@ def run(run_id):
     finally:
         try:
             lock.release()
-        except Exception:  # expired meanwhile (the heartbeat could not extend it)
+        except Exception:  # expired meanwhile (the heartbeat could not extend it), or Redis is away
             pass
-        locks.forget_beat(run_id)
+        try:
+            locks.forget_beat(run_id)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            pass  # the reaper tells a stale beat from a live one
+
+
+def _failed_at_start(run_id, exc):
+    """End an attempt whose fault came before (or after) :func:`_run_locked`'s own handling.
+
+    The outcome is written like any other; when even that is impossible (the database is
+    still away), the job is scheduled again with the run left as it was, and when Redis is
+    away too the job fails and the reaper re-queues the run from the database.
+    """
+    _rollback_quietly()
+    outcome = _classify(run_id, exc, None)
+    try:
+        return _finish(run_id, outcome)
+    except Exception as second:
+        if not infrastructure_fault(second):
+            raise
+        backoff = tuple(_setting("SYNC_RETRY_BACKOFF", DEFAULT_BACKOFF))
+        log.warning("run %s: could not record its outcome (%s); its job runs again in %s s",
+                    run_id, second.__class__.__name__, backoff[0])
+        return _again(run_id, backoff[0])
 
 
 def _run_locked(run_id, lock):
@@ -106,7 +180,9 @@ def _run_locked(run_id, lock):
     sync_run.error_category = None
     sync_run.progress_records = 0
     sync_run.progress_percent = None
-    sync_run.dossier.sync_status = RunStatus.RUNNING
+    sync_run.data_committed_at = None
+    if sets_file_status(sync_run.link):
+        sync_run.dossier.sync_status = RunStatus.RUNNING
     link_id, attempt = sync_run.link_id, sync_run.attempt
     db.session.commit()
 
@@ -124,9 +200,12 @@ def _run_locked(run_id, lock):
         connector = open_link_connector(link, purpose=SYNC)
         http_holder["http"] = connector.http
         result, bookmarks = _read_into_writer(connector, link, run_id, progress)
-        db.session.commit()  # the one commit of the dossier's data
+        if heartbeat.lost_lock:
+            raise LostLock()
+        _mark_committed(run_id, link, result, bookmarks, _calls(http_holder))
+        db.session.commit()  # the one commit of the dossier's data, with the run's counts and bookmarks
     except BaseException as exc:  # noqa: BLE001 - every failure rolls back, then is classified
-        db.session.rollback()
+        _rollback_quietly()
         heartbeat.stop()
         if not isinstance(exc, Exception):
             raise
@@ -134,11 +213,12 @@ def _run_locked(run_id, lock):
         if isinstance(exc, RateLimited) and exc.daily:
             outcome = _with_day_usage(outcome, http_holder.get("http"))
         again = _finish(run_id, outcome, api_calls=_calls(http_holder))
-        _keep_diagnostic(run_id, http_holder)
+        _keep_diagnostic_quietly(run_id, http_holder)
         return again
     heartbeat.stop()
-    again = _succeed(run_id, link_id, result, bookmarks, _calls(http_holder))
-    _keep_diagnostic(run_id, http_holder)
+    again = _succeed(run_id)
+    data_checks.enqueue_check_quietly(run_id)
+    _keep_diagnostic_quietly(run_id, http_holder)
     return again
 
 
@@ -172,43 +252,106 @@ def _read_into_writer(connector, link, run_id, progress):
     return result, bookmarks
 
 
-def _succeed(run_id, link_id, result, bookmarks, api_calls):
-    """Second transaction, after the data commit: bookmarks, counts, outcome."""
-    link = db.session.get(DossierLink, link_id)
+def _mark_committed(run_id, link, result, bookmarks, api_calls):
+    """In the data's own transaction: the new bookmarks, the run's counts and
+    ``data_committed_at``. A worker dying after this commit leaves a run the reaper reports as
+    succeeded (its data is in); dying before it leaves nothing of the run's work."""
     if bookmarks:
         link.bookmarks = {**(link.bookmarks or {}), **bookmarks}
-    sync_run = db.session.get(SyncRun, run_id)
-    sync_run.accounts_count = getattr(result, "accounts", 0) or 0
-    sync_run.balances_count = getattr(result, "balances", 0) or 0
-    sync_run.lines_inserted = getattr(result, "lines_inserted", 0) or 0
-    sync_run.lines_updated = getattr(result, "lines_updated", 0) or 0
-    sync_run.lines_deleted = getattr(result, "lines_deleted", 0) or 0
-    sync_run.changed = bool(getattr(result, "changed", False))
-    sync_run.progress_percent = 100
-    db.session.commit()
-    _finish(run_id, Outcome(RunStatus.SUCCEEDED), api_calls=api_calls)
-    return None
+    db.session.execute(update(SyncRun).where(SyncRun.id == run_id).values(
+        accounts_count=getattr(result, "accounts", 0) or 0,
+        balances_count=getattr(result, "balances", 0) or 0,
+        lines_inserted=getattr(result, "lines_inserted", 0) or 0,
+        lines_updated=getattr(result, "lines_updated", 0) or 0,
+        lines_deleted=getattr(result, "lines_deleted", 0) or 0,
+        changed=bool(getattr(result, "changed", False)),
+        progress_percent=100,
+        data_committed_at=utcnow(),
+        api_calls=SyncRun.api_calls + api_calls,
+    ), execution_options={"synchronize_session": False})
+
+
+def _succeed(run_id):
+    """After the data commit (which carried the counts and bookmarks): the outcome."""
+    db.session.expire_all()
+    return _finish(run_id, Outcome(RunStatus.SUCCEEDED))
+
+
+def infrastructure_fault(exc):
+    """Whether ``exc`` (or an exception it was raised from) is a fault of Firmsync's own
+    services rather than of the package or of Firmsync's code: Redis unreachable or timing
+    out, a lost or refused database connection (PostgreSQL shut down or the backend
+    terminated, the pool exhausted), SQLite still locked after its busy timeout."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if _own_service_fault(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "disk i/o error", "unable to open database")
+
+
+def _own_service_fault(exc):
+    if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError)):
+        return True
+    if isinstance(exc, (sql_errors.DisconnectionError, sql_errors.TimeoutError)):
+        return True
+    if isinstance(exc, sql_errors.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc, sql_errors.OperationalError):
+            return _driver_fault(exc.orig)
+        return False
+    return _driver_fault(exc)
+
+
+def _driver_fault(exc):
+    """A driver's own exception (also raised unwrapped, e.g. by PostgreSQL's COPY)."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(text in str(exc).lower() for text in _SQLITE_TRANSIENT)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return False
+    # psycopg's OperationalError covers lost connections and AdminShutdown, not SQL mistakes
+    return isinstance(exc, (psycopg.OperationalError, psycopg.errors.AdminShutdown))
 
 
 def _classify(run_id, exc, attempt):
-    """Turn an exception into the run's :class:`Outcome` (logging what support needs)."""
-    sync_run = db.session.get(SyncRun, run_id)
-    secrets = connection_secrets(sync_run.link.connection) if sync_run else []
+    """Turn an exception into the run's :class:`Outcome` (logging what support needs).
+
+    Infrastructure faults are recognised before anything is read from the database (it may
+    be the thing that is down); ``attempt`` is unused (the run row's ``attempt`` decides the
+    backoff when the outcome is written)."""
     if isinstance(exc, SyncCancelled):
         return Outcome(RunStatus.CANCELLED, "cancelled", CANCELLED)
+    if isinstance(exc, LostLock):
+        log.warning("run %s: lost its dossier lock before the commit; rolled back", run_id)
+        return Outcome(RunStatus.DEFERRED, LOST_LOCK, LOST_LOCK_MESSAGE, backoff=True)
+    if not isinstance(exc, ConnectorError) and infrastructure_fault(exc):
+        log.warning("run %s: Firmsync's own services failed (%s: %s)", run_id, exc.__class__.__name__,
+                    scrub_text(str(exc)[:300], []))
+        return Outcome(RunStatus.DEFERRED, INFRASTRUCTURE, INFRASTRUCTURE_ERROR, backoff=True)
+    try:
+        sync_run = db.session.get(SyncRun, run_id)
+        secrets = connection_secrets(sync_run.link.connection) if sync_run else []
+    except Exception:  # noqa: BLE001 - the generic scrubbing still applies
+        _rollback_quietly()
+        sync_run, secrets = None, []
     if isinstance(exc, AuthError):
-        connection = sync_run.link.connection
-        connection.status = ConnectionStatus.NEEDS_RECONNECT
+        if sync_run is not None:
+            sync_run.link.connection.status = ConnectionStatus.NEEDS_RECONNECT
         return Outcome(RunStatus.NEEDS_RECONNECT, exc.category, scrub_text(exc.message, secrets))
     if isinstance(exc, RateLimited):
         wait = max(1.0, float(exc.retry_after))
         return Outcome(RunStatus.DEFERRED, exc.category, scrub_text(exc.message, secrets), retry_in=wait)
     if isinstance(exc, TransientError):
-        backoff = tuple(_setting("SYNC_RETRY_BACKOFF", DEFAULT_BACKOFF))
-        message = scrub_text(exc.message, secrets)
-        if attempt <= len(backoff):
-            return Outcome(RunStatus.DEFERRED, exc.category, message, retry_in=backoff[attempt - 1])
-        return Outcome(RunStatus.FAILED, exc.category, message)
+        return Outcome(RunStatus.DEFERRED, exc.category, scrub_text(exc.message, secrets), backoff=True)
     if isinstance(exc, ConnectorError):
         return Outcome(RunStatus.FAILED, exc.category, scrub_text(exc.message, secrets))
     log.error("run %s: internal error\n%s", run_id, scrub_text("".join(traceback.format_exception(exc)), secrets))
@@ -216,19 +359,64 @@ def _classify(run_id, exc, attempt):
 
 
 def _finish(run_id, outcome, api_calls=0):
-    """Write the outcome on the run and its dossier; schedule the job again when asked."""
+    """Write the outcome on the run and its dossier; schedule the job again when asked.
+
+    The write is retried on a fresh session when Firmsync's own services fail
+    (``SYNC_OUTCOME_RETRY_SECONDS``); what follows it (cancel flag, webhooks) is best effort.
+    """
+    outcome = _record_outcome(run_id, outcome, api_calls)
+    if outcome.status in RunStatus.FINISHED:
+        try:
+            locks.clear_cancel_flag(run_id)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            log.warning("run %s: cancel flag not cleared (Redis unavailable); it expires by itself", run_id)
+    log.info("run %s: %s%s", run_id, outcome.status, f" ({outcome.category})" if outcome.category else "")
+    from app.services.webhooks import sync_finished  # the firm's webhook endpoints hear how it ended
+
+    try:
+        sync_finished(run_id)
+    except Exception:  # noqa: BLE001 - a webhook never changes how a sync ended
+        _rollback_quietly()
+        log.exception("run %s: webhook deliveries not queued", run_id)
+    if outcome.retry_in is not None:
+        return _again(run_id, outcome.retry_in)
+    return None
+
+
+def _record_outcome(run_id, outcome, api_calls):
+    """:func:`_write_outcome`, tried again on a fresh session after an infrastructure fault."""
+    delays = tuple(_setting("SYNC_OUTCOME_RETRY_SECONDS", OUTCOME_RETRY_SECONDS))
+    for pause in (*delays, None):
+        try:
+            return _write_outcome(run_id, outcome, api_calls)
+        except Exception as exc:
+            _fresh_session()
+            if pause is None or not infrastructure_fault(exc):
+                raise
+            log.warning("run %s: outcome not recorded (%s); trying again in %s s", run_id,
+                        exc.__class__.__name__, pause)
+            time.sleep(pause)
+
+
+def _write_outcome(run_id, outcome, api_calls):
+    """One transaction: the run's status, category, message, next try; returns the outcome
+    as written (backoff resolved, deferral cap applied)."""
     sync_run = db.session.get(SyncRun, run_id)
     now = utcnow()
+    outcome = _resolved(sync_run, outcome)
     sync_run.status = outcome.status
     sync_run.error_category = outcome.category
     sync_run.message = (outcome.message or None) and outcome.message[:1000]
     sync_run.api_calls = (sync_run.api_calls or 0) + api_calls
     sync_run.heartbeat_at = now
     dossier = sync_run.dossier
-    dossier.sync_status = outcome.status
+    if sets_file_status(sync_run.link):
+        dossier.sync_status = outcome.status
     if outcome.retry_in is not None:
         sync_run.resume_at = now + timedelta(seconds=outcome.retry_in)
-        if outcome.category != "rate_limited":
+        if outcome.category == "rate_limited":
+            sync_run.deferrals = (sync_run.deferrals or 0) + 1
+        else:
             sync_run.attempt = (sync_run.attempt or 1) + 1
         when = sync_run.resume_at.strftime("%H:%M UTC")
         sync_run.message = f"{sync_run.message} Firmsync will try again at {when}."[:1000]
@@ -237,27 +425,80 @@ def _finish(run_id, outcome, api_calls=0):
         if outcome.status == RunStatus.SUCCEEDED:
             dossier.last_synced_at = now
     db.session.commit()
-    if outcome.status in RunStatus.FINISHED:
-        locks.clear_cancel_flag(run_id)
-    log.info("run %s: %s%s", run_id, outcome.status, f" ({outcome.category})" if outcome.category else "")
-    from app.services.webhooks import sync_finished  # the firm's webhook endpoints hear how it ended
+    return outcome
 
-    sync_finished(run_id)
-    if outcome.retry_in is not None:
-        return _again(run_id, outcome.retry_in)
-    return None
+
+def _resolved(sync_run, outcome):
+    """The outcome with its backoff decided by the run's attempt, and the cap on fruitless
+    rate-limited deferrals applied (a final failure never promises another try)."""
+    if outcome.backoff:
+        backoff = tuple(_setting("SYNC_RETRY_BACKOFF", DEFAULT_BACKOFF))
+        attempt = sync_run.attempt or 1
+        if attempt <= len(backoff):
+            return dataclasses.replace(outcome, status=RunStatus.DEFERRED, retry_in=backoff[attempt - 1],
+                                       backoff=False)
+        if outcome.category == INFRASTRUCTURE:
+            message = INFRASTRUCTURE_GAVE_UP.format(tries=attempt)
+        else:
+            message = f"{final_message(outcome.message)} {GAVE_UP.format(tries=attempt)}".strip()
+        return dataclasses.replace(outcome, status=RunStatus.FAILED, message=message, retry_in=None, backoff=False)
+    if outcome.category == "rate_limited" and outcome.retry_in is not None:
+        cap = int(_setting("SYNC_MAX_DEFERRALS", DEFAULT_MAX_DEFERRALS))
+        if (sync_run.deferrals or 0) >= cap:
+            package = sync_run.link.connection.name if sync_run.link is not None else "the package"
+            message = TOO_MANY_DEFERRALS.format(message=final_message(outcome.message), count=cap + 1,
+                                                package=package).strip()
+            return dataclasses.replace(outcome, status=RunStatus.FAILED, message=message, retry_in=None)
+    return outcome
+
+
+def final_message(message):
+    """``message`` without the HTTP client's promise of another try (for a final failure)."""
+    return _RETRY_PROMISE.sub("", message or "").strip()
 
 
 def _again(run_id, seconds):
-    """Run this run's job again in ``seconds`` (same job id)."""
+    """Run this run's job again in ``seconds`` (same job id). Without Redis nothing can be
+    scheduled: the run keeps its ``resume_at`` and the reaper re-queues it from the database."""
     seconds = max(1, int(round(seconds)))
     job = get_current_job()
     if job is not None and job.id.startswith("sync-run-"):
         return Retry(max=(job.number_of_retries or 0) + 1, interval=seconds)
     from app.services.syncs import enqueue_run
 
-    enqueue_run(run_id, at=utcnow() + timedelta(seconds=seconds))
+    try:
+        enqueue_run(run_id, at=utcnow() + timedelta(seconds=seconds))
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+        log.warning("run %s: next try not scheduled (Redis unavailable); the reaper will queue it", run_id)
     return None
+
+
+def _rollback_quietly():
+    """Roll the session back; a session whose connection is gone is replaced by a fresh one."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection died with the fault
+        _fresh_session()
+
+
+def _fresh_session():
+    """Drop the session (and its connection, discarded by the pool if it is broken)."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        db.session.close()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _keep_diagnostic_quietly(run_id, http_holder):
+    try:
+        _keep_diagnostic(run_id, http_holder)
+    except Exception:  # noqa: BLE001 - a diagnostic never changes how a sync ended
+        _rollback_quietly()
+        log.warning("run %s: diagnostic not kept", run_id, exc_info=True)
 
 
 def _refusal(sync_run):
@@ -279,22 +520,6 @@ def _refusal(sync_run):
 # Building the connector
 # --------------------------------------------------------------------------------------
 
-
-def sync_window(link, today=None):
-    """The date range a run asks for: from the link's transfer date (else the first day of the
-    year two years back) to today, with every month end in it (a superset of any reporting
-    frequency's period ends)."""
-    today = today or utcnow().date()
-    start = link.valid_from or date(today.year - 2, 1, 1)
-    period_ends, year, month = [], start.year, start.month
-    while True:
-        first_next = date(year + month // 12, month % 12 + 1, 1)
-        end = first_next - timedelta(days=1)
-        if end > today:
-            break
-        period_ends.append(end)
-        year, month = first_next.year, first_next.month
-    return SyncWindow(start=start, end=today, period_ends=tuple(period_ends))
 
 
 def _with_day_usage(outcome, http):

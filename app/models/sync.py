@@ -69,6 +69,17 @@ class SyncRun(db.Model):
     heartbeat_at = db.Column(db.DateTime, nullable=True)
     finished_at = db.Column(db.DateTime, nullable=True)
     resume_at = db.Column(db.DateTime, nullable=True)
+    #: rate-limited deferrals of this run in a row (none of them moved its bookmarks): capped
+    #: by ``SYNC_MAX_DEFERRALS``, see docs/sync-engine.md "Recovery"
+    deferrals = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    #: set in the same transaction as the run's data: a run found ``running`` with this set
+    #: committed its data (its worker died just after) and is reported as succeeded
+    data_committed_at = db.Column(db.DateTime, nullable=True)
+    #: the data check after the run's commit (app/services/data_checks.py): in_balance |
+    #: differences | not_applicable; None while not checked (failed runs are never checked)
+    data_check_status = db.Column(db.String(20), nullable=True)
+    #: the check's detail: counts, the first differences (account, period, both amounts), reason
+    data_check = db.Column(db.JSON, nullable=True)
 
     firm = db.relationship("Firm")
     dossier = db.relationship("Dossier")

@@ -7,6 +7,7 @@ a short Redis lock per dossier around check-and-create makes two simultaneous cl
 one run. :func:`cancel_run` stops a run.
 """
 import logging
+from contextlib import ExitStack, contextmanager
 
 from rq import Queue
 from sqlalchemy import insert, select, update
@@ -19,6 +20,7 @@ from app.extensions import db
 from app.models import Dossier, DossierLink, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
 from app import locks
+from app.redis_connection import OUTAGE_ERRORS
 from app.services.queues import sync_job_id, sync_queue
 
 log = logging.getLogger("firmsync.jobs")
@@ -42,7 +44,7 @@ def request_sync(dossier_id, trigger, actor=None, *, nightly_key=None, link_id=N
         raise ValueError(f"unknown trigger {trigger!r}")
     if actor is not None and not can(actor, "sync_now", dossier_id):
         raise Forbidden(NOT_ALLOWED)
-    with locks.trigger_lock(dossier_id):
+    with _trigger_lock(dossier_id):
         db.session.expire_all()
         dossier = db.session.get(Dossier, dossier_id)
         if dossier is None:
@@ -55,10 +57,16 @@ def request_sync(dossier_id, trigger, actor=None, *, nightly_key=None, link_id=N
             if done is not None:
                 return done
         existing = active_run(link.id)
+        if existing is None:
+            link_id = link.id
+            db.session.commit()  # the caller's changes; the link lock starts a fresh transaction
+            lock_links([link_id])
+            existing = active_run(link_id)  # created by a batch or another process meanwhile
+            dossier, link = db.session.get(Dossier, dossier_id), db.session.get(DossierLink, link_id)
         if existing is not None:
             if nightly_key and existing.nightly_key is None:
                 existing.nightly_key = nightly_key  # this night's sync is covered by that run
-                _commit_or_rollback()
+            _commit_or_rollback()
             return existing
         run = SyncRun(
             firm_id=dossier.firm_id, dossier_id=dossier.id, link_id=link.id, trigger=trigger,
@@ -66,13 +74,14 @@ def request_sync(dossier_id, trigger, actor=None, *, nightly_key=None, link_id=N
             status=RunStatus.QUEUED,
         )
         db.session.add(run)
-        dossier.sync_status = RunStatus.QUEUED
+        if sets_file_status(link):
+            dossier.sync_status = RunStatus.QUEUED
         try:
             db.session.commit()
         except IntegrityError:  # another process created this night's run first
             db.session.rollback()
             return db.session.scalar(select(SyncRun).where(SyncRun.nightly_key == nightly_key))
-        enqueue_run(run.id)
+        enqueue_or_leave_queued([run])
     return run
 
 
@@ -102,20 +111,22 @@ def queue_runs(targets, trigger, actor=None):
     ``targets`` are ``(dossier_id, link_id)`` pairs; the caller has checked the rights.
     Returns the runs, reused or new, loaded. A link with a queued, running or deferred run
     gets that run back. New runs are inserted together (``INSERT ... RETURNING``) and
-    committed, then enqueued (:func:`enqueue_runs`). The per-dossier trigger lock is not
-    taken here: should a "sync now" click create a run for the same link at the same instant,
-    the worker's dossier lock still runs them one after the other, and the second finds
-    nothing changed. (The nightly fan-out works in SQL instead, see :mod:`jobs.nightly`.)
+    committed, then enqueued (:func:`enqueue_runs`). The per-dossier Redis trigger lock is not
+    taken here.
+    (The nightly fan-out works in SQL instead, see :mod:`jobs.nightly`.)
+
+    One run per link also holds against simultaneous batches and "sync now" clicks: links
+    that need a new run are locked in the database (:func:`lock_links`) and checked again
+    before the insert.
     """
     if not targets:
         return []
-    active = {}
-    for run_id, link_id in db.session.execute(
-        select(SyncRun.id, SyncRun.link_id)
-        .where(SyncRun.link_id.in_({link_id for _, link_id in targets}), SyncRun.status.in_(RunStatus.ACTIVE))
-        .order_by(SyncRun.id)
-    ):
-        active[link_id] = run_id  # the newest wins
+    active = _active_runs({link_id for _, link_id in targets})
+    missing = {link_id for _, link_id in targets if link_id not in active}
+    if missing:
+        db.session.commit()  # the caller's changes; the link lock starts a fresh transaction
+        lock_links(missing)
+        active.update(_active_runs(missing))
     firm_of = dict(db.session.execute(select(Dossier.id, Dossier.firm_id).where(
         Dossier.id.in_({dossier_id for dossier_id, _ in targets}))).all())
     rows = []
@@ -128,15 +139,49 @@ def queue_runs(targets, trigger, actor=None):
     new_ids = []
     if rows:
         new_ids = list(db.session.scalars(insert(SyncRun).returning(SyncRun.id, sort_by_parameter_order=True), rows))
-        db.session.execute(update(Dossier).where(Dossier.id.in_({row["dossier_id"] for row in rows}))
+        links = db.session.scalars(select(DossierLink).where(DossierLink.id.in_({row["link_id"] for row in rows})))
+        db.session.execute(update(Dossier).where(Dossier.id.in_({link.dossier_id for link in links
+                                                                 if sets_file_status(link)}))
                            .values(sync_status=RunStatus.QUEUED), execution_options={"synchronize_session": False})
         db.session.commit()
     for row, run_id in zip(rows, new_ids):
         active[row["link_id"]] = run_id
     wanted = list(dict.fromkeys(active[link_id] for _, link_id in targets))
     loaded = {run.id: run for run in db.session.scalars(select(SyncRun).where(SyncRun.id.in_(wanted)))}
-    enqueue_runs(new_ids)
+    enqueue_or_leave_queued([loaded[run_id] for run_id in new_ids], batch=True)
     return [loaded[run_id] for run_id in wanted]
+
+
+def _active_runs(link_ids):
+    """``{link_id: newest queued, running or deferred run id}`` of ``link_ids``."""
+    active = {}
+    for run_id, link_id in db.session.execute(
+        select(SyncRun.id, SyncRun.link_id)
+        .where(SyncRun.link_id.in_(link_ids), SyncRun.status.in_(RunStatus.ACTIVE))
+        .order_by(SyncRun.id)
+    ):
+        active[link_id] = run_id  # the newest wins
+    return active
+
+
+def lock_links(link_ids):
+    """Lock the rows of ``link_ids`` until the session's transaction ends, so that "is there an
+    active run? else create one" cannot interleave between processes.
+
+    PostgreSQL: ``SELECT ... FOR NO KEY UPDATE`` (a running sync, which only references the
+    link, does not block it). SQLite: a no-op ``UPDATE`` of the links, which takes the
+    database's single write lock; call it first in its transaction (a transaction that read
+    before may not upgrade to a write once another process has written).
+    """
+    link_ids = sorted(set(link_ids))
+    if not link_ids:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(DossierLink.id).where(DossierLink.id.in_(link_ids))
+                           .order_by(DossierLink.id).with_for_update(key_share=True))  # FOR NO KEY UPDATE
+    else:
+        db.session.execute(update(DossierLink).where(DossierLink.id.in_(link_ids))
+                           .values(ended_at=DossierLink.ended_at), execution_options={"synchronize_session": False})
 
 
 #: jobs per Redis round trip in :func:`enqueue_runs`
@@ -155,6 +200,41 @@ def enqueue_runs(run_ids):
                                 for run_id in run_ids[start:start + ENQUEUE_CHUNK]], pipeline=pipe)
             pipe.execute()
     return len(run_ids)
+
+
+@contextmanager
+def _trigger_lock(dossier_id):
+    """The dossier's Redis trigger lock, or nothing while Redis is away: the link rows locked
+    in the database (:func:`lock_links`) still give one run per link."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(locks.trigger_lock(dossier_id))
+        except OUTAGE_ERRORS as exc:
+            log.warning("dossier %s: trigger lock skipped, Redis unavailable (%s)", dossier_id, type(exc).__name__)
+        yield
+
+
+def enqueue_or_leave_queued(runs, batch=False):
+    """Enqueue the jobs of committed, queued ``runs``; while Redis is away leave them queued in
+    the database, where the reaper finds a queued run without a job and enqueues it (a legal
+    state, docs/operations.md). Each run gets ``waits_for_queue`` (True: not enqueued yet), so
+    the page that asked can say the sync starts when the queue is back. ``batch``: one Redis
+    pipeline per thousand jobs (:func:`enqueue_runs`), else :func:`enqueue_run` per run."""
+    for run in runs:
+        run.waits_for_queue = False
+    if not runs:
+        return
+    try:
+        if batch:
+            enqueue_runs([run.id for run in runs])
+        else:
+            for run in runs:
+                enqueue_run(run.id)
+    except OUTAGE_ERRORS as exc:
+        log.warning("runs %s stay queued in the database: Redis unavailable (%s)",
+                    ", ".join(str(run.id) for run in runs), type(exc).__name__)
+        for run in runs:
+            run.waits_for_queue = True
 
 
 def active_run(link_id):
@@ -256,6 +336,19 @@ def _link_to_sync(dossier, link_id):
         return next((l for l in links if l.id == link_id), None)
     by_kind = {l.kind: l for l in links}
     return by_kind.get("accounting") or by_kind.get("administration")
+
+
+def sets_file_status(link):
+    """Whether runs of ``link`` set the file's own status (``Dossier.sync_status``).
+
+    Bookkeeping runs do. A company-data (administration) run does only on a file with no
+    active accounting link: an unknown register number must not mark the books Failed. Both
+    statuses are shown side by side from :func:`app.company_profile.sync_statuses`."""
+    if link.kind != "administration":
+        return True
+    return db.session.scalar(select(DossierLink.id).where(
+        DossierLink.dossier_id == link.dossier_id, DossierLink.kind == "accounting",
+        DossierLink.ended_at.is_(None)).limit(1)) is None
 
 
 def _commit_or_rollback():

@@ -87,7 +87,7 @@ def test_an_unknown_relation_is_refused_when_linking(db, sandbox, adminpulse):
     db.session.commit()
     assert error is None and count == len(sandbox.state.books)  # companies only, the persons are skipped
     known = emulator.identifier(sandbox.state.books["c-1002"])
-    assert chosen_reference(adminpulse.connection, known) == known
+    assert chosen_reference(adminpulse.connection, known) == (known, None)
     with pytest.raises(SetupError, match="That company is not in the list of AdminPulse"):
         chosen_reference(adminpulse.connection, "00000000-0000-0000-0000-000000000000")
 
@@ -103,7 +103,7 @@ def test_a_revoked_key_needs_a_reconnect(db, sandbox, adminpulse):
 
 
 def test_a_malformed_answer_fails_clearly_and_writes_nothing(db, sandbox, adminpulse):
-    sandbox.fault("malformed", path="/adminpulse/companies")
+    sandbox.fault("malformed", path="/adminpulse/companies", count=2)  # asked again once
     done = adminpulse("the sync with a malformed answer")
     assert done.status == RunStatus.FAILED, done.message
     assert "AdminPulse" in done.message and "Traceback" not in done.message

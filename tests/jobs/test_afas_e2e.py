@@ -73,7 +73,7 @@ def test_a_first_sync_a_no_change_night_then_an_incremental_night(db, sandbox, a
 
 
 def test_a_malformed_answer_then_a_healing_rerun_then_a_token_revoked_in_profit(db, sandbox, afas_file):
-    sandbox.fault("malformed", path=TRANSACTIONS)
+    sandbox.fault("malformed", path=TRANSACTIONS, count=2)  # asked again once
     done = afas_file("the sync meeting a broken answer")
     assert done.status == RunStatus.FAILED, f"{done.message}\n{afas_file.logs()}"
     assert done.error_category == "data" and "AFAS sent an answer Firmsync could not read." in done.message

@@ -81,7 +81,7 @@ def test_first_sync_then_no_banner_when_unchanged_then_a_banner_naming_a_changed
 
 
 def test_an_unknown_or_malformed_enterprise_number_is_refused_when_linking(db, corporify):
-    assert chosen_reference(corporify.connection, "BE 0567.890.123") == "0567890123"  # normalised
+    assert chosen_reference(corporify.connection, "BE 0567.890.123") == ("0567890123", None)  # normalised
     with pytest.raises(SetupError, match="not an enterprise number"):
         chosen_reference(corporify.connection, "1234")
     with pytest.raises(SetupError, match="no legal entity with enterprise number 0999.999.999"):
@@ -99,7 +99,7 @@ def test_a_revoked_key_needs_a_reconnect(db, sandbox, corporify):
 
 
 def test_a_malformed_answer_fails_clearly_and_writes_nothing(db, sandbox, corporify):
-    sandbox.fault("malformed", path="/corporify/api/v1/entities")
+    sandbox.fault("malformed", path="/corporify/api/v1/entities", count=2)  # asked again once
     done = corporify("the sync with a malformed answer")
     assert done.status == RunStatus.FAILED, done.message
     assert "Corporify" in done.message and "Traceback" not in done.message

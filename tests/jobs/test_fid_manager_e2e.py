@@ -84,7 +84,7 @@ def test_an_unknown_client_is_refused_when_linking(db, sandbox, fid):
     db.session.commit()
     assert error is None and count == len(sandbox.state.books)  # companies only, the person is skipped
     known = str(emulator.client_id(sandbox.state.books["c-1002"]))
-    assert chosen_reference(fid.connection, known) == known
+    assert chosen_reference(fid.connection, known) == (known, None)
     with pytest.raises(SetupError, match="That company is not in the list of FID-Manager"):
         chosen_reference(fid.connection, "4242")
 
@@ -100,7 +100,7 @@ def test_a_revoked_token_needs_a_reconnect(db, sandbox, fid):
 
 
 def test_a_malformed_answer_fails_clearly_and_writes_nothing(db, sandbox, fid):
-    sandbox.fault("malformed", path="/fid_manager/api/v1/clients")
+    sandbox.fault("malformed", path="/fid_manager/api/v1/clients", count=2)  # asked again once
     done = fid("the sync with a malformed answer")
     assert done.status == RunStatus.FAILED, done.message
     assert "FID-Manager" in done.message and "Traceback" not in done.message

@@ -102,7 +102,7 @@ def test_a_run_that_covered_tonight_keeps_covering_it_after_it_finished(db, link
 def test_a_file_synced_after_tonights_nightly_moment_gets_no_nightly_run_until_the_next_night(db, linked_dossier):
     """A set-up run at 15:00 needs no "nightly" run a minute later: it covers tonight; tomorrow night runs."""
     fresh, stale = linked_dossier(name="Set up this afternoon"), linked_dossier(name="Synced yesterday")
-    for dossier, finished_at in ((fresh, datetime(2025, 1, 15, 14, 0)), (stale, datetime(2025, 1, 14, 22, 0))):
+    for dossier, finished_at in ((fresh, datetime(2025, 1, 15, 14, 0)), (stale, datetime(2025, 1, 14, 12, 0))):
         link = db.session.scalars(select(DossierLink).where(DossierLink.dossier_id == dossier.id)).one()
         db.session.add(SyncRun(firm_id=dossier.firm_id, dossier_id=dossier.id, link_id=link.id, trigger=Trigger.SETUP,
                                status=RunStatus.SUCCEEDED, finished_at=finished_at))
@@ -118,6 +118,18 @@ def test_a_file_synced_after_tonights_nightly_moment_gets_no_nightly_run_until_t
     db.session.commit()
     next_night = fan_out(now=afternoon + timedelta(hours=12))  # 03:01 on the 16th, local
     assert {db.session.get(SyncRun, run_id).dossier_id for run_id in next_night} == {fresh.id, stale.id}
+
+
+def test_a_file_synced_in_the_hours_before_its_night_gets_no_nightly_run(db, app, linked_dossier):
+    """01:00 Brussels (00:00 UTC) is an hour before the 02:00 night: that sync covers tonight."""
+    recent, earlier = linked_dossier(name="Synced at one"), linked_dossier(name="Synced at lunch")
+    for dossier, finished_at in ((recent, datetime(2025, 1, 15, 0, 0)), (earlier, datetime(2025, 1, 14, 11, 0))):
+        db.session.add(SyncRun(firm_id=dossier.firm_id, dossier_id=dossier.id, link_id=dossier.links[0].id,
+                               trigger=Trigger.SETUP, status=RunStatus.SUCCEEDED, finished_at=finished_at))
+    db.session.commit()
+    assert app.config["NIGHTLY_SKIP_RECENT_HOURS"] == 6
+    created = fan_out(now=AFTER_NIGHTLY)
+    assert [db.session.get(SyncRun, run_id).dossier_id for run_id in created] == [earlier.id]
 
 
 def test_only_the_newest_active_run_of_a_link_takes_tonights_key(db, linked_dossier):

@@ -161,3 +161,140 @@ def test_the_fan_out_enqueues_every_new_run_and_reuses_a_queued_one(db, linked_d
     assert covered.trigger == Trigger.MANUAL and covered.nightly_key.endswith(":2025-01-15")
     assert fan_out(now=AFTER_NIGHTLY) == []  # the busy link's night is covered by the click
     assert db.session.scalar(select(func.count()).select_from(SyncRun)) == len(quiet) + 1
+
+
+# --------------------------------------------------------------------------------------
+# Recovery: nothing waits for a person (docs/sync-engine.md "Recovery")
+# --------------------------------------------------------------------------------------
+
+def _running(db, dossier, **fields):
+    the_run = request_sync(dossier.id, Trigger.MANUAL)
+    the_run.status, the_run.started_at, the_run.heartbeat_at = RunStatus.RUNNING, utcnow(), utcnow()
+    for name, value in fields.items():
+        setattr(the_run, name, value)
+    db.session.commit()
+    return the_run
+
+
+def test_reaper_requeues_a_queued_run_whose_job_failed_at_start(db, linked_dossier):
+    from app.services.queues import fetch_job
+
+    queued = request_sync(linked_dossier().id, Trigger.MANUAL)
+    job = fetch_job(sync_job_id(queued.id))
+    sync_queue().remove(job.id)
+    job.set_status("failed")  # as RQ leaves a job whose function raised: kept 7 days, never run again
+    assert reap()["requeued"] == [queued.id]  # at once: a failed job is not a job on its way
+    assert sync_job_id(queued.id) in sync_queue().job_ids
+    assert fetch_job(sync_job_id(queued.id)).get_status() == "queued"
+    assert reap()["requeued"] == []
+
+
+def test_reaper_reschedules_deferred_runs_whose_next_try_vanished(db, linked_dossier, redis_db):
+    from rq.registry import ScheduledJobRegistry
+
+    first, second = linked_dossier(name="A"), linked_dossier(name="B", reference="C2")
+    past, future = (request_sync(d.id, Trigger.MANUAL) for d in (first, second))
+    now = utcnow()
+    past.status, past.resume_at = RunStatus.DEFERRED, now - timedelta(minutes=5)
+    future.status, future.resume_at = RunStatus.DEFERRED, now + timedelta(minutes=30)
+    db.session.commit()
+    redis_db.flushdb()  # Redis restarted without its data
+    result = reap()
+    assert sorted(result["requeued"]) == sorted([past.id, future.id])
+    assert sync_job_id(past.id) in sync_queue().job_ids  # its time has passed: at once
+    scheduled = ScheduledJobRegistry(queue=sync_queue())
+    at = scheduled.get_scheduled_time(sync_job_id(future.id)).replace(tzinfo=None)
+    assert abs((at - future.resume_at).total_seconds()) < 2
+    assert reap()["requeued"] == []  # both are on their way now
+
+
+def test_a_worker_whose_heartbeat_is_silent_is_noticed_well_before_the_stale_limit(db, linked_dossier):
+    dead = _running(db, linked_dossier())
+    locks.beat(dead.id)
+    assert reap(now=utcnow() + timedelta(seconds=20))["reaped"] == []
+    result = reap(now=utcnow() + timedelta(seconds=45))  # default: dead after 30 s of silence, not 120
+    assert result["reaped"] == [dead.id] and len(result["retries"]) == 1
+    assert db.session.get(SyncRun, dead.id).message == INTERRUPTED
+
+
+def test_a_run_whose_data_was_committed_is_reported_succeeded_not_retried(db, linked_dossier):
+    from jobs.reaper import COMMITTED
+
+    committed_at = utcnow()
+    dead = _running(db, linked_dossier(), data_committed_at=committed_at, lines_inserted=30)
+    locks.beat(dead.id)
+    result = reap(now=utcnow() + timedelta(minutes=5))
+    assert result["succeeded"] == [dead.id] and result["reaped"] == result["retries"] == []
+    db.session.expire_all()
+    done = db.session.get(SyncRun, dead.id)
+    assert done.status == RunStatus.SUCCEEDED and done.lines_inserted == 30 and done.finished_at == committed_at
+    assert done.message == COMMITTED  # not "interrupted", not "queued again"
+    assert done.dossier.sync_status == RunStatus.SUCCEEDED and done.dossier.last_synced_at == committed_at
+
+
+def test_a_run_whose_job_ended_without_recording_says_so_not_that_the_worker_stopped(db, linked_dossier):
+    from app.services.queues import fetch_job
+    from jobs.reaper import UNRECORDED
+
+    dead = _running(db, linked_dossier())
+    fetch_job(sync_job_id(dead.id)).set_status("finished")
+    result = reap()
+    assert result["reaped"] == [dead.id]
+    db.session.expire_all()
+    assert db.session.get(SyncRun, dead.id).message == UNRECORDED
+
+
+def test_the_reaper_skips_a_run_it_cannot_lock_and_heals_the_others(db, linked_dossier, monkeypatch):
+    import sqlite3
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    import jobs.reaper as reaper
+
+    stuck, other = _running(db, linked_dossier(name="A")), _running(db, linked_dossier(name="B", reference="C2"))
+    real = reaper._reap_running
+    seen_timeouts = []
+
+    def locked_first(run, *args):
+        if db.session.get_bind().dialect.name == "postgresql":
+            seen_timeouts.append(db.session.execute(text("SHOW lock_timeout")).scalar())
+        if run.id == stuck.id:
+            raise OperationalError("UPDATE sync_run", {}, sqlite3.OperationalError("canceling statement due to lock timeout"))
+        return real(run, *args)
+
+    monkeypatch.setattr(reaper, "_reap_running", locked_first)
+    result = reap(now=utcnow() + timedelta(minutes=5))
+    assert result["skipped"] == [stuck.id] and result["reaped"] == [other.id]
+    assert set(seen_timeouts) <= {"2s"}  # PostgreSQL: the reaper's transactions wait 2 s at most for a lock
+    monkeypatch.setattr(reaper, "_reap_running", real)
+    assert reap(now=utcnow() + timedelta(minutes=5))["reaped"] == [stuck.id]  # next round
+
+
+def test_simultaneous_resync_selected_requests_create_one_run_per_file(app, db, linked_dossier):
+    import threading
+
+    from app.services.syncs import queue_runs
+
+    dossiers = [linked_dossier(name=f"File {n}", reference=f"C{n}") for n in range(3)]
+    targets = [(d.id, d.links[0].id) for d in dossiers]
+    barrier, errors = threading.Barrier(5), []
+
+    def press():
+        with app.app_context():
+            try:
+                barrier.wait(10)
+                queue_runs(targets, Trigger.BULK)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    presses = [threading.Thread(target=press) for _ in range(5)]
+    for thread in presses:
+        thread.start()
+    for thread in presses:
+        thread.join(30)
+    assert errors == []
+    active = [r for r in runs(db) if r.status in RunStatus.ACTIVE]
+    assert sorted(r.link_id for r in active) == sorted(link_id for _, link_id in targets)

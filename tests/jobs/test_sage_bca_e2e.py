@@ -94,7 +94,7 @@ def test_a_gb_business_first_sync_no_change_resync_incremental_night_and_an_unre
     after_night = bookkeeping_snapshot(db, dossier.id)
     sandbox.mutate(GB, add=1)
     a_minute_later(sandbox)
-    sandbox.fault("malformed", path=ENTRIES, count=1)
+    sandbox.fault("malformed", path=ENTRIES, count=2)  # asked again once
     failed = sync(db, workers, dossier.id, "the failing Sage sync")
     assert failed.status == RunStatus.FAILED, f"{failed.message}\n{workers.logs()}"
     assert failed.error_category == "data"

@@ -223,3 +223,191 @@ def test_the_connector_gets_its_secret_config_and_saved_tokens_survive_a_rollbac
     db.session.rollback()  # the sync fails afterwards
     assert context.load_credentials()["refresh_token"] == "rotated-once"
     assert fresh(db, Connection, link.connection_id).credentials["refresh_token"] == "rotated-once"
+
+
+# --------------------------------------------------------------------------------------
+# Recovery (docs/sync-engine.md "Recovery")
+# --------------------------------------------------------------------------------------
+
+def _locked_database():
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("UPDATE sync_run ...", {}, sqlite3.OperationalError("database is locked"))
+
+
+def test_a_redis_outage_mid_sync_defers_as_infrastructure_then_gives_up_honestly(app, db, scripted, linked_dossier):
+    import redis
+
+    from jobs.sync import INFRASTRUCTURE_ERROR
+
+    app.config["SYNC_RETRY_BACKOFF"] = (30, 120)
+    dossier = linked_dossier()
+    scripted.fail_at = ("ledger_lines", 10, redis.exceptions.ConnectionError("Connection refused"))
+    first = sync_once(db, dossier.id)
+    assert first.status == RunStatus.DEFERRED and first.error_category == "infrastructure"
+    assert first.message.startswith(INFRASTRUCTURE_ERROR) and "will try again at" in first.message
+    assert line_count(db, dossier.id) == 0 and first.attempt == 2
+    run(first.id)
+    run(first.id)
+    final = fresh(db, SyncRun, first.id)
+    assert final.status == RunStatus.FAILED and final.error_category == "infrastructure"
+    assert "try again" not in final.message and "3 tries" in final.message
+    scripted.fail_at = None
+    assert sync_once(db, dossier.id).status == RunStatus.SUCCEEDED
+
+
+def test_a_database_fault_at_the_very_start_defers_the_run_instead_of_failing_its_job(db, scripted, linked_dossier,
+                                                                                     monkeypatch):
+    import jobs.sync as sync_job
+
+    dossier = linked_dossier()
+    queued = request_sync(dossier.id, Trigger.MANUAL)
+    real = sync_job._refusal
+    monkeypatch.setattr(sync_job, "_refusal", lambda sync_run: (_ for _ in ()).throw(_locked_database()))
+    assert run(queued.id) is None  # no exception reaches RQ: the job does not fail
+    deferred = fresh(db, SyncRun, queued.id)
+    assert deferred.status == RunStatus.DEFERRED and deferred.error_category == "infrastructure"
+    assert sync_job_id(queued.id) in ScheduledJobRegistry(queue=sync_queue()).get_job_ids()
+    monkeypatch.setattr(sync_job, "_refusal", real)
+    run(queued.id)
+    assert fresh(db, SyncRun, queued.id).status == RunStatus.SUCCEEDED and line_count(db, dossier.id) == 30
+
+
+def test_when_even_the_outcome_cannot_be_written_the_job_is_scheduled_again(app, db, scripted, linked_dossier,
+                                                                          monkeypatch):
+    import jobs.sync as sync_job
+
+    app.config["SYNC_OUTCOME_RETRY_SECONDS"] = (0,)
+    dossier = linked_dossier()
+    queued = request_sync(dossier.id, Trigger.MANUAL)
+    writes = []
+
+    def database_down(*args):
+        writes.append(args)
+        raise _locked_database()
+
+    monkeypatch.setattr(sync_job, "_refusal", lambda sync_run: (_ for _ in ()).throw(_locked_database()))
+    monkeypatch.setattr(sync_job, "_write_outcome", database_down)
+    run_id = queued.id
+    run(run_id)
+    assert len(writes) == 2  # tried on a fresh session, then given up for now
+    assert fresh(db, SyncRun, run_id).status == RunStatus.QUEUED
+    assert sync_job_id(run_id) in ScheduledJobRegistry(queue=sync_queue()).get_job_ids()
+
+
+def test_a_final_transient_failure_never_promises_another_try(app, db, scripted, linked_dossier):
+    app.config["SYNC_RETRY_BACKOFF"] = (30,)
+    dossier = linked_dossier()
+    scripted.fail_at = ("ledger_lines", 0, TransientError(
+        "Scripted Books had a problem on its side (HTTP 503, 4 tries). The sync will try again."))
+    first = sync_once(db, dossier.id)
+    assert first.status == RunStatus.DEFERRED and "try again at" in first.message
+    run(first.id)
+    final = fresh(db, SyncRun, first.id)
+    assert final.status == RunStatus.FAILED
+    assert "will try again" not in final.message and "HTTP 503" in final.message
+    assert "stopped" in final.message
+
+
+def test_rate_limited_deferrals_are_capped(app, db, scripted, linked_dossier):
+    app.config["SYNC_MAX_DEFERRALS"] = 2
+    dossier = linked_dossier()
+    scripted.fail_at = ("ledger_lines", 5, RateLimited("Scripted Books asked Firmsync to slow down. "
+                                                       "The sync will continue later.", retry_after=60))
+    queued = request_sync(dossier.id, Trigger.MANUAL)
+    for expected in (1, 2):
+        run(queued.id)
+        current = fresh(db, SyncRun, queued.id)
+        assert current.status == RunStatus.DEFERRED and current.deferrals == expected
+    run(queued.id)
+    final = fresh(db, SyncRun, queued.id)
+    assert final.status == RunStatus.FAILED and final.error_category == "rate_limited"
+    assert "paused 3 times" in final.message and "continue later" not in final.message
+    assert final.finished_at is not None and line_count(db, dossier.id) == 0
+
+
+class _Recorded:
+    """Monkeypatches ``jobs.sync.Heartbeat`` so a test can make it beat at a chosen record."""
+
+    def __init__(self, monkeypatch):
+        import jobs.sync as sync_job
+        from jobs.progress import Heartbeat
+
+        self.beats = []
+        recorded = self
+
+        class RecordedHeartbeat(Heartbeat):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                recorded.beats.append(self)
+
+        monkeypatch.setattr(sync_job, "Heartbeat", RecordedHeartbeat)
+
+
+def test_a_sync_that_lost_its_dossier_lock_rolls_back(db, scripted, linked_dossier, monkeypatch):
+    recorded = _Recorded(monkeypatch)
+    dossier = linked_dossier()
+
+    def another_run_takes_the_lock(index):
+        if index == 10:
+            redis = locks.redis_connection()
+            redis.set(locks.dossier_lock_key(dossier.id), locks.run_token(999))  # ours expired, theirs now
+            recorded.beats[0].beat()
+
+    scripted.on_record = another_run_takes_the_lock
+    done = sync_once(db, dossier.id)
+    assert done.status == RunStatus.DEFERRED and done.error_category == "lost_lock"
+    assert line_count(db, dossier.id) == 0 and done.data_committed_at is None
+    assert locks.dossier_lock_holder(dossier.id) == 999  # the other run's lock is left alone
+
+
+def test_a_lock_that_vanished_with_redis_is_taken_back_and_the_sync_commits(db, scripted, linked_dossier,
+                                                                            monkeypatch):
+    recorded = _Recorded(monkeypatch)
+    dossier = linked_dossier()
+
+    def redis_forgets_the_lock(index):
+        if index == 10:
+            locks.redis_connection().delete(locks.dossier_lock_key(dossier.id))
+            recorded.beats[0].beat()
+            assert locks.dossier_lock_holder(dossier.id) is not None
+
+    scripted.on_record = redis_forgets_the_lock
+    done = sync_once(db, dossier.id)
+    assert done.status == RunStatus.SUCCEEDED and line_count(db, dossier.id) == 30
+
+
+def test_a_redis_outage_during_progress_does_not_stop_the_sync(app, db, scripted, linked_dossier, monkeypatch):
+    import redis
+
+    app.config["SYNC_PROGRESS_EVERY_RECORDS"] = 5
+    dossier = linked_dossier()
+    calls = []
+
+    def flag(run_id, redis_client=None):
+        calls.append(run_id)
+        if 2 <= len(calls) <= 4:  # the job's own start check passes, then progress meets the outage
+            raise redis.exceptions.TimeoutError("Timeout reading from socket")
+        return False
+
+    monkeypatch.setattr(locks, "cancel_flagged", flag)
+    queued = request_sync(dossier.id, Trigger.MANUAL)
+    run(queued.id)
+    done = fresh(db, SyncRun, queued.id)
+    assert len(calls) > 4 and done.status == RunStatus.SUCCEEDED, done.message
+    assert line_count(db, dossier.id) == 30
+
+
+def test_the_data_commit_carries_the_counts_bookmarks_and_commit_marker(db, scripted, linked_dossier, monkeypatch):
+    import jobs.sync as sync_job
+
+    dossier = linked_dossier()
+    queued = request_sync(dossier.id, Trigger.MANUAL)
+    monkeypatch.setattr(sync_job, "_succeed", lambda run_id: None)  # the worker dies right after the commit
+    run(queued.id)
+    row = fresh(db, SyncRun, queued.id)
+    assert row.status == RunStatus.RUNNING and row.data_committed_at is not None
+    assert row.lines_inserted == 30 and row.accounts_count == 3 and row.changed is True
+    assert fresh(db, DossierLink, row.link_id).bookmarks == {"ledger_lines": "cursor-30"}

@@ -88,7 +88,7 @@ def test_first_sync_then_no_banner_when_unchanged_then_a_banner_naming_a_renamed
 
 def test_an_unknown_or_mistyped_cvr_number_is_refused_when_linking(db, sandbox, virk):
     known = cvr_numbers(sandbox)["c-1001"]
-    assert chosen_reference(virk.connection, f"DK {known[:4]} {known[4:]}") == known  # normalised
+    assert chosen_reference(virk.connection, f"DK {known[:4]} {known[4:]}") == (known, None)  # normalised
     with pytest.raises(SetupError, match="8 digits"):
         chosen_reference(virk.connection, "1234")
     unknown = next(n for n in ("12345678", "23456789", "34567890") if n not in cvr_numbers(sandbox).values())

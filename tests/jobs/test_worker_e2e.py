@@ -131,7 +131,7 @@ def test_a_long_retry_after_defers_the_run(db, workers, demo_dossier, sandbox):
 
 
 def test_a_malformed_payload_fails_with_a_readable_message_and_writes_nothing(db, workers, demo_dossier, sandbox):
-    sandbox.fault("malformed", path=f"/demo/api/v1/companies/{SMALL}/ledger-lines", count=1)
+    sandbox.fault("malformed", path=f"/demo/api/v1/companies/{SMALL}/ledger-lines", count=2)  # asked again once
     dossier = demo_dossier()
     run = request_sync(dossier.id, Trigger.MANUAL)
     workers.start()
@@ -139,6 +139,16 @@ def test_a_malformed_payload_fails_with_a_readable_message_and_writes_nothing(db
     assert done.status == RunStatus.FAILED and done.error_category == "data"
     assert "Demo Books" in done.message and "Traceback" not in done.message
     assert bookkeeping_snapshot(db, dossier.id)["Account"] == [] and line_count(db, dossier.id) == 0
+
+
+def test_one_unreadable_page_is_asked_again_and_the_sync_succeeds(db, workers, demo_dossier, sandbox):
+    sandbox.fault("malformed", path=f"/demo/api/v1/companies/{SMALL}/ledger-lines", count=1)
+    dossier = demo_dossier()
+    run = request_sync(dossier.id, Trigger.MANUAL)
+    workers.start()
+    done = workers.wait_for(lambda: finished(db, run.id), what="the sync")
+    assert done.status == RunStatus.SUCCEEDED, done.message
+    assert line_count(db, dossier.id) > 0 and [f["count"] for f in sandbox.stats()["faults"]] == [0]  # it was met
 
 
 def test_a_revoked_key_marks_needs_reconnect(db, workers, linked_dossier, sandbox):
