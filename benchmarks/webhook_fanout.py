@@ -8,10 +8,13 @@ client does) and counts each delivery id once. One endpoint of the benchmark fir
   workers straight to the receiver (no database, no queue): what the HTTP delivery alone costs
   on this machine;
 * **emit**: this process emits the events through :func:`app.services.webhooks.emit` (one
-  recorded delivery, one commit and one RQ job each, as production), timed apart;
+  recorded delivery and one commit each, as production; the first event queues the
+  endpoint's drain job, the others find it queued), timed apart;
 * **fan-out**: then ``workers`` real worker processes (:mod:`benchmarks.worker_process`,
   forking a work horse per job, with the scheduler) start; the clock runs from their start
-  (start-up included) to the last valid delivery received.
+  (start-up included) to the last valid delivery received. One endpoint means one drain at a
+  time (``jobs.webhooks.drain``: batches over one kept-alive session, a few POSTs in flight),
+  so the other workers mostly wait: that is the design, the receiver sets the pace.
 """
 from __future__ import annotations
 

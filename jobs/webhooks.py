@@ -1,18 +1,24 @@
-"""The webhook delivery job: ``jobs.webhooks.deliver(delivery_id)`` (queue ``default``).
+"""The webhook jobs (queue ``default``).
 
-It sends one attempt through :func:`app.services.webhooks.attempt`; when that asks for a
-retry, the job returns :class:`rq.Retry` so RQ runs the same job id again after the wait
-(the worker must run with ``--with-scheduler``, as every Firmsync worker does).
+* ``jobs.webhooks.drain(endpoint_id)`` sends one endpoint's due deliveries in batches over one
+  keep-alive session (:func:`app.services.webhooks.drain`); retries are later drains the
+  service schedules itself (the worker must run with ``--with-scheduler``, as every Firmsync
+  worker does).
+* ``jobs.webhooks.deliver(delivery_id)`` is kept for jobs queued before an upgrade: it asks
+  for a drain of that delivery's endpoint.
 """
-from rq import Retry, get_current_job
+from app.extensions import db
+from app.models import WebhookDelivery
+from app.services import webhooks
 
-from app.services.webhooks import attempt
+
+def drain(endpoint_id):
+    """Send endpoint ``endpoint_id``'s due pending deliveries; the number sent."""
+    return webhooks.drain(endpoint_id)
 
 
 def deliver(delivery_id):
-    """Attempt delivery ``delivery_id``; schedule the next attempt when it was not accepted."""
-    wait = attempt(delivery_id)
-    if wait is None:
-        return None
-    job = get_current_job()
-    return Retry(max=(job.number_of_retries or 0) + 1 if job else 1, interval=max(1, int(wait)))
+    """A job from before drains existed: queue a drain of the delivery's endpoint instead."""
+    delivery = db.session.get(WebhookDelivery, delivery_id)
+    if delivery is not None and delivery.status == "pending":
+        webhooks.kick(delivery.endpoint_id)

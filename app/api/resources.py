@@ -2,13 +2,16 @@
 the console's visibility rules (:meth:`app.services.api_tokens.ApiCaller.dossier_visibility`);
 a row outside them answers 404, exactly like a row that does not exist.
 
-``updated_since`` on a file's bookkeeping data (fiscal years, periods, accounts, balances,
-ledger lines) selects the files a sync *changed* since then (a run with ``changed`` true
-finished at or after it): a no-change night answers an empty page after one query.
+``updated_since`` on a file's bookkeeping data first asks whether a sync *changed* the file
+since then (a run with ``changed`` true finished at or after it): a no-change night answers an
+empty page after that one query. When one did, accounts, balances and ledger lines are filtered
+per row on their ``updated_at`` (stamped by the sync writer on insert and on a real change),
+from the earlier of ``updated_since`` and the start of those runs, so a row written by a run
+still open when the client last pulled is not missed; fiscal years and periods come whole.
 """
 from flask import current_app, g
 from flask_smorest import Blueprint, abort
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
@@ -67,17 +70,28 @@ def visible_dossier(dossier_id):
     return dossier
 
 
-def changed_since(dossier_id, since):
-    """Did a sync change the dossier's data at or after ``since``? (one query)"""
-    return db.session.scalar(select(SyncRun.id).where(
+def changed_rows_from(dossier_id, since):
+    """None when no sync changed the dossier's data at or after ``since``; else the moment from
+    which a row's ``updated_at`` counts as changed: the earlier of ``since`` and the start of
+    the first such run (its rows were stamped while it ran, before it committed). One query."""
+    count, first_start = db.session.execute(select(func.count(SyncRun.id), func.min(SyncRun.started_at)).where(
         SyncRun.dossier_id == dossier_id, SyncRun.finished_at >= since, SyncRun.changed.isnot(False),
-        SyncRun.status == RunStatus.SUCCEEDED).limit(1)) is not None
+        SyncRun.status == RunStatus.SUCCEEDED)).one()
+    if not count:
+        return None
+    return min(since, first_start) if first_start is not None else since
 
 
-def dossier_page(dossier, query, id_column, args):
-    """A page of one file's bookkeeping rows, honouring ``updated_since`` at file level."""
-    if args.get("updated_since") is not None and not changed_since(dossier.id, args["updated_since"]):
-        return {"data": [], "next_cursor": None, "as_of": utcnow()}  # nothing changed: no query on the rows
+def dossier_page(dossier, query, id_column, args, updated_column=None):
+    """A page of one file's bookkeeping rows, honouring ``updated_since`` at file level, then per
+    row on ``updated_column`` when the rows have one."""
+    since = args.get("updated_since")
+    if since is not None:
+        cutoff = changed_rows_from(dossier.id, since)
+        if cutoff is None:
+            return {"data": [], "next_cursor": None, "as_of": utcnow()}  # nothing changed: no query on the rows
+        if updated_column is not None:
+            query = query.where(updated_column >= cutoff)
     return page(db.session, query, id_column, args)
 
 
@@ -129,7 +143,8 @@ def list_periods(args, dossier_id):
 def list_accounts(args, dossier_id):
     """The file's chart of accounts."""
     dossier = visible_dossier(dossier_id)
-    return dossier_page(dossier, select(Account).where(Account.dossier_id == dossier.id), Account.id, args)
+    return dossier_page(dossier, select(Account).where(Account.dossier_id == dossier.id), Account.id, args,
+                        Account.updated_at)
 
 
 @blueprint.route("/dossiers/<int:dossier_id>/balances")
@@ -141,7 +156,7 @@ def list_balances(args, dossier_id):
     query = select(PeriodBalance).where(PeriodBalance.dossier_id == dossier.id)
     if args.get("period_id"):
         query = query.where(PeriodBalance.period_id == args["period_id"])
-    return dossier_page(dossier, query, PeriodBalance.id, args)
+    return dossier_page(dossier, query, PeriodBalance.id, args, PeriodBalance.updated_at)
 
 
 @blueprint.route("/dossiers/<int:dossier_id>/trial-balance")
@@ -199,7 +214,7 @@ def list_ledger_lines(args, dossier_id):
         query = query.where(LedgerLine.booking_date >= args["date_from"])
     if args.get("date_to"):
         query = query.where(LedgerLine.booking_date <= args["date_to"])
-    return dossier_page(dossier, query, LedgerLine.id, args)
+    return dossier_page(dossier, query, LedgerLine.id, args, LedgerLine.updated_at)
 
 
 @blueprint.route("/dossiers/<int:dossier_id>/company-profiles")

@@ -124,6 +124,7 @@ class AccountSchema(Schema):
     number = fields.String()
     name = fields.String()
     kind = fields.String()
+    updated_at = UtcDateTime(allow_none=True, metadata={"description": "When a sync inserted or last changed the row"})
 
 
 class BalanceSchema(Schema):
@@ -132,6 +133,7 @@ class BalanceSchema(Schema):
     account_id = fields.Integer()
     period_id = fields.Integer()
     amount = Amount()
+    updated_at = UtcDateTime(allow_none=True, metadata={"description": "When a sync inserted or last changed the row"})
 
 
 class LedgerLineSchema(Schema):
@@ -146,6 +148,7 @@ class LedgerLineSchema(Schema):
     journal = fields.String()
     source_id = fields.String()
     modified_at = UtcDateTime(allow_none=True)
+    updated_at = UtcDateTime(allow_none=True, metadata={"description": "When a sync inserted or last changed the row"})
 
 
 class CompanyProfileSchema(Schema):

@@ -75,7 +75,9 @@ class WebhookEndpoint(db.Model):
 class WebhookDelivery(db.Model):
     """One event sent (or being sent) to one endpoint, with its last answer."""
 
-    __table_args__ = (db.Index("ix_webhook_delivery_endpoint_id", "endpoint_id", "id"),)
+    __table_args__ = (db.Index("ix_webhook_delivery_endpoint_id", "endpoint_id", "id"),
+                      # a drain's "due pending deliveries of this endpoint" (app.services.webhooks.drain)
+                      db.Index("ix_webhook_delivery_pending", "endpoint_id", "status", "next_attempt_at"))
 
     id = db.Column(db.Integer, primary_key=True)
     firm_id = firm_id_column()

@@ -1,10 +1,14 @@
 """Bookkeeping data of a dossier: accounts, fiscal years, periods, balances, ledger lines."""
 from app.extensions import db
-from app.models.base import Money, dossier_id_column
+from app.models.base import Money, dossier_id_column, utcnow
 
 
 def _origin_link_column():
     return db.Column(db.Integer, db.ForeignKey("dossier_link.id", ondelete="SET NULL"), nullable=True, index=True)
+
+
+def _updated_at_column():
+    return db.Column(db.DateTime, nullable=True, default=utcnow)
 
 
 class Account(db.Model):
@@ -17,6 +21,8 @@ class Account(db.Model):
     #: asset | liability | equity | income | expense | other
     kind = db.Column(db.String(16), nullable=False, default="other")
     origin_link_id = _origin_link_column()
+    #: when a sync inserted or really changed the row (the API's row-level ``updated_since``)
+    updated_at = _updated_at_column()
 
     dossier = db.relationship("Dossier")
 
@@ -67,6 +73,8 @@ class PeriodBalance(db.Model):
     period_id = db.Column(db.Integer, db.ForeignKey("period.id", ondelete="CASCADE"), nullable=False, index=True)
     amount = db.Column(Money, nullable=False)
     origin_link_id = _origin_link_column()
+    #: when a sync inserted or really changed the row (the API's row-level ``updated_since``)
+    updated_at = _updated_at_column()
 
     account = db.relationship("Account")
     period = db.relationship("Period")
@@ -76,6 +84,7 @@ class LedgerLine(db.Model):
     __table_args__ = (
         db.UniqueConstraint("link_id", "source_id"),
         db.Index("ix_ledger_line_dossier_period_account", "dossier_id", "period_id", "account_id"),
+        db.Index("ix_ledger_line_dossier_updated_at", "dossier_id", "updated_at"),
     )
 
     id = db.Column(db.Integer, primary_key=True)
@@ -94,6 +103,8 @@ class LedgerLine(db.Model):
     journal = db.Column(db.String(60), nullable=False, default="")
     dimensions = db.Column(db.JSON, nullable=False, default=dict)
     modified_at = db.Column(db.DateTime, nullable=True)
+    #: when a sync inserted or really changed the line (the API's row-level ``updated_since``)
+    updated_at = _updated_at_column()
 
     account = db.relationship("Account")
     period = db.relationship("Period")

@@ -55,7 +55,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import ARRAY, String, bindparam, delete, func, insert, select, true, update
 
-from app.services import fiscal_years
+from app.services import fiscal_years, sync_windows
 from app.models import (
     Account, Dossier, DossierLink, FiscalYear, LedgerLine, OpeningBalance, Period, PeriodBalance,
 )
@@ -134,6 +134,9 @@ class SyncWriter:
         #: the set-up run of a link with a transfer date takes the opening balance once
         self.taking_opening = bool(self.link and self.valid_from and self.link.opening_balance_taken_at is None)
         self.year_origin = "sync" if self.link else "manual"
+        #: the first day the run's window asked balances for (periods before it that get lines
+        #: and hold no balance take the sums of those lines: :meth:`_balances_before_window`)
+        self.window_start = sync_windows.history_start(self.link) if self.link else None
         self.result = WriteResult()
 
         self._accounts = {
@@ -193,6 +196,8 @@ class SyncWriter:
         self._write_balances()
         if self.balances_from_lines:
             self._balances_from_lines()
+        else:
+            self._balances_before_window()
         self._write_openings()
         self._finished = True
         r = self.result
@@ -262,15 +267,15 @@ class SyncWriter:
             known = self._accounts.get(number)
             if known is None:
                 inserts.append({"dossier_id": self.dossier.id, "number": number[:50], "name": name, "kind": kind,
-                                "origin_link_id": self.link_id})
+                                "origin_link_id": self.link_id, "updated_at": utcnow()})
             elif (known[1], known[2]) != (name, kind):
-                updates.append({"_id": known[0], "name": name, "kind": kind})
+                updates.append({"_id": known[0], "name": name, "kind": kind, "updated_at": utcnow()})
                 self._accounts[number] = (known[0], name, kind)
         if updates:
             table = Account.__table__
             self.session.execute(
                 update(table).where(table.c.id == bindparam("_id"))
-                .values(name=bindparam("name"), kind=bindparam("kind")),
+                .values(name=bindparam("name"), kind=bindparam("kind"), updated_at=bindparam("updated_at")),
                 updates,
             )
         self._insert_accounts(inserts)
@@ -294,7 +299,8 @@ class SyncWriter:
             self._flush_accounts()
             missing = {n for n in numbers if n not in self._accounts}
         self._insert_accounts([
-            {"dossier_id": self.dossier.id, "number": n[:50], "name": "", "kind": "other", "origin_link_id": self.link_id}
+            {"dossier_id": self.dossier.id, "number": n[:50], "name": "", "kind": "other", "origin_link_id": self.link_id,
+             "updated_at": utcnow()}
             for n in sorted(missing)
         ])
         self.result.accounts += len(missing)
@@ -311,6 +317,7 @@ class SyncWriter:
             self._flush_accounts()
         ops, self._line_ops = self._line_ops, {}
         table = LedgerLine.__table__
+        stamp = utcnow()  # updated_at of every line this flush inserts or really changes (the API's updated_since)
         link_condition = table.c.link_id == self.link_id if self.link_id is not None else table.c.link_id.is_(None)
         existing = {
             row.source_id: row for row in self.session.execute(self._existing_lines_query(link_condition, list(ops)))
@@ -354,16 +361,17 @@ class SyncWriter:
                 "modified_at": _naive_utc(record.modified_at),
             }
             if row is None:
-                inserts.append({"dossier_id": self.dossier.id, "link_id": self.link_id, "source_id": source_id[:120], **values})
+                inserts.append({"dossier_id": self.dossier.id, "link_id": self.link_id, "source_id": source_id[:120], **values,
+                                "updated_at": stamp})
             elif any(getattr(row, name) != values[name] for name in _LINE_FIELDS):
-                updates.append({"_id": row.id, **values})
+                updates.append({"_id": row.id, **values, "updated_at": stamp})
 
         if inserts:
             insert_rows(self.session, table, inserts)
         if updates:
             self.session.execute(
                 update(table).where(table.c.id == bindparam("_id"))
-                .values({name: bindparam(name) for name in _LINE_FIELDS}),
+                .values({name: bindparam(name) for name in _LINE_FIELDS + ("updated_at",)}),
                 updates,
             )
         if delete_ids:
@@ -504,6 +512,30 @@ class SyncWriter:
             scope = scope | table.c.period_id.in_(periods)
         self._replace_balances(wanted, scope & table.c.period_id.not_in(self._locked_period_ids or [-1]))
 
+    def _balances_before_window(self):
+        """Periods before the window's start (the package was not asked for their balances) that
+        hold this link's lines and no balance at all get the sums of those lines, so every fiscal
+        year a package's unbounded line feed brings in has figures. Never overwrites a balance."""
+        if self.link is None or self.window_start is None:
+            return
+        self._settle_years()
+        lines, balances = LedgerLine.__table__, PeriodBalance.__table__
+        candidates = [row.id for row in self._period_rows
+                      if row.end < self.window_start and row.id not in self._locked_period_ids]
+        if not candidates:
+            return
+        empty = select(balances.c.period_id).where(balances.c.dossier_id == self.dossier.id,
+                                                   balances.c.period_id.in_(candidates))
+        sums = self.session.execute(
+            select(lines.c.account_id, lines.c.period_id, func.sum(lines.c.amount))
+            .where(lines.c.dossier_id == self.dossier.id, lines.c.link_id == self.link_id,
+                   lines.c.period_id.in_(candidates), lines.c.period_id.not_in(empty))
+            .group_by(lines.c.account_id, lines.c.period_id)
+        ).all()
+        wanted = {(account_id, period_id): money(total) for account_id, period_id, total in sums if money(total) != 0}
+        if wanted:
+            self.result.balances += self._write_amounts(balances, ("account_id", "period_id"), wanted, {})
+
     def _replace_balances(self, wanted, scope):
         """Make the balance rows selected by ``scope`` equal ``wanted`` ({(account id, period id):
         amount}), writing only the differences."""
@@ -523,20 +555,22 @@ class SyncWriter:
         missing, update the different, delete the unwanted ones ``delete_if`` allows.
         Returns how many rows were written."""
         inserts, updates = [], []
+        stamped = {"updated_at": utcnow()} if "updated_at" in table.c else {}  # balances: the API's updated_since
         for key, amount in wanted.items():
             row = existing.pop(key, None)
             if row is None:
                 inserts.append({"dossier_id": self.dossier.id, **dict(zip(key_columns, key)),
-                                "amount": amount, "origin_link_id": self.link_id})
+                                "amount": amount, "origin_link_id": self.link_id, **stamped})
             elif row.amount != amount or row.origin_link_id != self.link_id:
-                updates.append({"_id": row.id, "amount": amount, "origin_link_id": self.link_id})
+                updates.append({"_id": row.id, "amount": amount, "origin_link_id": self.link_id, **stamped})
         delete_ids = [row.id for key, row in existing.items() if delete_if(key)]
         if inserts:
             insert_rows(self.session, table, inserts)
         if updates:
             self.session.execute(
                 update(table).where(table.c.id == bindparam("_id"))
-                .values(amount=bindparam("amount"), origin_link_id=bindparam("origin_link_id")),
+                .values(amount=bindparam("amount"), origin_link_id=bindparam("origin_link_id"),
+                        **{name: bindparam(name) for name in stamped}),
                 updates,
             )
         if delete_ids:

@@ -4,12 +4,21 @@
   :func:`app.services.outbound.url_refusal`), the events and a random signing secret
   (encrypted at rest, shown once).
 * :func:`emit` records one :class:`WebhookDelivery` per subscribed, active endpoint of the
-  firm, commits, and enqueues ``jobs.webhooks.deliver(delivery_id)`` for each;
-  :func:`sync_finished` is the sync job's one call.
-* :func:`attempt` sends one delivery: a JSON POST signed with
-  ``Firmsync-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">``. A 2xx answer
-  delivers it; anything else is retried after :func:`retry_schedule` (about a day in all),
-  after which the delivery fails, the endpoint is disabled and the firm's audit trail says so.
+  firm, commits, and asks for a drain of each endpoint (:func:`kick`); :func:`sync_finished`
+  is the sync job's one call.
+* :func:`drain` (the job ``jobs.webhooks.drain(endpoint_id)``) sends an endpoint's due
+  deliveries in batches over one keep-alive ``requests.Session``, a few at a time
+  (``WEBHOOK_CONCURRENCY``). Each delivery is a JSON POST signed on its own with
+  ``Firmsync-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` and keeps its own
+  log (status, attempts, last answer). A 2xx answer delivers it; anything else schedules that
+  delivery alone again after :func:`retry_schedule` (about a day in all) while the others go
+  on; after the last retry the delivery fails, the endpoint is disabled and the firm's audit
+  trail says so.
+
+Drain jobs are deduplicated per endpoint: a Redis marker ("a drain of this endpoint is
+queued") lets a burst of events enqueue one job, and a per-endpoint Redis lock keeps two
+drains of one endpoint from sending at the same time. The promise to receivers is
+at-least-once, in no particular order (docs/api.md, "Webhooks").
 """
 import hashlib
 import hmac
@@ -18,17 +27,20 @@ import logging
 import secrets
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import requests
 from flask import current_app
-from sqlalchemy import select
+from redis.lock import Lock
+from sqlalchemy import func, or_, select
 
 from app import audit
 from app.extensions import db
 from app.models import CompanyProfile, DossierLink, Role, RunStatus, SyncRun, WebhookDelivery, WebhookEndpoint
 from app.models.base import utcnow
 from app.services.outbound import url_refusal
+from app.redis_connection import redis_connection
 from app.services.queues import MAINTENANCE_QUEUE, get_queue
 
 log = logging.getLogger("firmsync.webhooks")
@@ -40,8 +52,18 @@ RUN_EVENTS = {RunStatus.SUCCEEDED: "sync.succeeded", RunStatus.FAILED: "sync.fai
               RunStatus.DEFERRED: "sync.deferred", RunStatus.NEEDS_RECONNECT: "connection.needs_reconnect"}
 #: seconds before each retry: 10 s, 1 min, 5 min, 30 min, 2 h, 6 h, 15 h (about a day in all)
 DEFAULT_RETRY_SECONDS = (10, 60, 300, 1800, 7200, 21600, 54000)
-DELIVER_JOB = "jobs.webhooks.deliver"
+DRAIN_JOB = "jobs.webhooks.drain"
 TIMEOUT_SECONDS = 10
+#: deliveries per sending thread in one batch (read, sent and committed together): a batch to an
+#: endpoint that never answers lasts at most this many timeouts
+BATCH_PER_SENDER = 5
+#: POSTs in flight at once to one endpoint (setting ``WEBHOOK_CONCURRENCY``)
+DEFAULT_CONCURRENCY = 4
+#: a drain hands its worker back after about this long and queues a follow-up (``WEBHOOK_DRAIN_SECONDS``)
+DEFAULT_DRAIN_SECONDS = 30
+#: Redis keys: "a drain of endpoint N is queued" (the dedup marker), the drain lock, the next wake-up
+REDIS_PREFIX = "firmsync:webhooks"
+MARKER_SECONDS = 300
 SIGNATURE_HEADER = "Firmsync-Signature"
 
 
@@ -101,8 +123,8 @@ def emit(firm_id, event, data, *, endpoint_ids=None):
         return []
     db.session.add_all(deliveries)
     db.session.commit()
-    for delivery in deliveries:
-        _enqueue(delivery.id)
+    for endpoint_id in sorted({delivery.endpoint_id for delivery in deliveries}):
+        kick(endpoint_id)
     return [delivery.id for delivery in deliveries]
 
 
@@ -164,64 +186,203 @@ def redeliver(actor, delivery_id):
     db.session.add(new)
     audit.record(actor, "webhook.redeliver", old, summary=f"Redelivered webhook {old.event} #{old.id}")
     db.session.commit()
-    _enqueue(new.id)
+    kick(new.endpoint_id)
     return new.id
 
 
+def setting(name, default):
+    """A webhook setting from the app config (a number; text from the environment is read as one)."""
+    return type(default)(current_app.config.get(name, default))
+
+
+def marker_key(endpoint_id):
+    """The Redis key saying a drain of the endpoint is queued (its value is that job's id)."""
+    return f"{REDIS_PREFIX}:queued:{int(endpoint_id)}"
+
+
+def lock_key(endpoint_id):
+    """The Redis key of the lock a running drain of the endpoint holds."""
+    return f"{REDIS_PREFIX}:lock:{int(endpoint_id)}"
+
+
+def wake_key(endpoint_id):
+    """The Redis key holding when the next retry drain of the endpoint is scheduled (unix seconds)."""
+    return f"{REDIS_PREFIX}:wake:{int(endpoint_id)}"
+
+
+def queued_drain(endpoint_id):
+    """The id of the drain job queued for the endpoint and not yet started, or None."""
+    value = redis_connection().get(marker_key(endpoint_id))
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def kick(endpoint_id, delay=None):
+    """Make sure a drain of the endpoint runs after now (after ``delay`` seconds); the new job id or None.
+
+    Deduplicated: when a drain is already queued and has not started, nothing is added (that
+    drain will read every delivery committed before this call, see :func:`drain`).
+    """
+    redis = redis_connection()
+    job_id = f"webhook-drain-{int(endpoint_id)}-{secrets.token_hex(4)}"
+    if not redis.set(marker_key(endpoint_id), job_id, nx=True, ex=MARKER_SECONDS + int(delay or 0)):
+        return None
+    queue = get_queue(MAINTENANCE_QUEUE)
+    if delay:
+        queue.enqueue_in(timedelta(seconds=delay), DRAIN_JOB, int(endpoint_id), job_id=job_id,
+                         job_timeout=drain_job_timeout())
+    else:
+        queue.enqueue(DRAIN_JOB, int(endpoint_id), job_id=job_id, job_timeout=drain_job_timeout())
+    return job_id
+
+
+def batch_seconds():
+    """The longest one batch can take: every POST of every sender waiting out its timeout."""
+    return BATCH_PER_SENDER * TIMEOUT_SECONDS + 30
+
+
+def drain_job_timeout():
+    """RQ's timeout of a drain job: its time budget plus one whole batch (it stops between batches)."""
+    return setting("WEBHOOK_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS) + batch_seconds() + 60
+
+
+def drain(endpoint_id):
+    """Send the endpoint's due pending deliveries (the drain job's work); the number sent.
+
+    The queued-marker is removed before the first read, so an event committed while this runs
+    either is read by it or queues a new drain. If another drain of the endpoint holds the lock,
+    this one sends nothing and queues a follow-up a second later. A drain stops after about
+    ``WEBHOOK_DRAIN_SECONDS`` (queuing a follow-up) so other endpoints get workers too, and
+    schedules a wake-up for the earliest retry still pending.
+    """
+    redis = redis_connection()
+    redis.delete(marker_key(endpoint_id))
+    lock = Lock(redis, lock_key(endpoint_id), timeout=batch_seconds(), thread_local=False)
+    if not lock.acquire(blocking=False):
+        kick(endpoint_id, delay=1)
+        return 0
+    sent = 0
+    try:
+        budget = time.monotonic() + setting("WEBHOOK_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS)
+        concurrency = max(1, setting("WEBHOOK_CONCURRENCY", DEFAULT_CONCURRENCY))
+        with requests.Session() as session, ThreadPoolExecutor(concurrency) as pool:
+            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=concurrency)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            while True:
+                endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+                if endpoint is None:
+                    return sent
+                batch = db.session.scalars(_due(endpoint_id).limit(concurrency * BATCH_PER_SENDER)).all()
+                if not batch:
+                    break
+                sent += _send(endpoint, batch, session, pool)
+                lock.extend(batch_seconds(), replace_ttl=True)  # held for the next batch
+                if time.monotonic() > budget:
+                    kick(endpoint_id)
+                    return sent
+        _schedule_retry(endpoint_id)
+        return sent
+    finally:
+        db.session.rollback()
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - the lock expired: nothing left to release
+            pass
+
+
 def attempt(delivery_id):
-    """Send delivery ``delivery_id`` once; return the seconds to wait before retrying, or None."""
+    """Send delivery ``delivery_id`` once, now; return the seconds to wait before retrying, or None."""
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None or delivery.status != "pending":
         return None
-    endpoint = delivery.endpoint
+    with requests.Session() as session, ThreadPoolExecutor(1) as pool:
+        _send(delivery.endpoint, [delivery], session, pool)
+    return None if delivery.status != "pending" else retry_schedule()[delivery.attempts - 1]
+
+
+def _due(endpoint_id):
+    return (select(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending",
+                   or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= utcnow()))
+            .order_by(WebhookDelivery.id))
+
+
+def _send(endpoint, batch, session, pool):
+    """POST each delivery of ``batch`` (signed one by one), record every answer, commit once; the count sent."""
     if not endpoint.active:
-        delivery.status = "failed"
-        delivery.last_response = "The endpoint is disabled."
+        for delivery in batch:
+            delivery.status = "failed"
+            delivery.next_attempt_at = None
+            delivery.last_response = "The endpoint is disabled."
         db.session.commit()
-        return None
-    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-    now = time.time()
+        return 0
+    url, secret = endpoint.url, endpoint.secret
+    refusal = url_refusal(url)  # checked again for every batch: an address can start resolving elsewhere
+    bodies = [json.dumps(d.payload, separators=(",", ":"), sort_keys=True).encode() for d in batch]
+    if refusal:
+        answers = [(None, refusal)] * len(batch)
+    else:
+        answers = list(pool.map(lambda pair: _post(session, url, secret, pair[0], pair[1]),
+                                [((d.id, d.event), body) for d, body in zip(batch, bodies)]))
+    schedule = retry_schedule()
+    for delivery, (code, text) in zip(batch, answers):
+        _record(endpoint, delivery, code, text, schedule)
+    db.session.commit()
+    return len(batch) if not refusal else 0
+
+
+def _post(session, url, secret, delivery, body):
+    """One signed POST (in a sending thread: no database here); ``(status code or None, text)``."""
+    delivery_id, event = delivery
+    try:
+        answer = session.post(url, data=body, timeout=TIMEOUT_SECONDS, allow_redirects=False, headers={
+            "Content-Type": "application/json", "User-Agent": "Firmsync-Webhooks/1",
+            "Firmsync-Event": event, "Firmsync-Delivery": str(delivery_id),
+            SIGNATURE_HEADER: sign(secret, time.time(), body)})
+        return answer.status_code, answer.text[:500]
+    except requests.RequestException as error:
+        return None, f"{type(error).__name__}: the endpoint could not be reached."
+
+
+def _record(endpoint, delivery, code, text, schedule):
+    """Write one attempt's answer into the delivery's log; schedule its retry or give up."""
     delivery.attempts += 1
     delivery.last_attempt_at = utcnow()
-    refusal = url_refusal(endpoint.url)
-    if refusal:
-        code, text = None, refusal
-    else:
-        try:
-            answer = requests.post(endpoint.url, data=body, timeout=TIMEOUT_SECONDS, allow_redirects=False, headers={
-                "Content-Type": "application/json", "User-Agent": "Firmsync-Webhooks/1",
-                "Firmsync-Event": delivery.event, "Firmsync-Delivery": str(delivery.id),
-                SIGNATURE_HEADER: sign(endpoint.secret, now, body)})
-            code, text = answer.status_code, answer.text[:500]
-        except requests.RequestException as error:
-            code, text = None, f"{type(error).__name__}: the endpoint could not be reached."
     delivery.last_status_code = code
     delivery.last_response = text
     if code is not None and 200 <= code < 300:
         delivery.status = "delivered"
         delivery.next_attempt_at = None
-        db.session.commit()
-        return None
-    schedule = retry_schedule()
+        return
     if delivery.attempts <= len(schedule):
-        wait = schedule[delivery.attempts - 1]
-        delivery.next_attempt_at = utcnow() + timedelta(seconds=wait)
-        db.session.commit()
-        return wait
+        delivery.next_attempt_at = utcnow() + timedelta(seconds=schedule[delivery.attempts - 1])
+        return
     delivery.status = "failed"
     delivery.next_attempt_at = None
-    endpoint.active = False
-    endpoint.disabled_reason = f"Disabled after {delivery.attempts} failed attempts of delivery #{delivery.id}."
-    audit.record(None, "webhook.disabled", endpoint, firm_id=endpoint.firm_id,
-                 summary=f"Webhook endpoint {endpoint.url} disabled: it did not accept delivery "
-                         f"#{delivery.id} for a day (last answer: {code or text[:80]})")
-    db.session.commit()
-    return None
+    if endpoint.active:
+        endpoint.active = False
+        endpoint.disabled_reason = f"Disabled after {delivery.attempts} failed attempts of delivery #{delivery.id}."
+        audit.record(None, "webhook.disabled", endpoint, firm_id=endpoint.firm_id,
+                     summary=f"Webhook endpoint {endpoint.url} disabled: it did not accept delivery "
+                             f"#{delivery.id} for a day (last answer: {code or (text or '')[:80]})")
 
 
-def _enqueue(delivery_id):
-    """Queue the first attempt; the job schedules its own retries (``rq.Retry``, same job id)."""
-    get_queue(MAINTENANCE_QUEUE).enqueue(DELIVER_JOB, delivery_id, job_id=f"webhook-delivery-{int(delivery_id)}")
+def _schedule_retry(endpoint_id):
+    """Queue a drain for when the endpoint's earliest pending retry is due (unless one comes sooner)."""
+    due = db.session.scalar(select(func.min(WebhookDelivery.next_attempt_at)).where(
+        WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending"))
+    if due is None:
+        return
+    wait = max(1, int((due - utcnow()).total_seconds() + 0.999))
+    at = int(time.time()) + wait
+    redis = redis_connection()
+    planned = redis.get(wake_key(endpoint_id))
+    if planned is not None and time.time() <= int(planned) <= at:
+        return  # a drain already comes by then
+    redis.set(wake_key(endpoint_id), at, ex=wait + 60)
+    get_queue(MAINTENANCE_QUEUE).enqueue_in(timedelta(seconds=wait), DRAIN_JOB, int(endpoint_id),
+                                            job_id=f"webhook-retry-{int(endpoint_id)}-{at}",
+                                            job_timeout=drain_job_timeout())
 
 
 def send_test(actor, endpoint_id):

@@ -195,17 +195,22 @@ def test_cursor_pagination_is_stable_while_lines_are_written(world, admin_api):
 
 def test_updated_since_returns_nothing_after_a_no_change_night(world, admin_api):
     d = world.a_public
+    db.session.execute(LedgerLine.__table__.update().values(updated_at=utcnow() - timedelta(hours=8)))  # last night
+    db.session.commit()
     first = admin_api.get(f"/api/v1/dossiers/{d}/ledger-lines").get_json()
     as_of = first["as_of"]
     # a nightly run that changed nothing
     run = SyncRun(firm_id=world.alpha, dossier_id=d, link_id=world.a_link, status=RunStatus.SUCCEEDED,
-                  changed=False, finished_at=utcnow() + timedelta(seconds=1))
+                  changed=False, started_at=utcnow(), finished_at=utcnow() + timedelta(seconds=1))
     db.session.add(run)
     db.session.commit()
     assert admin_api.get(f"/api/v1/dossiers/{d}/ledger-lines?updated_since={as_of}").get_json()["data"] == []
+    # a run that changed one line (the writer stamps what it changes): that line only
     run.changed = True
+    changed = db.session.scalar(select(LedgerLine).where(LedgerLine.dossier_id == d).order_by(LedgerLine.id.desc()))
+    changed.updated_at = utcnow()
     db.session.commit()
-    assert len(admin_api.get(f"/api/v1/dossiers/{d}/ledger-lines?updated_since={as_of}").get_json()["data"]) == 6
+    assert ids(admin_api.get(f"/api/v1/dossiers/{d}/ledger-lines?updated_since={as_of}")) == [changed.id]
 
 
 def test_single_resources_carry_an_etag_and_answer_304(world, admin_api):

@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import ApiToken, AuditEvent, WebhookDelivery, WebhookEndpoint
+from app.services import webhooks
 from app.services.queues import MAINTENANCE_QUEUE, get_queue
 from tests.api.api_world import token_for
 from tests.console_world import build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 (fixture)
@@ -66,7 +67,7 @@ def test_webhook_endpoint_created_in_the_console_and_a_test_event_queued(app, cl
                                                  "csrf_token": csrf_token(client)})
     delivery = db.session.scalar(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
     assert delivery.event == "test" and delivery.status == "pending"
-    assert f"webhook-delivery-{delivery.id}" in get_queue(MAINTENANCE_QUEUE).job_ids
+    assert webhooks.queued_drain(endpoint.id) in get_queue(MAINTENANCE_QUEUE).job_ids
     client.post("/admin/webhook-deliveries/action/", data={"action": "redeliver", "rowid": str(delivery.id),
                                                            "csrf_token": csrf_token(client)})
     assert len(db.session.scalars(select(WebhookDelivery)).all()) == 2
