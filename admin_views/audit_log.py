@@ -34,8 +34,9 @@ class AuditEventView(SecureModelView):
     column_filters = ("action", "object_type", "user.email", "created_at")
     column_default_sort = ("created_at", True)
     column_labels = {
-        "created_at": "When", "user": "Who", "object_type": "Object", "object_id": "Id", "dossier_id": "File id",
-        "user.email": "User e-mail",
+        "created_at": _l("When"), "user": _l("Who"), "object_type": _l("Object"), "object_id": _l("Id"),
+        "dossier_id": _l("File id"),
+        "user.email": _l("User e-mail"), "action": _l("Action"), "summary": _l("Summary"), "changes": _l("Changes"),
     }
     column_formatters = {"created_at": when, "user": lambda v, c, m, n: m.user.email if m.user else "system"}
     column_formatters_detail = {**column_formatters, "changes": _changes}

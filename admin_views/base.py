@@ -29,6 +29,7 @@ from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import inspect as sa_inspect
@@ -92,6 +93,14 @@ def row_id(value):
     return number if 1 <= number <= MAX_ID else None
 
 
+#: console error pages: status code -> (heading, explanation)
+ERROR_PAGES = {
+    403: (_l("Not allowed"), _l("Your role does not allow this page or this operation. "
+                                "Ask an administrator of your firm if you need it.")),
+    404: (_l("Not found"), _l("This page does not exist, or it is not one you may see.")),
+}
+
+
 class AccessMixin:
     """Authentication, console access and role checks shared by all console views."""
 
@@ -119,6 +128,18 @@ class AccessMixin:
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path))
         abort(403)
+
+    def create_blueprint(self, admin):
+        """Flask-Admin's blueprint for this screen, answering 403 and 404 with :meth:`error_page`."""
+        blueprint = super().create_blueprint(admin)
+        for code in ERROR_PAGES:
+            blueprint.register_error_handler(code, self.error_page)
+        return blueprint
+
+    def error_page(self, error):
+        """A 403 or 404 raised by this screen, shown in the console's layout and language."""
+        heading, text = ERROR_PAGES[error.code]
+        return self.render("admin/error.html", code=error.code, heading=heading, text=text), error.code
 
 
 class SecureBaseView(AccessMixin, BaseView):

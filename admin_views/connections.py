@@ -22,6 +22,7 @@ from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from admin_views.base import SUPPORT, SecureModelView
@@ -116,6 +117,13 @@ def task_text(state, connection):
     return "✗", gettext("The list could not be refreshed."), state.message
 
 
+def check_time(state, connection):
+    """When the outcome a test cell shows was found ("tested at …"); empty while a test runs or before any."""
+    if state.kind != CHECK or state.active or connection.last_check_at is None:
+        return ""
+    return gettext("tested at %(when)s", when=timestamp(connection.last_check_at))
+
+
 def task_answer(state, connection):
     """The poller's JSON for a task on ``connection`` (after the job, what the connection stores)."""
     mark, text, message = task_text(state, connection)
@@ -124,7 +132,7 @@ def task_answer(state, connection):
               "status": connection.status}
     if state.kind == CHECK:
         answer.update(last_check_at=timestamp(connection.last_check_at, gettext("never")),
-                      last_check_ok=connection.last_check_ok)
+                      last_check_ok=connection.last_check_ok, time=check_time(state, connection))
     else:
         answer.update(references=[{"reference": str(ref.get("reference")), "name": ref.get("name") or ""}
                                   for ref in connection.references or []],
@@ -146,7 +154,8 @@ def task_cell(state, connection, url=None):
         f'data-state="{escape(state.state)}" role="status">'
         f'<span class="fs-task-spinner spinner-border spinner-border-sm text-secondary{"" if active else " d-none"}"></span> '
         f'<span class="fs-task-mark">{escape(mark)}</span> <span class="fs-task-text">{escape(text)}</span> '
-        f'<span class="fs-task-message text-muted">{escape(message)}</span></span>'
+        f'<span class="fs-task-message text-muted">{escape(message)}</span> '
+        f'<span class="fs-task-time text-muted small">{escape(check_time(state, connection))}</span></span>'
     )
 
 
@@ -313,6 +322,7 @@ class ConnectionView(SecureModelView):
         audit.record(actor, "create", connection, summary=f"Added connection {connection.name} ({spec.display_name})",
                      changes=changes)
         db.session.commit()
+        self.check_after_save(connection)
         return connection
 
     def update_model(self, form, model):
@@ -335,7 +345,27 @@ class ConnectionView(SecureModelView):
         if changes:
             audit.record(self.actor, "update", model, summary=f"Updated connection {model.name}", changes=changes)
         db.session.commit()
+        if set(changes) - {"name"}:  # new settings or credentials: test them; a new name alone needs no test
+            self.check_after_save(model)
         return True
+
+    def check_after_save(self, connection):
+        """Checks on save: queue a test of the saved settings (:func:`app.services.connections.request_check`).
+
+        The save itself is already committed; the test runs in the background and its
+        outcome ("Connection works." or the package's refusal, with the time) shows on the
+        connection page, which polls it. A refused credential marks the connection
+        ``needs_reconnect``. Redis unreachable: the save stands and the flash says to test later.
+        """
+        try:
+            connection_service.request_check(self.actor, connection)
+        except RedisError:
+            log.warning("connection %s saved, but its test could not be queued", connection.id)
+            flash(gettext("Saved, but the connection could not be tested now; use “Test connection” later."),
+                  "warning")
+            return
+        flash(gettext("Testing the connection in the background; the result appears on the connection page."),
+              "info")
 
     def delete_model(self, model):
         """Refused while a dossier link (active or ended) refers to the connection."""

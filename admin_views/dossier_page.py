@@ -1,6 +1,7 @@
 """The dossier page: ``/admin/dossier/?id=<id>``, one client file at a glance.
 
-Header (name, last successful sync, status, the sync-now arrows), the yellow
+Header (name, last successful sync, status, the sync-now arrows), the newest data check
+(:mod:`app.services.data_checks`: "In balance" or the differences), the yellow
 administration-sync banner ("New data from Companies House: 3 fields changed") with its
 "use the data" buttons, and tabs: Company (adopted profile, officers, shareholders), Figures
 (trial balance of a fiscal year, ``&year=<id>&view=movement|closing``, and the result and
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 from admin_views.base import SUPPORT, SecureBaseView, row_id
 from admin_views.formatting import STATUS_LABELS, badge, duration, timestamp
 from admin_views.dossier_sync import REFERENCE_CHART_NAMES
+from admin_views.sync_runs import data_check_badge, data_check_reason
 from app import company_profile, figures
 from app.access import can
 from app.extensions import db
@@ -67,6 +69,10 @@ class DossierPageView(SecureBaseView):
         runs = db.session.scalars(
             select(SyncRun).where(SyncRun.dossier_id == dossier.id).order_by(SyncRun.id.desc()).limit(HISTORY_ROWS)
         ).all()
+        checked = db.session.scalars(  # the newest data check (app/services/data_checks.py)
+            select(SyncRun).where(SyncRun.dossier_id == dossier.id, SyncRun.data_check_status.is_not(None))
+            .order_by(SyncRun.id.desc()).limit(1)
+        ).first()
         return self.render(
             "admin/dossier_page/index.html",
             **self.figures_context(dossier),
@@ -79,6 +85,8 @@ class DossierPageView(SecureBaseView):
             officers=_people(dossier, profile, "officers"),
             shareholders=_people(dossier, profile, "shareholders"),
             runs=runs,
+            checked=checked, data_check_badge=data_check_badge, data_check_reason=data_check_reason,
+            statuses=company_profile.sync_statuses([dossier.id])[dossier.id],
             years=_years(dossier.id),
             active=_active_run(dossier.id),
             may_sync=can(actor, "sync_now", dossier.id) and not actor.is_support,
@@ -99,7 +107,7 @@ class DossierPageView(SecureBaseView):
             abort(404)
         view = request.args.get("view")
         view = view if view in figures.VIEWS else "movement"
-        balance = chart = None
+        balance = chart = earlier = None
         if year is not None:
             movement = figures.trial_balance(dossier.id, year, "movement")
             closing = figures.trial_balance(dossier.id, year, "closing")
@@ -107,9 +115,11 @@ class DossierPageView(SecureBaseView):
             chart = figures.chart_svg(figures.result_and_equity(movement, closing),
                                       label=period_label, amount=figures_amount,
                                       titles=(gettext("Result"), gettext("Equity")))
+            earlier = figures.comparatives(dossier.id, year, view) if balance.groups else None
         opened = "figures" if {"year", "view"} & set(request.args) or request.args.get("tab") == "figures" else None
         may_map = may_map_accounts(self.actor, dossier)
-        return dict(balance=balance, chart=chart, view=view, fiscal_year=year,
+        return dict(balance=balance, chart=chart, view=view, fiscal_year=year, comparatives=earlier,
+                    any_figures=bool(balance and balance.groups) or (year is not None and figures.has_figures(dossier.id)),
                     fiscal_years=figures.fiscal_years(dossier.id), kind_labels=KIND_LABELS,
                     period_label=period_label, opened_tab=opened or "company",
                     mappings=account_mapping.mappings_of(dossier.id), scheme_label=scheme_label, may_map=may_map,
@@ -170,7 +180,9 @@ class DossierPageView(SecureBaseView):
 
     @expose("/sync", methods=["POST"])
     def sync(self):
-        """The sync-now arrows: queue a manual run (of the administration link with ``link_id``)."""
+        """The sync-now arrows: queue a manual run (of the administration link with ``link_id``). A press
+        while the link has a queued, running or deferred run creates nothing and says so (that run
+        answers it: :func:`app.services.syncs.request_sync`)."""
         from app.services.syncs import request_sync
 
         actor = self.actor
@@ -183,11 +195,15 @@ class DossierPageView(SecureBaseView):
                 select(DossierLink.id).where(DossierLink.id == link_id, DossierLink.dossier_id == dossier.id,
                                              DossierLink.ended_at.is_(None))) is None):
             abort(404)
+        newest_before = db.session.scalar(select(func.max(SyncRun.id)).where(SyncRun.dossier_id == dossier.id)) or 0
         run = request_sync(dossier.id, Trigger.MANUAL, actor, link_id=link_id)
         if run is None:
             flash(gettext("This file has no sync set up yet."), "info")
-        else:
-            flash(gettext("The sync is queued.") if run.status == RunStatus.QUEUED
+        elif getattr(run, "waits_for_queue", False):  # Redis away: the run waits in the database
+            flash(gettext("The sync is queued. Firmsync's job queue is briefly unavailable: the sync will start "
+                          "as soon as it is back."), "warning")
+        else:  # a run older than this press is the queued or running one it was answered with
+            flash(gettext("The sync is queued.") if run.id > newest_before
                   else gettext("A sync of this file is already under way."), "success")
         return self.back(dossier)
 

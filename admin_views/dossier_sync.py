@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import or_, select
@@ -40,17 +40,21 @@ from app.services import connections as connection_service
 from app.services.connections import REFERENCES
 from admin_views.formatting import timestamp
 from app import company_profile, oauth_flow
-from app.services import account_mapping, audit_file_import, uploads
-from app.access import can
+from app.services import account_mapping, audit_file_import, setup_preview, uploads
+from app.access import can, can_see_dossier
 from app.extensions import db
 from app.i18n import N_
 from app.services.uploads import LEDGER_LINES, TRIAL_BALANCE, UploadRejected
 from app.models import Connection, ConnectionStatus, Role, Scenario
+from app.models.dossier import History
 from app.services.links import (
     SCENARIO_LABELS,
     SETUP_SCENARIOS,
     SWITCH_SCENARIOS,
     SetupError,
+    check_transfer_date,
+    companies_already_linked,
+    record_duplicate_confirmed,
     remove_administration_link,
     revert_to_manual,
     set_up_sync,
@@ -68,6 +72,12 @@ SCENARIO_SENTENCES = {
     Scenario.SWITCH: N_("Figures before the transfer date keep their source; from that date on they come from the new one."),
     Scenario.MANUAL: N_("The sync stops and nothing is deleted; later periods are added by upload."),
     Scenario.RE_ESTABLISH: N_("All bookkeeping figures, manual uploads included, are replaced by the new link's."),
+}
+#: the history choices of a set-up (:mod:`app.services.sync_windows`), the default first
+HISTORY_LABELS = {
+    History.PREVIOUS_YEAR: N_("Previous year: the current year and at least the previous full year (comparatives)"),
+    History.TRANSFER_DATE: N_("From the transfer date only (without one: the current year)"),
+    History.ALL: N_("All the package has (up to 10 years)"),
 }
 #: the reference charts offered to classify a file's accounts (:mod:`app.services.account_mapping`)
 REFERENCE_CHART_NAMES = {"be": N_("Belgium (PCMN)"), "fr": N_("France (PCG)"), "nl": N_("Netherlands"),
@@ -150,6 +160,7 @@ class DossierSyncView(SecureBaseView):
             audit_file_task=audit_file_import.import_state(dossier.id) if may_upload else None,
             period_ends=uploads.upload_period_ends(dossier),
             scenario_labels=SCENARIO_LABELS, package_name=package_name, timestamp=timestamp,
+            history_labels=HISTORY_LABELS, uploads_left_empty=_uploads_left_empty(accounting),
         )
 
     # -- actions -------------------------------------------------------------------
@@ -165,22 +176,82 @@ class DossierSyncView(SecureBaseView):
                 flash("The sync has stopped. Nothing was deleted; add later periods by upload.", "success")
                 return self.back(dossier)
             connection = self.connection_or_404(dossier, request.form.get("connection_id"))
-            reference = _chosen_reference(connection, request.form.get("reference", "").strip())
+            reference, unverified = _chosen_reference(connection, request.form.get("reference", "").strip())
             transfer_date = _date(request.form.get("transfer_date"))
+            others = companies_already_linked(dossier, connection, reference)
+            if others and request.form.get("duplicate_confirmed") != "1":
+                return self.confirm_duplicate(dossier, connection, reference, others)
+            history = request.form.get("history") or History.PREVIOUS_YEAR
+            confirmed = request.form.get("replace_uploads") == "1"
+            if connection.kind == ACCOUNTING and request.form.get("preview_seen") != "1":
+                preview = self.setup_preview(dossier, scenario, transfer_date)
+                if preview is not None and preview.replaces_anything:
+                    return self.confirm_setup(dossier, preview)
             if connection.kind == ADMINISTRATION:
-                set_up_sync(actor, dossier, connection, reference)
+                link = set_up_sync(actor, dossier, connection, reference)
                 flash(f"The administration sync with {connection.name} is set up; its first sync is queued.",
                       "success")
             elif dossier.active_link(ACCOUNTING) is None:
-                set_up_sync(actor, dossier, connection, reference, scenario, transfer_date)
+                link = set_up_sync(actor, dossier, connection, reference, scenario, transfer_date,
+                                   history=history, confirmed=confirmed)
                 flash(f"The sync with {connection.name} is set up; its first sync is queued.", "success")
             else:
-                switch_sync(actor, dossier, scenario, connection, reference, transfer_date)
+                link = switch_sync(actor, dossier, scenario, connection, reference, transfer_date,
+                                   history=history, confirmed=confirmed)
                 flash(f"The sync now comes from {connection.name}; its first sync is queued.", "success")
+            if others and link is not None:
+                record_duplicate_confirmed(actor, dossier, link, others)
+            if unverified:
+                flash(unverified, "warning")
         except SetupError as error:
             db.session.rollback()
             flash(str(error), "error")
         return self.back(dossier)
+
+    def setup_preview(self, dossier, scenario, transfer_date):
+        """What the set-up or switch posted would keep and replace (:mod:`app.services.setup_preview`),
+        or None when the scenario does not fit the file (the service then says why). A wrong
+        transfer date raises :class:`SetupError` here, before any preview."""
+        switching = dossier.active_link(ACCOUNTING) is not None
+        if scenario not in ((Scenario.SWITCH, Scenario.RE_ESTABLISH) if switching else SETUP_SCENARIOS):
+            return None
+        if scenario in setup_preview.FROM_TRANSFER_DATE:
+            current = dossier.active_link(ACCOUNTING)
+            check_transfer_date(dossier, transfer_date, after=current.valid_from if switching else None)
+        return setup_preview.preview(dossier, scenario, transfer_date)
+
+    def confirm_setup(self, dossier, preview):
+        """The preview step: what the set-up keeps and replaces, before anything is deleted. The
+        same form's values are posted again with ``preview_seen=1``; when uploaded figures would be
+        replaced the user must also tick ``replace_uploads`` (the service refuses otherwise)."""
+        fields = [(key, value) for key, value in request.form.items(multi=True)
+                  if key not in ("csrf_token", "preview_seen", "replace_uploads")]
+        uploaded = setup_preview.span_text(preview.uploaded_replaced) if preview.uploaded_replaced else None
+        return self.render("admin/dossier_sync/confirm_setup.html", dossier=dossier, preview=preview,
+                           sentences=preview.sentences(), uploaded=uploaded, fields=fields)
+
+    def confirm_duplicate(self, dossier, connection, reference, others):
+        """The warning before linking ``dossier`` to a company other active files of the firm
+        already use ("Acme NV is already linked to file 'Acme 2025'"): the same form's values,
+        posted again with ``duplicate_confirmed=1`` by "Link anyway", or back to the tab."""
+        company = _company_name(connection, reference)
+        seen = [other for other in others if can_see_dossier(self.actor, other.id)]  # a private file's name stays hidden
+        hidden = len(others) - len(seen)
+        if seen:
+            warning = ngettext("%(company)s is already linked to file %(files)s.",
+                               "%(company)s is already linked to files %(files)s.", len(seen),
+                               company=company, files=", ".join(f"‘{other.name}’" for other in seen))
+            if hidden:
+                warning += " " + ngettext("It is also linked to %(num)d file you do not have access to.",
+                                          "It is also linked to %(num)d files you do not have access to.", hidden)
+        else:
+            warning = ngettext("%(company)s is already linked to %(num)d file you do not have access to.",
+                               "%(company)s is already linked to %(num)d files you do not have access to.", hidden,
+                               company=company)
+        fields = [(key, value) for key, value in request.form.items(multi=True)
+                  if key not in ("csrf_token", "duplicate_confirmed")]
+        return self.render("admin/dossier_sync/confirm_duplicate.html", dossier=dossier, warning=warning,
+                           others=seen, fields=fields)
 
     @expose("/refresh", methods=["POST"])
     def refresh(self):
@@ -385,7 +456,9 @@ def package_name(key):
 
 
 def _chosen_reference(connection, reference):
-    """The reference, checked against the connection's list (unless the package takes typed ones)."""
+    """``(reference, warning)``: the reference checked against the connection's list, or by the
+    register for packages that take typed ones (``warning``: the register could not be reached,
+    so the number is saved unchecked; else None)."""
     if not reference:
         raise SetupError("Choose the company to sync.")
     try:
@@ -393,11 +466,26 @@ def _chosen_reference(connection, reference):
     except KeyError:
         typed = False
     if typed:  # no list to choose from: the register checks the typed number before the link is saved
-        return confirm_typed_reference(connection, reference).reference
+        company = confirm_typed_reference(connection, reference)
+        return company.reference, (company.details or {}).get("unverified")
     known = {str(r.get("reference")) for r in (connection.references or [])}
-    if not typed and reference not in known:
+    if reference not in known:
         raise SetupError(f"That company is not in the list of {connection.name}. Refresh the list and choose again.")
-    return reference
+    return reference, None
+
+
+def _uploads_left_empty(link):
+    """``Jan–Feb 2026`` when the set-up of ``link`` replaced uploaded periods the package then had
+    no figures for (:func:`app.services.setup_preview.uploads_left_empty`), else None."""
+    empty = setup_preview.uploads_left_empty(link)
+    return setup_preview.span_text(empty) if empty else None
+
+
+def _company_name(connection, reference):
+    """The company's name in the connection's list ("Acme NV (123)"), else the reference itself."""
+    names = {str(r.get("reference")): r.get("name") for r in (connection.references or [])}
+    name = names.get(str(reference))
+    return f"{name} ({reference})" if name else str(reference)
 
 
 def _date(value):

@@ -10,7 +10,8 @@ arrows (a POST to the dossier page's sync route) for the roles that may sync. It
 sync state, staleness (:func:`stale_condition`), package and connection; every filter has a
 stable URL argument (:func:`files_url` builds them, the dashboard links to them). The links
 and their connections are eager-loaded: the number of SQL statements of a page does not
-depend on its size.
+depend on its size. Support staff also get a Firm column, a Firm filter and the firm picker
+(:func:`picked_firm_id`); the Edit page has a Sync tab (:meth:`DossierView.sync_tab_url`).
 """
 from datetime import timedelta
 
@@ -33,7 +34,7 @@ from admin_views.choices import ScopedMultipleField, firm_groups, firm_members
 from admin_views.formatting import badge, status_badge, timestamp, when, yes_no
 from app.access import SESSION_FIRM_KEY, can, current_actor
 from app.extensions import db
-from app.models import Connection, Dossier, DossierLink, Frequency, Role, RunStatus
+from app.models import Connection, Dossier, DossierLink, Firm, Frequency, Role, RunStatus
 from app.models.base import utcnow
 from app.services.dossiers import delete_dossier_rows, keep_creators_access
 
@@ -45,6 +46,27 @@ FREQUENCY_LABELS = {Frequency.MONTH: _l("Monthly"), Frequency.QUARTER: _l("Quart
 #: roles whose sync-now arrows show (``can(actor, "sync_now", id)`` holds for every file they see)
 SYNCERS = {Role.ADMIN, Role.STAFF}
 DEFAULT_STALE_AFTER_HOURS = 36
+#: session key of the firm support staff picked (the firm picker of the dashboard and the Files list)
+PICKED_FIRM_KEY = "support_firm_id"
+
+
+def picked_firm_id(actor):
+    """The firm support staff picked to look at (dashboard tiles, Files list), or None: every
+    firm. Only support staff have one; anyone else's session value is ignored (they see their
+    own firm, whatever the session says)."""
+    if actor is None or not actor.is_support or not has_request_context():
+        return None
+    value = session.get(PICKED_FIRM_KEY)
+    return value if isinstance(value, int) else None
+
+
+def firm_options():
+    """``[(id, name)]`` of every firm, by name: the choices of support's firm picker and Firm
+    filter (no one else is offered them)."""
+    actor = current_actor() if has_request_context() else None
+    if actor is None or not actor.is_support:
+        return []
+    return [(str(row.id), row.name) for row in db.session.execute(select(Firm.id, Firm.name).order_by(Firm.name))]
 
 # -- staleness and sync states ------------------------------------------------------------
 
@@ -184,8 +206,26 @@ class ConnectionFilter(BaseSQLAFilter):
         return _l("is")
 
 
+class FirmFilter(BaseSQLAFilter):
+    """The file's firm: offered to support staff only (:meth:`DossierView._get_filter_groups`);
+    anyone else's files are their firm's already, so the condition never widens what they see."""
+
+    def __init__(self):
+        super().__init__(Dossier.firm_id, _l("Firm"), options=firm_options)
+
+    def validate(self, value):
+        return str(value).isdigit()
+
+    def apply(self, query, value, alias=None):
+        return query.filter(Dossier.firm_id == int(value))
+
+    def operation(self):
+        return _l("is")
+
+
 #: URL argument (``named_filter_urls``) of each list filter, for :func:`files_url`
-FILTER_ARGS = {"status": "status_is", "stale": "stale_is", "package": "package_is", "connection": "connection_is"}
+FILTER_ARGS = {"status": "status_is", "stale": "stale_is", "package": "package_is", "connection": "connection_is",
+               "firm": "firm_is"}
 
 
 def files_url(**filters):
@@ -377,7 +417,8 @@ class DossierView(SecureModelView):
     )
     column_sortable_list = ("name", "sync_status", "last_synced_at", "country", "private")
     column_searchable_list = ("name", "number", "company_number", "vat_number")
-    column_filters = (SyncStateFilter(), StaleFilter(), PackageFilter(), ConnectionFilter(), "country", "private")
+    column_filters = (SyncStateFilter(), StaleFilter(), PackageFilter(), ConnectionFilter(), "country", "private",
+                      FirmFilter())
     named_filter_urls = True
     column_default_sort = "name"
     column_labels = {
@@ -394,6 +435,7 @@ class DossierView(SecureModelView):
         "package": _package,
         "reference": _reference,
         "accounting_link": _accounting_link,
+        "firm": lambda v, c, m, n: m.firm.name if m.firm else "",
         "private": yes_no,
         "frequency": lambda v, c, m, n: FREQUENCY_LABELS.get(m.frequency, m.frequency),
     }
@@ -421,6 +463,8 @@ class DossierView(SecureModelView):
 
     column_formatters_detail = {**column_formatters, "last_synced_at": when, "sync_status": status_badge}
     list_template = "admin/dossier_list.html"
+    #: Flask-Admin's edit page plus a "Sync" tab (:meth:`sync_tab_url`)
+    edit_template = "admin/dossier_edit.html"
 
     @property
     def actor(self):
@@ -459,14 +503,48 @@ class DossierView(SecureModelView):
 
     def get_query(self):
         """The visible files with their links and the links' connections loaded up front
-        (two extra statements whatever the page size, instead of two per row)."""
-        return super().get_query().options(selectinload(Dossier.links).selectinload(DossierLink.connection))
+        (two extra statements whatever the page size, instead of two per row); for support
+        staff, the firm they picked (:func:`picked_firm_id`) and the firms' names."""
+        query = super().get_query().options(selectinload(Dossier.links).selectinload(DossierLink.connection))
+        if self.actor is not None and self.actor.is_support:
+            query = query.options(selectinload(Dossier.firm))
+        return self._in_picked_firm(query)
+
+    def get_count_query(self):
+        """The count of the visible files (in support's picked firm)."""
+        return self._in_picked_firm(super().get_count_query())
+
+    def _in_picked_firm(self, query):
+        firm_id = picked_firm_id(self.actor)
+        return query if firm_id is None else query.filter(Dossier.firm_id == firm_id)
+
+    def sync_tab_url(self, dossier):
+        """The URL of the file's Sync tab (set-up and switch, :mod:`admin_views.dossier_sync`) for
+        the Edit page's "Sync" tab, or None when the actor may not set up this file's sync (the
+        tab's own checks answer 403 anyway)."""
+        actor = self.actor
+        if dossier is None or actor is None or actor.is_support or not can(actor, "setup_sync", dossier.id):
+            return None
+        return url_for("dossier_sync.index", id=dossier.id)
+
+    def render(self, template, **kwargs):
+        """Flask-Admin's render; support staff's list has a Firm column after the file's name."""
+        columns = kwargs.get("list_columns")
+        if columns is not None and self.actor is not None and self.actor.is_support:
+            at = next((i + 1 for i, (name, _) in enumerate(columns) if name == "name"), 0)
+            kwargs["list_columns"] = columns[:at] + [("firm", gettext("Firm"))] + columns[at:]
+            kwargs["firm_picker"] = {"firms": firm_options(), "picked": picked_firm_id(self.actor)}
+        return super().render(template, **kwargs)
 
     def _get_filter_groups(self):
         """The filters with their choices computed for this request (the connections of the
-        actor's firm, the configured staleness); Flask-Admin would reuse those of start-up."""
+        actor's firm, the configured staleness); Flask-Admin would reuse those of start-up.
+        The Firm filter is support staff's only."""
         self._refresh_filters_cache()
-        return super()._get_filter_groups()
+        groups = super()._get_filter_groups()
+        if groups and (self.actor is None or not self.actor.is_support):
+            groups.pop(str(FirmFilter().name), None)
+        return groups
 
     def get_filter_arg(self, index, flt):
         """The filter's URL argument, always from its English name (``status_is``, ``stale_is``...):

@@ -10,6 +10,8 @@ from wtforms import SelectField
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
 from admin_views.base import SUPPORT, SecureModelView
+from admin_views.formatting import when
+from app.i18n import LANGUAGE_NAMES
 from app.models import Firm, Role
 
 NIGHTLY_TIME = Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message="Use a 24-hour time such as 02:00.")
@@ -24,7 +26,7 @@ def valid_timezone(form, field):
 
 
 def locale_choices():
-    return [(code, code) for code in current_app.config["LANGUAGES"]]
+    return [(code, LANGUAGE_NAMES.get(code, code)) for code in current_app.config["LANGUAGES"]]
 
 
 class FirmView(SecureModelView):
@@ -38,7 +40,11 @@ class FirmView(SecureModelView):
     }
 
     column_list = ("name", "country", "timezone", "nightly_time", "default_locale", "created_at")
-    column_labels = {"nightly_time": "Nightly sync at", "default_locale": "Language", "created_at": "Created"}
+    column_labels = {
+        "nightly_time": _l("Nightly sync at"), "default_locale": _l("Language"), "created_at": _l("Created"),
+        "name": _l("Name"), "country": _l("Country"), "timezone": _l("Time zone"),
+    }
+    column_formatters = {"created_at": when}
     column_searchable_list = ("name",)
     column_filters = ("country",)
     column_default_sort = "name"
@@ -48,8 +54,8 @@ class FirmView(SecureModelView):
         "name": {"validators": [DataRequired(), Length(max=200)]},
         "country": {"validators": [DataRequired(), COUNTRY], "filters": [lambda v: v.strip().upper() if v else v]},
         "timezone": {"validators": [DataRequired(), valid_timezone]},
-        "nightly_time": {"validators": [DataRequired(), NIGHTLY_TIME], "description": "Local time (HH:MM) at which the nightly sync starts."},
-        "default_locale": {"choices": locale_choices, "label": "Language"},
+        "nightly_time": {"validators": [DataRequired(), NIGHTLY_TIME], "description": _l("Local time (HH:MM) at which the nightly sync starts.")},
+        "default_locale": {"choices": locale_choices, "label": _l("Language")},
     }
 
     def scope_query(self, query):

@@ -74,12 +74,14 @@ class FiscalYearView(SecureModelView):
     column_sortable_list = ("start", "end", "origin", "locked")
     column_filters = ("locked", "origin", "start", "end")
     column_default_sort = ("start", True)
-    column_labels = {"dossier": "File", "origin": "Source", "locked": "Locked"}
+    column_labels = {
+        "dossier": _l("File"), "origin": _l("Source"), "locked": _l("Locked"), "start": _l("Start"), "end": _l("End"),
+    }
     column_formatters = {"locked": yes_no}
     form_columns = ("dossier", "start", "end", "locked")
     form_args = {
-        "dossier": {"query_factory": visible_dossiers, "label": "File"},
-        "locked": {"description": "A locked year is never changed by a sync."},
+        "dossier": {"query_factory": visible_dossiers, "label": _l("File")},
+        "locked": {"description": _l("A locked year is never changed by a sync.")},
     }
 
     def validate_form(self, form):
@@ -109,10 +111,10 @@ class FiscalYearView(SecureModelView):
         db.session.commit()
         flash(f"{changed} fiscal year(s) {'locked' if locked else 'unlocked'}.", "success")
 
-    @action("lock", "Lock", "Lock the selected fiscal years against the sync?")
+    @action("lock", _l("Lock"), _l("Lock the selected fiscal years against the sync?"))
     def action_lock(self, ids):
         self._set_locked(ids, True)
 
-    @action("unlock", "Unlock", "Unlock the selected fiscal years? The next sync may change them.")
+    @action("unlock", _l("Unlock"), _l("Unlock the selected fiscal years? The next sync may change them."))
     def action_unlock(self, ids):
         self._set_locked(ids, False)

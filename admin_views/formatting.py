@@ -46,9 +46,11 @@ def status_badge(view, context, model, name):
     return badge(getattr(model, name))
 
 
-def timestamp(value, empty="never"):
-    """``YYYY-MM-DD HH:MM UTC`` or ``empty``."""
-    return f"{value:%Y-%m-%d %H:%M} UTC" if value else empty
+def timestamp(value, empty=None):
+    """``YYYY-MM-DD HH:MM UTC`` or ``empty`` (by default "never", translated)."""
+    if value:
+        return f"{value:%Y-%m-%d %H:%M} UTC"
+    return gettext("never") if empty is None else empty
 
 
 def when(view, context, model, name):
@@ -56,7 +58,7 @@ def when(view, context, model, name):
 
 
 def yes_no(view, context, model, name):
-    return "yes" if getattr(model, name) else "no"
+    return gettext("yes") if getattr(model, name) else gettext("no")
 
 
 def duration(seconds):

@@ -4,6 +4,7 @@ from wtforms.validators import DataRequired, Length
 
 from admin_views.base import SecureModelView
 from admin_views.choices import ScopedMultipleField, firm_members
+from admin_views.formatting import when
 from app.models import Group, Role
 
 ADMIN_ONLY = {Role.ADMIN}
@@ -16,14 +17,16 @@ class GroupView(SecureModelView):
     permissions = {op: ADMIN_ONLY for op in ("list", "create", "edit", "delete")}
 
     column_list = ("name", "members", "created_at")
-    column_labels = {"members": "Members", "created_at": "Created"}
+    column_labels = {"members": _l("Members"), "created_at": _l("Created"), "name": _l("Name")}
     column_searchable_list = ("name",)
     column_filters = ("name",)
     column_default_sort = "name"
-    column_formatters = {"members": lambda v, c, m, n: ", ".join(sorted(str(u) for u in m.members))}
+    column_formatters = {
+        "members": lambda v, c, m, n: ", ".join(sorted(str(u) for u in m.members)), "created_at": when,
+    }
     form_columns = ("name", "members")
     form_overrides = {"members": ScopedMultipleField}
     form_args = {
         "name": {"validators": [DataRequired(), Length(max=200)]},
-        "members": {"query_factory": firm_members, "label": "Members"},
+        "members": {"query_factory": firm_members, "label": _l("Members")},
     }

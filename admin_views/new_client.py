@@ -120,8 +120,8 @@ class NewClientView(SecureBaseView):
             if form.source.data == MANUAL:
                 dossier = create_dossier(actor, form.details())
                 db.session.commit()
-                flash(f"The file {dossier} was created. Its data comes by upload.", "success")
-                return redirect(url_for("dossiers.details_view", id=dossier.id))
+                flash(gettext("The file %(file)s was created. Its data comes by upload.", file=dossier), "success")
+                return redirect(url_for("dossier.index", id=dossier.id))
             choice = form.package.data or ""
             if choice.startswith("package:"):
                 key = choice.split(":", 1)[1]
@@ -130,7 +130,7 @@ class NewClientView(SecureBaseView):
                 return oauth_flow.start(oauth_flow.NEW_CLIENT, key, details=form.details())
             if choice.startswith("connection:"):
                 return self._pick_reference(form, self._connection(choice))
-            form.package.errors = ["Choose the accounting package."]
+            form.package.errors = [gettext("Choose the accounting package.")]
         return self.render("admin/new_client/details.html", form=form, has_sources=bool(groups))
 
     @expose("/reference/", methods=("POST",))
@@ -151,15 +151,17 @@ class NewClientView(SecureBaseView):
             return self._pick_reference(form, connection)
         chosen = next((r for r in connection.references or [] if str(r.get("reference")) == form.reference.data), None)
         if chosen is None:
-            flash(f"Choose the {registry.get_connector(connection.package).spec.reference_label} of this client.", "error")
+            flash(gettext("Choose the %(what)s of this client.",
+                          what=registry.get_connector(connection.package).spec.reference_label), "error")
             return self._pick_reference(form, connection)
         if connection.status != ConnectionStatus.ACTIVE:
-            flash(f"{connection.name} must be reconnected before a file can sync through it.", "error")
+            flash(gettext("%(name)s must be reconnected before a file can sync through it.", name=connection.name), "error")
             return self._pick_reference(form, connection)
         dossier = create_dossier(actor, form.details())
         oauth_flow.link_and_queue(actor, dossier, connection, chosen)
-        flash(f"The file {dossier} was created and linked to {chosen.get('name')}; the first sync is queued.", "success")
-        return redirect(url_for("dossiers.details_view", id=dossier.id))
+        flash(gettext("The file %(file)s was created and linked to %(company)s; the first sync is queued.",
+                      file=dossier, company=chosen.get("name")), "success")
+        return redirect(url_for("dossier.index", id=dossier.id))  # the file page follows the set-up run
 
     @expose("/references-task")
     def references_task(self):

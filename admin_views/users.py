@@ -31,26 +31,26 @@ from app.services import accounts
 ADMIN_ONLY = {Role.ADMIN}
 #: deliberately simple: any domain a firm uses is fine, the login proves the address
 EMAIL = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Enter an e-mail address such as anna@firm.be.")
-ROLE_CHOICES = [(role, Role.LABELS[role]) for role in Role.ALL]
+ROLE_CHOICES = [(role, _l(Role.LABELS[role])) for role in Role.ALL]  # labels: app/i18n.UNMARKED_ELSEWHERE
 
 
 class MembershipCreateForm(FlaskForm):
     """Invite someone: the same form whether their e-mail has an account or not."""
 
-    email = EmailField("E-mail", validators=[DataRequired(), EMAIL, Length(max=254)])
-    role = SelectField("Role", choices=ROLE_CHOICES)
-    can_create_files = BooleanField("May create files")
-    multi_file_access = BooleanField("Sees every non-private file", default=True)
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), EMAIL, Length(max=254)])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+    can_create_files = BooleanField(_l("May create files"))
+    multi_file_access = BooleanField(_l("Sees every non-private file"), default=True)
 
 
 class MembershipEditForm(FlaskForm):
-    name = StringField("Name", validators=[Optional(), Length(max=200)],
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=200)],
                        description=_l("Only for people who work in this firm alone; others change their name themselves."))
-    role = SelectField("Role", choices=ROLE_CHOICES)
-    can_create_files = BooleanField("May create files")
-    multi_file_access = BooleanField("Sees every non-private file", default=True)
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+    can_create_files = BooleanField(_l("May create files"))
+    multi_file_access = BooleanField(_l("Sees every non-private file"), default=True)
     password = PasswordField(
-        "New password", validators=[Optional(), StrongPassword()],
+        _l("New password"), validators=[Optional(), StrongPassword()],
         description=_l("Leave blank to keep the current password. %(rules)s", rules=password_description()),
     )
 
@@ -69,16 +69,16 @@ class UserView(SecureModelView):
     column_list = ("user.email", "user.name", "role", "can_create_files", "multi_file_access", "last_login_at")
     column_details_list = column_list + ("created_at",)
     column_labels = {
-        "user.email": "E-mail", "user.name": "Name", "role": "Role",
-        "can_create_files": "May create files", "multi_file_access": "Sees all files",
-        "last_login_at": "Last login", "created_at": "Member since",
+        "user.email": _l("E-mail"), "user.name": _l("Name"), "role": _l("Role"),
+        "can_create_files": _l("May create files"), "multi_file_access": _l("Sees all files"),
+        "last_login_at": _l("Last login"), "created_at": _l("Member since"),
     }
     column_sortable_list = (("user.email", "user.email"), ("user.name", "user.name"), "role")
     column_searchable_list = ("user.email", "user.name")
     column_filters = ("role", "can_create_files")
     column_default_sort = "id"
     column_formatters = {
-        "role": lambda v, c, m, n: _role_label(m.role),
+        "role": lambda v, c, m, n: gettext(_role_label(m.role)),
         "can_create_files": yes_no,
         "multi_file_access": yes_no,
         "last_login_at": when,

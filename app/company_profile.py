@@ -390,3 +390,44 @@ def import_register_export(actor, dossier, data, filename):
                           "shareholders": len(record.shareholders), "new_snapshot": written})
     db.session.commit()
     return written
+
+
+# --------------------------------------------------------------------------------------
+# Two statuses: bookkeeping sync and company-data (administration) sync, kept apart
+# --------------------------------------------------------------------------------------
+
+#: link kind -> the status it gives a file (a failed register lookup is not a failed bookkeeping sync)
+BOOKKEEPING, COMPANY_DATA = "bookkeeping", "company_data"
+_STATUS_OF_KIND = {"accounting": BOOKKEEPING, "administration": COMPANY_DATA}
+
+
+def sync_statuses(dossier_ids, session=None):
+    """``{dossier id: {"bookkeeping": status | None, "company_data": status | None}}`` in one statement.
+
+    Each status is the :class:`app.models.RunStatus` of the newest run of the file's
+    **active** link of that kind (accounting → ``bookkeeping``, administration →
+    ``company_data``); None when the file has no such link or it never ran. So an
+    administration sync that fails (an unknown register number) shows as a failed
+    company-data sync and leaves the bookkeeping status as its own last run left it,
+    whatever ``Dossier.sync_status`` (the newest run of any kind) says.
+    """
+    from sqlalchemy import func
+
+    from app.models import SyncRun
+
+    session = session or db.session
+    ids = [int(i) for i in dossier_ids]
+    answer = {i: {BOOKKEEPING: None, COMPANY_DATA: None} for i in ids}
+    if not ids:
+        return answer
+    newest = (select(func.max(SyncRun.id)).join(DossierLink, DossierLink.id == SyncRun.link_id)
+              .where(SyncRun.dossier_id.in_(ids), DossierLink.ended_at.is_(None))
+              .group_by(SyncRun.link_id))
+    rows = session.execute(
+        select(SyncRun.dossier_id, DossierLink.kind, SyncRun.status, SyncRun.id)
+        .join(DossierLink, DossierLink.id == SyncRun.link_id).where(SyncRun.id.in_(newest)).order_by(SyncRun.id)
+    ).all()
+    for dossier_id, kind, status, _ in rows:  # by run id: the newest link of a kind wins
+        if kind in _STATUS_OF_KIND:
+            answer[dossier_id][_STATUS_OF_KIND[kind]] = status
+    return answer

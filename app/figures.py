@@ -110,15 +110,74 @@ def fiscal_years(dossier_id):
         select(FiscalYear).where(FiscalYear.dossier_id == dossier_id).order_by(FiscalYear.start.desc())).all()
 
 
+def years_with_figures(dossier_id):
+    """A SELECT of the ids of the dossier's fiscal years that have period balances (figures)."""
+    return (select(Period.fiscal_year_id).join(PeriodBalance, PeriodBalance.period_id == Period.id)
+            .where(Period.dossier_id == dossier_id, PeriodBalance.dossier_id == dossier_id))
+
+
 def year_of(dossier_id, year_id=None):
     """The fiscal year ``year_id`` of the dossier (None when it is another dossier's), or by
-    default the newest year that has periods (else the newest year)."""
+    default the latest year with figures (period balances): a newer year that is still empty
+    (just opened, not synced yet) is not where an accountant starts. Failing that, the newest
+    year that has periods, else the newest year."""
     if year_id is not None:
         return db.session.scalar(select(FiscalYear).where(FiscalYear.id == year_id, FiscalYear.dossier_id == dossier_id))
     with_periods = select(Period.fiscal_year_id).where(Period.dossier_id == dossier_id)
     return db.session.scalar(
         select(FiscalYear).where(FiscalYear.dossier_id == dossier_id)
-        .order_by(FiscalYear.id.in_(with_periods).desc(), FiscalYear.start.desc()).limit(1))
+        .order_by(FiscalYear.id.in_(years_with_figures(dossier_id)).desc(), FiscalYear.id.in_(with_periods).desc(),
+                  FiscalYear.start.desc()).limit(1))
+
+
+def has_figures(dossier_id):
+    """Does any fiscal year of the dossier have figures (period balances)?"""
+    return db.session.scalar(select(years_with_figures(dossier_id).limit(1).exists())) or False
+
+
+def previous_year(dossier_id, year):
+    """The fiscal year of the dossier just before ``year`` (the comparatives), or None."""
+    return db.session.scalar(
+        select(FiscalYear).where(FiscalYear.dossier_id == dossier_id, FiscalYear.start < year.start)
+        .order_by(FiscalYear.start.desc()).limit(1))
+
+
+@dataclass
+class Comparatives:
+    """The previous fiscal year beside a trial balance: per account, per kind and in total, the
+    previous year's movement (movement view) or its closing balance (closing view)."""
+
+    year: FiscalYear
+    accounts: dict
+    kinds: dict
+    total: Decimal
+
+    def of(self, row):
+        """The previous year's amount of a :class:`TrialBalanceRow` (0.00 when it had none)."""
+        return self.accounts.get(row.account_id if row.account_id is not None else row.name, ZERO)
+
+    def of_kind(self, kind):
+        """The previous year's subtotal of an account kind (0.00 when it had none)."""
+        return self.kinds.get(kind, ZERO)
+
+
+def comparatives(dossier_id, year, view="movement"):
+    """The :class:`Comparatives` of the year before ``year`` in ``view``, or None when the file
+    has no earlier fiscal year. An account the earlier year does not have shows 0.00."""
+    earlier = previous_year(dossier_id, year)
+    if earlier is None:
+        return None
+    balance = trial_balance(dossier_id, earlier, view)
+
+    def amount(cells, total):
+        if view == "movement":
+            return total if total is not None else ZERO
+        return cells[-1] if cells else ZERO
+
+    accounts = {row.account_id if row.account_id is not None else row.name: amount(row.cells, row.total)
+                for row in balance.rows}
+    kinds = {group.kind: amount(group.subtotals, group.total) for group in balance.groups}
+    return Comparatives(earlier, accounts, kinds, sum(kinds.values(), ZERO))
 
 
 def _movements(dossier_id, year_id):

@@ -52,6 +52,8 @@ UNMARKED_ELSEWHERE = (
     N_("Synced"), N_("Active"), N_("Syncing"), N_("Queued"), N_("Waiting for the package"),
     N_("Needs reconnect"), N_("Failed"), N_("Cancelled"), N_("Disabled"), N_("Never synced"),
     N_("Result of earlier years"),
+    # role names (app.models.firm.Role.LABELS)
+    N_("Administrator"), N_("Staff contributor"), N_("External contributor"), N_("Pulse user"),
 )
 
 

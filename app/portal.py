@@ -2,11 +2,13 @@
 with its last sync time and its key figures (revenue, expenses and result of the latest fiscal
 year, balance sheet total at its end), nothing else. Console users who open it see the same
 cards for the files they may see; pulse users get 403 on the console (``admin_views/base.py``).
+Each card shows the latest fiscal year with figures and, beside it, the year before (comparatives).
 """
 from flask import Blueprint, abort, render_template
 from flask_login import login_required
 from sqlalchemy import func, select
 
+from app import figures
 from app.access import current_actor, dossier_visibility
 from app.extensions import db
 from app.models import Account, Dossier, FiscalYear, OpeningBalance, Period, PeriodBalance
@@ -35,16 +37,9 @@ def balance_sheet_total(dossier_id, year_end):
     return opening + (db.session.scalar(movements) or 0)
 
 
-def key_figures(dossier_id, today=None):
-    """Revenue, expenses and result of the dossier's latest fiscal year (the newest one that has
-    started; credit shown positive) and the balance sheet total at its end, or None."""
-    today = today or utcnow().date()
-    year = db.session.scalars(
-        select(FiscalYear).where(FiscalYear.dossier_id == dossier_id, FiscalYear.start <= today)
-        .order_by(FiscalYear.start.desc()).limit(1)
-    ).first()
-    if year is None:
-        return None
+def year_figures(dossier_id, year):
+    """Revenue, expenses and result of ``year`` (credit shown positive) and the balance sheet
+    total at its end."""
     rows = db.session.execute(
         select(Account.kind, func.sum(PeriodBalance.amount))
         .join(PeriodBalance.account)
@@ -57,6 +52,23 @@ def key_figures(dossier_id, today=None):
     expenses = sums.get("expense", 0)
     return {"year": year, "revenue": revenue, "expenses": expenses, "result": revenue - expenses,
             "balance_sheet_total": balance_sheet_total(dossier_id, year.end)}
+
+
+def key_figures(dossier_id, today=None):
+    """The key figures (:func:`year_figures`) of the dossier's latest fiscal year with figures
+    (the newest one that has started and has period balances: a new, still empty year is not
+    shown), with ``previous``: the same figures of the fiscal year before it (None when the
+    file has none). None when no year has figures yet (the card says so)."""
+    today = today or utcnow().date()
+    year = db.session.scalars(
+        select(FiscalYear).where(FiscalYear.dossier_id == dossier_id, FiscalYear.start <= today,
+                                 FiscalYear.id.in_(figures.years_with_figures(dossier_id)))
+        .order_by(FiscalYear.start.desc()).limit(1)
+    ).first()
+    if year is None:
+        return None
+    earlier = figures.previous_year(dossier_id, year)
+    return {**year_figures(dossier_id, year), "previous": year_figures(dossier_id, earlier) if earlier else None}
 
 
 @blueprint.route("/")

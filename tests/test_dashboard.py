@@ -231,3 +231,62 @@ def test_ago_words():
     assert ago(now - timedelta(minutes=12), now) == "12 min ago"
     assert ago(now - timedelta(hours=3), now) == "3 h ago"
     assert ago(now - timedelta(days=5), now) == "5 days ago"
+
+
+# -- support sees all firms: Firm column, Firm filter, firm picker (issue #18 item 6) ---------------------
+
+
+def pick_firm(client, firm_id, next_url="/admin/"):
+    from tests.console_world import csrf_token
+
+    return client.post("/admin/pick-firm", data={"csrf_token": csrf_token(client), "firm_id": firm_id,
+                                                  "next": next_url})
+
+
+def test_support_gets_a_firm_column_and_filter_on_the_files_list(client, world):
+    log_in(client, "support")
+    page = client.get("/admin/dossiers/").get_data(as_text=True)
+    assert re.search(r"<th[^>]*>\s*(<a[^>]*>)?\s*Firm", page)
+    assert "Alpha Accountants" in page and "Beta Boekhouding" in page and 'id="firm-picker"' in page
+    beta_only = listed_files(client, f"/admin/dossiers/?flt0_firm_is={world.beta}")
+    assert beta_only == {"Beta Public Ltd", "Beta Private Ltd", "Beta Grouped Ltd"}
+
+
+@pytest.mark.parametrize("role", ["admin", "staff"])
+def test_other_roles_get_no_firm_column_filter_or_picker(client, world, role):
+    log_in(client, role)
+    page = client.get("/admin/dossiers/").get_data(as_text=True)
+    assert "Beta Boekhouding" not in page and 'id="firm-picker"' not in page
+    assert not re.search(r"<th[^>]*>\s*(<a[^>]*>)?\s*Firm\b", page)
+    # the filter's argument does not widen what they see
+    assert listed_files(client, f"/admin/dossiers/?flt0_firm_is={world.beta}") == set()
+    assert pick_firm(client, world.beta).status_code == 403
+    assert "Beta Public Ltd" not in client.get("/admin/").get_data(as_text=True)
+
+
+def test_the_firm_support_picks_scopes_the_dashboard_and_the_list_and_is_kept(client, world):
+    fail(world.a_public, "Alpha is broken")
+    fail(world.b_public, "Beta is broken")
+    log_in(client, "support")
+    everything = client.get("/admin/").get_data(as_text=True)
+    assert tile(everything, "failed")[1] == 2 and "Alpha is broken" in everything and "Beta is broken" in everything
+    assert re.search(r'class="fs-firm">Beta Boekhouding<', everything)  # the failures' Firm column
+    response = pick_firm(client, world.beta, "/admin/dossiers/")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/admin/dossiers/")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert tile(page, "failed")[1] == 1 and "Beta is broken" in page and "Alpha is broken" not in page
+    assert re.search(rf'<option value="{world.beta}" selected>Beta Boekhouding', page)
+    url, _ = tile(page, "failed")
+    assert listed_files(client, url) == {"Beta Public Ltd"}
+    assert "Alpha Public Ltd" not in listed_files(client, "/admin/dossiers/")
+    # "All firms" again
+    pick_firm(client, "")
+    assert tile(client.get("/admin/").get_data(as_text=True), "failed")[1] == 2
+
+
+def test_picking_an_unknown_firm_or_a_foreign_next_is_refused(client, world):
+    log_in(client, "support")
+    assert pick_firm(client, "999999").status_code == 404
+    assert pick_firm(client, "abc").status_code == 404
+    response = pick_firm(client, world.alpha, "https://evil.example/")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/admin/")

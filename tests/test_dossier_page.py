@@ -196,3 +196,45 @@ def test_the_files_list_links_to_the_dossier_page(client, world):
 def test_the_page_is_not_in_the_menu(client, world):
     html = log_in(client, "admin").get("/admin/").get_data(as_text=True)
     assert 'href="/admin/dossier/"' not in html
+
+
+# -- Edit client -> Sync (issue #18 item 4) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("role, dossier", [
+    ("admin", "a_public"), ("staff", "a_public"), ("staff", "a_grouped"),
+])
+def test_edit_client_has_a_sync_tab_leading_to_the_set_up_flow(client, world, role, dossier):
+    log_in(client, role)
+    page = client.get(f"/admin/dossiers/edit/?id={world.ids[dossier]}").get_data(as_text=True)
+    assert 'id="edit-sync-tab"' in page
+    assert f'href="/admin/dossier-sync/?id={world.ids[dossier]}"' in page
+    flow = client.get(f"/admin/dossier-sync/?id={world.ids[dossier]}").get_data(as_text=True)
+    assert 'id="setup-form"' in flow  # the same set-up flow as the file page's Sync tab
+
+
+@pytest.mark.parametrize("role", ["external", "support"])
+def test_edit_client_and_its_sync_flow_are_refused_to_who_may_not_set_up(client, world, role):
+    """External contributors and support cannot edit files nor set up their sync, on the server."""
+    log_in(client, role)
+    assert client.get(f"/admin/dossiers/edit/?id={world.a_public}").status_code == 403
+    assert client.get(f"/admin/dossier-sync/?id={world.a_public}").status_code == 403
+
+
+def test_edit_client_of_a_file_out_of_scope_answers_404(client, world):
+    log_in(client, "staff")
+    assert client.get(f"/admin/dossiers/edit/?id={world.a_private}").status_code == 404
+    assert client.get(f"/admin/dossiers/edit/?id={world.b_public}").status_code == 404
+
+
+def test_a_second_press_while_the_run_is_queued_answers_that_run_and_says_so(client, world):
+    """Issue #18 item 8 (the browser journey is tests/browser/test_console_paths.py)."""
+    log_in(client, "staff")
+    before = len(runs(world.a_public))
+    first = client.post("/admin/dossier/sync", data={"csrf_token": csrf_token(client), "id": world.a_public},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "The sync is queued." in first
+    second = client.post("/admin/dossier/sync", data={"csrf_token": csrf_token(client), "id": world.a_public},
+                         follow_redirects=True).get_data(as_text=True)
+    assert "A sync of this file is already under way." in second and "The sync is queued." not in second
+    assert len(runs(world.a_public)) == before + 1

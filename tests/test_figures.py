@@ -8,7 +8,7 @@ import pytest
 
 from app import figures
 from app.extensions import db
-from app.models import Account, FiscalYear, LedgerLine, OpeningBalance, Period, PeriodBalance
+from app.models import Account, Dossier, FiscalYear, LedgerLine, OpeningBalance, Period, PeriodBalance
 from tests.console_world import build_world, fresh_request_globals, log_in  # noqa: F401 (fixture)
 
 D = Decimal
@@ -204,7 +204,7 @@ def test_the_figures_tab_shows_the_trial_balance_and_chart(client, world):
     assert re.findall(r">([-\d,.]+)</a>", row) == ["1,700.00", "1,600.00", "1,600.00", "1,650.00"]
     assert f"account={world.books['accounts']['1000']}" in row and f"period={world.books['periods']['Q1']}" in row
     totals = re.search(r'<tr id="trial-balance-totals"[^>]*data-balanced="yes">(.*?)</tr>', html, re.S).group(1)
-    assert totals.count(">0.00</td>") == 4
+    assert len(re.findall(r'data-period="[^"]+">0.00</td>', totals)) == 4
     assert "Result of earlier years" in html and 'id="figures-chart"' in html
     assert 'class="fs-equity" data-period="2024-12-31" data-value="1820.00"' in html
     # movement view by default, with a year column; the older year can be chosen
@@ -259,3 +259,55 @@ def test_ids_of_another_dossier_are_refused(client, world):
     assert client.get(f"{base}&period={other['periods']['Q1']}").status_code == 404
     assert client.get(f"{base}&account=abc").status_code == 404
     assert client.get(f"/admin/dossier/?id={world.a_public}&year={world.b_year}").status_code == 404
+
+
+# --------------------------------------------------------------------------------------
+# The year the tab opens on, and the previous year beside it (issue #18, item 7)
+# --------------------------------------------------------------------------------------
+
+def test_the_tab_opens_on_the_latest_year_with_figures_not_a_newer_empty_one(client, world):
+    empty = FiscalYear(dossier_id=world.a_public, start=date(2025, 1, 1), end=date(2025, 12, 31))
+    db.session.add(empty)
+    db.session.flush()
+    db.session.add(Period(dossier_id=world.a_public, fiscal_year_id=empty.id, start=date(2025, 1, 1),
+                          end=date(2025, 3, 31)))  # a period, but no balances yet
+    db.session.commit()
+    assert figures.year_of(world.a_public).id == world.a_year
+    log_in(client, "staff")
+    html = client.get(f"/admin/dossier/?id={world.a_public}&tab=figures").get_data(as_text=True)
+    assert re.search(rf'<option value="{world.a_year}" selected>', html)
+    assert 'data-period="2024-12-31"' in html and 'id="no-balances"' not in html
+    # the empty year can still be chosen, and says it has no figures (other years do)
+    chosen = client.get(f"/admin/dossier/?id={world.a_public}&year={empty.id}").get_data(as_text=True)
+    assert 'id="no-balances"' in chosen and 'id="no-figures-any-year"' not in chosen
+
+
+def test_the_previous_year_shows_beside_the_chosen_one(client, world):
+    earlier = figures.comparatives(world.a_public, year_2024(world), "movement")
+    assert earlier.year.id == world.books["year_2023"]
+    assert earlier.kinds["income"] == D("-500.00") and earlier.total == 0
+    log_in(client, "staff")
+    html = client.get(f"/admin/dossier/?id={world.a_public}&tab=figures").get_data(as_text=True)
+    assert 'id="comparative-year"' in html and "Previous year" in html
+    bank = re.search(r'<tr data-account="1000">(.*?)</tr>', html, re.S).group(1)
+    assert re.search(r'fs-comparative">1,300.00</td>', bank)
+    payables = re.search(r'<tr data-account="1600">(.*?)</tr>', html, re.S).group(1)
+    assert re.search(r'fs-comparative">0.00</td>', payables)  # not in 2023's books
+    closing = client.get(f"/admin/dossier/?id={world.a_public}&year={world.a_year}&view=closing").get_data(as_text=True)
+    capital = re.search(r'<tr data-account="0100">(.*?)</tr>', closing, re.S).group(1)
+    assert re.search(r'fs-comparative">-1,000.00</td>', capital)
+    # the oldest year has nothing before it: no comparative column
+    oldest = client.get(f"/admin/dossier/?id={world.a_public}&year={world.books['year_2023']}").get_data(as_text=True)
+    assert 'id="comparative-year"' not in oldest
+
+
+def test_a_file_without_figures_in_any_year_says_so(client, world):
+    other = db.session.get(Dossier, world.a_public)
+    bare = Dossier(firm_id=other.firm_id, name="Bare file", frequency="month")
+    db.session.add(bare)
+    db.session.flush()
+    db.session.add(FiscalYear(dossier_id=bare.id, start=date(2024, 1, 1), end=date(2024, 12, 31)))
+    db.session.commit()
+    log_in(client, "admin")
+    html = client.get(f"/admin/dossier/?id={bare.id}&tab=figures").get_data(as_text=True)
+    assert 'id="no-figures-any-year"' in html and "No fiscal year of this file has figures yet." in html

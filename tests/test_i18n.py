@@ -212,3 +212,37 @@ def test_the_poller_texts_the_sync_tab_and_the_wizard_are_translated(client, wor
     page = client.get(f"/admin/dossier/?id={world.a_public}").get_data(as_text=True)
     texts = json.loads(re.search(r'id="sync-progress-texts">(.*?)</script>', page, re.S).group(1))
     assert texts["syncing"] == "Syncing: {records} records"
+
+
+# --------------------------------------------------------------------------------------
+# Error pages and confirmations (docs/figures-and-languages.md)
+# --------------------------------------------------------------------------------------
+
+def test_console_error_pages_use_the_console_layout_and_language(client, world):
+    log_in(client, "staff")
+    choose(client, "fr")
+    forbidden = client.get("/admin/groups/")
+    html = forbidden.get_data(as_text=True)
+    assert forbidden.status_code == 403
+    assert '<h1 class="h3" id="error-403">Non autorisé</h1>' in html and 'id="current-user"' in html  # the console's navbar
+    missing = client.get("/admin/dossier/?id=999999")
+    assert missing.status_code == 404 and '<h1 class="h3" id="error-404">Introuvable</h1>' in missing.get_data(as_text=True)
+    choose(client, "nl")
+    assert "Niet toegestaan" in client.get("/admin/groups/").get_data(as_text=True)
+
+
+def test_revert_to_manual_asks_for_confirmation(client, world):
+    log_in(client, "admin")
+    choose(client, "fr")
+    page = client.get(f"/admin/dossier-sync/?id={world.a_public}").get_data(as_text=True)
+    button = re.search(r'<button[^>]*id="revert-button"[^>]*>', page, re.S).group(0)
+    assert 'data-confirm="Repasser ce dossier en dossier manuel\u202f?' in button
+
+
+def test_console_lists_show_times_without_microseconds(client, world):
+    log_in(client, "admin")
+    for url in ("/admin/firms/", "/admin/groups/", "/admin/audit/", "/admin/links/"):
+        html = client.get(url).get_data(as_text=True)
+        assert not re.search(r"\d\d:\d\d:\d\d\.\d{6}", html), url
+        assert not re.search(r"\d\d:\d\d:\d\d(?!\.)", re.sub(r"<script.*?</script>", "", html, flags=re.S)), url
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", client.get("/admin/groups/").get_data(as_text=True))

@@ -56,7 +56,7 @@ def test_manual_creates_the_file_only(client, db, admin):
     logged_in(client, admin)
     answer = client.post("/admin/new-client/", data=details(client, source="manual"))
     dossier = db.session.scalars(select(Dossier)).one()
-    assert answer.location.endswith(f"/admin/dossiers/details/?id={dossier.id}")
+    assert answer.location.endswith(f"/admin/dossier/?id={dossier.id}")  # the file page
     assert (dossier.country, dossier.currency, dossier.frequency) == ("BE", "EUR", "quarter")
     assert dossier.links == [] and db.session.scalar(select(func.count(SyncRun.id))) == 0
 
@@ -79,12 +79,15 @@ def test_a_firm_level_connection_asks_the_company_then_links_and_queues(client, 
     done = client.post("/admin/new-client/reference/", data=details(
         client, source="direct", package=f"connection:{demo_connection.id}", reference="c-1003"))
     dossier = db.session.scalars(select(Dossier)).one()
-    assert done.location.endswith(f"/admin/dossiers/details/?id={dossier.id}")
+    assert done.location.endswith(f"/admin/dossier/?id={dossier.id}")  # the file page, with the run's progress
     link = db.session.scalars(select(DossierLink)).one()
     assert (link.dossier_id, link.connection_id, link.reference, link.scenario) == (
         dossier.id, demo_connection.id, "c-1003", "replace")
     run = db.session.scalars(select(SyncRun)).one()
     assert run.trigger == Trigger.SETUP and run.link_id == link.id
+    landing = client.get(done.location).get_data(as_text=True)
+    assert 'id="sync-progress"' in landing and 'data-active="yes"' in landing  # the set-up run's live progress
+    assert "the first sync is queued" in landing
 
 
 def test_refresh_list_queues_a_job_and_the_list_comes_when_it_is_done(client, db, admin, demo_connection, monkeypatch):

@@ -70,3 +70,24 @@ def test_a_pulse_user_never_reaches_the_console(client, world):
 def test_the_portal_needs_a_login(client, world):
     response = client.get("/portal/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_the_portal_opens_on_the_latest_year_with_figures_and_shows_the_year_before(client, world):
+    """Issue #18 item 7: a new, still empty year (2025, started) is not shown; 2024 is, with 2023 beside it."""
+    book(world.a_public)
+    empty = FiscalYear(dossier_id=world.a_public, start=date(2025, 1, 1), end=date(2025, 12, 31))
+    db.session.add(empty)
+    db.session.commit()
+    figures = key_figures(world.a_public, today=date(2025, 6, 1))
+    assert figures["year"].start == date(2024, 1, 1)
+    assert figures["previous"]["year"].start == date(2023, 1, 1) and figures["previous"]["revenue"] == 77
+    page = log_in(client, "pulse").get("/portal/").get_data(as_text=True)
+    assert 'data-year="previous"' in page and 'data-previous="revenue">77.00 EUR' in page
+    assert 'data-figure="revenue">1,000.00 EUR' in page
+
+
+def test_a_file_without_figures_says_so(client, world):
+    assert db.session.query(FiscalYear).filter_by(dossier_id=world.a_public).count()  # years, but no balances
+    assert key_figures(world.a_public, today=date(2025, 6, 1)) is None
+    page = log_in(client, "pulse").get("/portal/").get_data(as_text=True)
+    assert "No fiscal year of this file has figures yet." in page

@@ -132,3 +132,22 @@ def test_roles_and_firms_are_checked(db, world):
     with pytest.raises(SetupError, match="reconnected"):
         set_up_sync(world["admin"], world["dossier"], world["books"], "1", Scenario.REPLACE, queue=False)
     assert lines_by_year(db, world["dossier"]) == {2023: None, 2024: None, 2025: None}
+
+
+def test_switch_keeps_the_history_choice_and_audits_what_it_replaced(db, world):
+    from app.models.dossier import History
+    from app.services.links import ConfirmationNeeded
+
+    with pytest.raises(ConfirmationNeeded, match="Replaces 2 uploaded periods"):  # the manual lines of 2024 and 2025
+        set_up_sync(world["admin"], world["dossier"], world["books"], "1", Scenario.KEEP, date(2024, 1, 1),
+                    queue=False, confirmed=False)
+    db.session.rollback()
+    assert lines_by_year(db, world["dossier"]) == {2023: None, 2024: None, 2025: None}
+    first = set_up_sync(world["admin"], world["dossier"], world["books"], "1", Scenario.KEEP, date(2023, 1, 1),
+                        queue=False, confirmed=True)
+    assert first.history == History.PREVIOUS_YEAR
+    second = switch_sync(world["admin"], world["dossier"], Scenario.SWITCH, world["books"], "2", date(2025, 1, 1),
+                         queue=False, history=History.TRANSFER_DATE, confirmed=False)  # nothing uploaded is left
+    assert second.history == History.TRANSFER_DATE
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "sync.switch"))
+    assert event.changes["history"] == "transfer_date" and event.changes["preview"]["periods_replaced"] == 0

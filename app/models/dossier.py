@@ -21,6 +21,15 @@ class Scenario:
     ALL = (KEEP, REPLACE, SWITCH, MANUAL, RE_ESTABLISH)
 
 
+class History:
+    """How much history a link's sync reads (:mod:`app.services.sync_windows`)."""
+
+    TRANSFER_DATE = "transfer_date"  # from the transfer date (none: the current year)
+    PREVIOUS_YEAR = "previous_year"  # the current year and the two before it (the default)
+    ALL = "all"  # all the package has (ten years back at most)
+    CHOICES = (TRANSFER_DATE, PREVIOUS_YEAR, ALL)
+
+
 dossier_users = db.Table(
     "dossier_user",
     db.Column("dossier_id", db.Integer, db.ForeignKey("dossier.id", ondelete="CASCADE"), primary_key=True),
@@ -92,6 +101,9 @@ class DossierLink(db.Model):
     valid_to = db.Column(db.Date, nullable=True)
     #: package options, e.g. {"language": "nl"} for Octopus
     options = db.Column(db.JSON, nullable=False, default=dict)
+    #: how much history the sync reads: one of :data:`History.CHOICES`
+    history = db.Column(db.String(16), nullable=False, default=History.PREVIOUS_YEAR,
+                        server_default=History.PREVIOUS_YEAR)
     #: per-stream bookmarks, advanced only after the records are committed
     bookmarks = db.Column(db.JSON, nullable=False, default=dict)
     opening_balance_taken_at = db.Column(db.DateTime, nullable=True)

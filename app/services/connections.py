@@ -75,7 +75,7 @@ def check_connection(connection, actor=None, *, purpose=JOB):
 
 def refresh_references(connection, actor=None, *, purpose=JOB):
     """Cache the companies the connection can reach; answer ``(count or None, error message)``."""
-    refs, error = call_connector(connection, lambda connector: connector.list_references(), purpose=purpose)
+    refs, error = call_connector(connection, listed_references, purpose=purpose)
     if error is not None:
         return None, error
     connection.references = [{"reference": ref.reference, "name": ref.name} for ref in refs]
@@ -83,6 +83,20 @@ def refresh_references(connection, actor=None, *, purpose=JOB):
     audit.record(actor, "connection.references", connection,
                  summary=f"Refreshed the companies of {connection.name}: {len(refs)} found")
     return len(refs), None
+
+
+def listed_references(connector):
+    """``connector.list_references()``, trusted only once the credentials are known to work.
+
+    An empty list proves nothing (Companies House lists nothing at all: its numbers are
+    typed), so a list with no company is followed by ``connector.check()``: refused
+    credentials then raise :class:`AuthError` and the refresh reports the refusal instead of
+    "0 companies found".
+    """
+    refs = connector.list_references()
+    if not refs:
+        connector.check()
+    return refs
 
 
 # --------------------------------------------------------------------------------------

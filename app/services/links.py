@@ -28,6 +28,8 @@ from app.extensions import db
 from app.services.fiscal_years import delete_bookkeeping
 from app.models import Connection, ConnectionStatus, DossierLink, FiscalYear, Scenario
 from app.models.base import utcnow
+from app.models.dossier import History
+from app.services import setup_preview
 
 SETUP_SCENARIOS = (Scenario.KEEP, Scenario.REPLACE)
 SWITCH_SCENARIOS = (Scenario.SWITCH, Scenario.MANUAL, Scenario.RE_ESTABLISH)
@@ -42,6 +44,14 @@ SCENARIO_LABELS = {
 
 class SetupError(ValueError):
     """A set-up or switch that cannot be done, with a message for the user."""
+
+
+class ConfirmationNeeded(SetupError):
+    """The set-up would replace uploaded figures and was not confirmed; ``preview`` says which."""
+
+    def __init__(self, message, preview):
+        super().__init__(message)
+        self.preview = preview
 
 
 def valid_transfer_dates(dossier):
@@ -70,12 +80,18 @@ def _dates_sentence(valid):
 
 
 def set_up_sync(actor, dossier, connection, reference, scenario=Scenario.REPLACE, transfer_date=None,
-                reference_name=None, options=None, *, queue=True):
+                reference_name=None, options=None, *, queue=True, history=History.PREVIOUS_YEAR, confirmed=None):
     """Link ``dossier`` to ``reference`` through ``connection``; return the new link.
 
     For an accounting connection the dossier must have no active accounting link and
     ``scenario`` is ``keep`` (needs ``transfer_date``) or ``replace``. For an
     administration connection an existing administration link is replaced.
+
+    ``history`` (:class:`~app.models.dossier.History`) is how much history the sync reads.
+    ``confirmed``: ``False`` refuses (:class:`ConfirmationNeeded`) a set-up that would replace
+    uploaded figures (the console's preview step passes the user's answer); ``None`` (callers
+    that warned otherwise, such as the OAuth re-establish page) does not ask. Either way the
+    audit event keeps what was kept and replaced (:mod:`app.services.setup_preview`).
     """
     _check_may_set_up(actor, dossier)
     _check_connection(dossier, connection)
@@ -85,24 +101,30 @@ def set_up_sync(actor, dossier, connection, reference, scenario=Scenario.REPLACE
         raise SetupError("This file already has a sync. Use \"Switch sync\" to change it.")
     if scenario not in SETUP_SCENARIOS:
         raise SetupError("Choose how to set up the sync: keep the existing data, or replace it.")
+    _check_history(history)
     deleted = {}
     if scenario == Scenario.KEEP:
         check_transfer_date(dossier, transfer_date)
+    else:
+        transfer_date = None
+    preview = _checked_preview(dossier, scenario, transfer_date, confirmed)
+    if scenario == Scenario.KEEP:
         # data before the transfer date keeps its origin; from it on, the sync provides it
         deleted = delete_bookkeeping(db.session, dossier.id, from_date=transfer_date)
     else:
-        transfer_date = None
         deleted = delete_bookkeeping(db.session, dossier.id)
-    link = _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options)
+    link = _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options, history)
     audit.record(actor, "sync.setup", link, dossier_id=dossier.id,
                  summary=f"Set up sync with {connection.name} ({SCENARIO_LABELS[scenario]})",
-                 changes={"deleted": deleted, "transfer_date": transfer_date})
+                 changes={"deleted": deleted, "transfer_date": transfer_date, "history": history,
+                          "preview": preview.audit_counts(), "confirmed": confirmed})
     return _commit_and_queue(actor, dossier, link, queue)
 
 
 def switch_sync(actor, dossier, scenario, connection=None, reference=None, transfer_date=None,
-                reference_name=None, options=None, *, queue=True):
-    """Change the active accounting sync of ``dossier`` (scenarios 1, 2 and 3)."""
+                reference_name=None, options=None, *, queue=True, history=History.PREVIOUS_YEAR, confirmed=None):
+    """Change the active accounting sync of ``dossier`` (scenarios 1, 2 and 3); ``history`` and
+    ``confirmed`` as for :func:`set_up_sync`."""
     _check_may_set_up(actor, dossier)
     current = dossier.active_link("accounting")
     if current is None:
@@ -116,18 +138,22 @@ def switch_sync(actor, dossier, scenario, connection=None, reference=None, trans
     _check_connection(dossier, connection)
     if connection.kind != "accounting":
         raise SetupError("Choose a bookkeeping connection.")
+    _check_history(history)
     if scenario == Scenario.SWITCH:
         check_transfer_date(dossier, transfer_date, after=current.valid_from)
+    preview = _checked_preview(dossier, scenario, transfer_date if scenario == Scenario.SWITCH else None, confirmed)
+    if scenario == Scenario.SWITCH:
         _end(current, valid_to=transfer_date - timedelta(days=1))
         deleted = delete_bookkeeping(db.session, dossier.id, from_date=transfer_date)
     else:
         transfer_date = None
         _end(current)
         deleted = delete_bookkeeping(db.session, dossier.id)
-    link = _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options)
+    link = _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options, history)
     audit.record(actor, f"sync.{scenario}", link, dossier_id=dossier.id,
                  summary=f"{SCENARIO_LABELS[scenario]}: {current.connection.name} -> {connection.name}",
-                 changes={"deleted": deleted, "transfer_date": transfer_date, "previous_link": current.id})
+                 changes={"deleted": deleted, "transfer_date": transfer_date, "previous_link": current.id,
+                          "history": history, "preview": preview.audit_counts(), "confirmed": confirmed})
     return _commit_and_queue(actor, dossier, link, queue)
 
 
@@ -156,6 +182,38 @@ def remove_administration_link(actor, dossier):
                  summary=f"Removed the administration sync with {current.connection.name}")
     db.session.commit()
     return current
+
+
+def companies_already_linked(dossier, connection, reference):
+    """The other files of ``dossier``'s firm whose active link of the same kind reaches the same
+    company (same package and same reference, through any of the firm's connections), by name.
+
+    Two files fed by one company usually mean a duplicate file; the Sync tab warns before the
+    link is made and the user may go on (:func:`record_duplicate_confirmed`).
+    """
+    from app.models import Dossier
+
+    if connection is None or not reference:
+        return []
+    # ids first: PostgreSQL cannot DISTINCT whole rows that hold JSON columns
+    linked = (select(DossierLink.dossier_id).join(Connection, Connection.id == DossierLink.connection_id)
+              .where(DossierLink.firm_id == dossier.firm_id, DossierLink.ended_at.is_(None),
+                     DossierLink.kind == connection.kind, Connection.package == connection.package,
+                     DossierLink.reference == str(reference), DossierLink.dossier_id != dossier.id))
+    return db.session.scalars(
+        select(Dossier).where(Dossier.firm_id == dossier.firm_id, Dossier.id.in_(linked)).order_by(Dossier.name)
+    ).all()
+
+
+def record_duplicate_confirmed(actor, dossier, link, others):
+    """Audit that ``actor`` linked ``dossier`` (``link``) to a company the files ``others``
+    already use, after the warning; commits."""
+    audit.record(actor, "sync.duplicate_company_confirmed", link, dossier_id=dossier.id,
+                 summary=f"Linked to {link.reference_name or link.reference}, which "
+                         f"{', '.join(repr(other.name) for other in others)} already use(s)",
+                 changes={"reference": link.reference, "package": link.connection.package,
+                          "other_files": [other.id for other in others]})
+    db.session.commit()
 
 
 # -- internals -----------------------------------------------------------------------
@@ -188,14 +246,30 @@ def _set_up_administration(actor, dossier, connection, reference, reference_name
     return _commit_and_queue(actor, dossier, link, queue)
 
 
-def _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options):
+def _check_history(history):
+    if history not in History.CHOICES:
+        raise SetupError("Choose how much history to import: from the transfer date, the previous year, or all "
+                         "the package has.")
+
+
+def _checked_preview(dossier, scenario, transfer_date, confirmed):
+    """What the set-up keeps and replaces; refuses to replace uploaded figures when ``confirmed`` is False."""
+    preview = setup_preview.preview(dossier, scenario, transfer_date)
+    if confirmed is False and preview.needs_confirmation:
+        raise ConfirmationNeeded("This set-up replaces uploaded figures: " + " ".join(preview.sentences())
+                                 + " Confirm to go on.", preview)
+    return preview
+
+
+def _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options,
+              history=History.PREVIOUS_YEAR):
     if not reference:
         raise SetupError("Choose the company to sync.")
     known = {str(r.get("reference")): r.get("name") for r in (connection.references or [])}
     link = DossierLink(
         firm_id=dossier.firm_id, dossier=dossier, connection=connection, kind=connection.kind,
         reference=str(reference), reference_name=reference_name or known.get(str(reference)),
-        scenario=scenario, valid_from=transfer_date, options=options or {},
+        scenario=scenario, valid_from=transfer_date, options=options or {}, history=history,
         created_by_id=actor.user_id if actor else None,
     )
     db.session.add(link)

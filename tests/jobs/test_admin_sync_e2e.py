@@ -154,3 +154,44 @@ def test_exact_rotated_refresh_token_lost_when_the_worker_dies_mid_refresh_needs
     refused = workers.wait_for(lambda: finished(db, later.id), what="the refused run")
     assert refused.status == RunStatus.NEEDS_RECONNECT and "must be reconnected" in refused.message
     assert sandbox.stats()["total_calls"] == calls_before
+
+
+def test_a_failed_administration_sync_leaves_the_bookkeeping_status_intact(db, firm, workers, sandbox, client,
+                                                                           companies_house_dossier):
+    """Issue #18 item 5: an unknown register number fails the company-data sync only."""
+    from app.company_profile import sync_statuses
+    from app.models import SyncRun
+
+    known = {number for number, _ in companies_house_numbers(sandbox).values()}
+    missing = next(n for n in ("00000001", "00000002", "00000003") if n not in known)
+    dossier = companies_house_dossier(missing)
+    books = Connection(firm_id=firm.id, package="demo", kind="accounting", name="Demo office",
+                       config={"base_url": f"{sandbox.url}/demo"}, credentials={"api_key": "demo-key"})
+    db.session.add(books)
+    db.session.flush()
+    accounting = DossierLink(firm_id=firm.id, dossier_id=dossier.id, connection_id=books.id, kind="accounting",
+                             reference="c-1001", scenario="replace")
+    db.session.add(accounting)
+    db.session.flush()
+    db.session.add(SyncRun(firm_id=firm.id, dossier_id=dossier.id, link_id=accounting.id,
+                           status=RunStatus.SUCCEEDED))  # the bookkeeping synced fine before
+    dossier.sync_status = RunStatus.SUCCEEDED
+    db.session.commit()
+    assert sync_statuses([dossier.id])[dossier.id] == {"bookkeeping": RunStatus.SUCCEEDED, "company_data": None}
+
+    administration = db.session.scalar(db.select(DossierLink).where(DossierLink.dossier_id == dossier.id,
+                                                                    DossierLink.kind == "administration"))
+    run = request_sync(dossier.id, Trigger.MANUAL, link_id=administration.id)
+    workers.start()
+    done = workers.wait_for(lambda: finished(db, run.id), what="the administration sync")
+    assert done.status == RunStatus.FAILED and done.link_id == administration.id
+    db.session.expire_all()
+    assert sync_statuses([dossier.id])[dossier.id] == {"bookkeeping": RunStatus.SUCCEEDED,
+                                                       "company_data": RunStatus.FAILED}
+    assert db.session.get(Dossier, dossier.id).sync_status == RunStatus.SUCCEEDED  # the file's own status
+    from tests.conftest import login, make_user
+    make_user("books-admin@alpha.test", firm)
+    assert login(client, "books-admin@alpha.test").status_code == 302
+    page = client.get(f"/admin/dossier/?id={dossier.id}").get_data(as_text=True)
+    assert 'id="company-data-status"' in page and 'data-status="failed"' in page.split('id="company-data-status"')[1]
+    assert 'data-status="succeeded"' in page.split('id="dossier-status"')[1].split("</span>")[0]

@@ -99,3 +99,30 @@ def test_a_refused_key_answers_the_cross_and_the_connection_needs_a_reconnect(cl
     assert refused["status"] == ConnectionStatus.NEEDS_RECONNECT
     page = client.get(tab).get_data(as_text=True)  # a reload: the tab no longer offers the broken connection
     assert f'data-connection="{connection.id}"' not in page and 'id="no-connections"' in page
+
+
+def test_saving_a_companies_house_key_tests_it_in_the_background(client, firm, admin, sandbox, workers):
+    """Issue #18 item 5: a wrong key saved in the console is tested by a worker and not left Active;
+    the "Refresh companies" that follows reports the refusal, not "0 companies found"."""
+    logged_in(client, admin)
+    new = "/admin/connections/new/?package=companies_house"
+    answer = client.post(new, data={"csrf_token": csrf_from(client.get(new)), "name": "CH wrong key",
+                                     "api_key": "not-the-key", "base_url": f"{sandbox.url}/companies-house"})
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:500]
+    connection = db.session.scalar(db.select(Connection).where(Connection.name == "CH wrong key"))
+    check_url = f"/admin/connections/task/?id={connection.id}&kind=check"
+    assert client.get(check_url).get_json()["state"] == "queued"
+
+    workers.start()
+    checked = workers.wait_for(lambda: poll(client, check_url), what="the test after the save")
+    assert (checked["state"], checked["ok"], checked["text"]) == ("done", False, "Test failed.")
+    assert "API key is not valid" in checked["message"] and "not-the-key" not in checked["message"]
+    assert checked["status"] == ConnectionStatus.NEEDS_RECONNECT and checked["last_check_at"] != "never"
+    assert checked["time"] == f"tested at {checked['last_check_at']}"
+
+    details = f"/admin/connections/details/?id={connection.id}"
+    assert click(client, "refresh_references", connection, details).status_code == 302
+    references_url = f"/admin/connections/task/?id={connection.id}&kind=references"
+    refreshed = workers.wait_for(lambda: poll(client, references_url), what="the refresh of the companies")
+    assert refreshed["ok"] is False and refreshed["text"] == "The list could not be refreshed."
+    assert "API key is not valid" in refreshed["message"]

@@ -8,10 +8,13 @@ from sqlalchemy import func, select
 
 from app.access import actor_for
 from app.models import (
-    Connection, Dossier, FiscalYear, LedgerLine, OpeningBalance, Period, Role, RunStatus, Scenario, SyncRun,
-    Trigger,
+    AuditEvent, Connection, Dossier, FiscalYear, LedgerLine, OpeningBalance, Period, PeriodBalance, Role, RunStatus,
+    Scenario, SyncRun, Trigger,
 )
-from app.services.links import revert_to_manual, set_up_sync, switch_sync
+from app.services import fiscal_years, setup_preview
+from app.services.bookkeeping import write_records
+from app.services.links import ConfirmationNeeded, revert_to_manual, set_up_sync, switch_sync
+from connectors.base import BalanceRecord
 from jobs.nightly import fan_out
 from app.services.syncs import request_sync
 from tests.conftest import make_user
@@ -50,6 +53,16 @@ def lines_per_link_and_year(db, dossier_id):
     return {(link, int(year)): count for link, year, count in rows}
 
 
+def balances_per_year(db, dossier_id):
+    rows = db.session.execute(
+        select(func.extract("year", Period.end), func.count()).select_from(PeriodBalance)
+        .join(Period, Period.id == PeriodBalance.period_id)
+        .where(PeriodBalance.dossier_id == dossier_id)
+        .group_by(func.extract("year", Period.end))
+    ).all()
+    return {int(year): count for year, count in rows}
+
+
 def sandbox_line_count(sandbox, company):
     return sum(1 for _ in sandbox.state.books[company].all_lines())
 
@@ -67,6 +80,10 @@ def test_replace_then_switch_then_re_establish_then_manual(db, workers, setting,
     assert date(2023, 1, 1) in years and date(2024, 1, 1) in years
     counts = lines_per_link_and_year(db, dossier.id)
     assert {link for link, _ in counts} == {first.id} and sum(counts.values()) == northwind_lines
+    # every fiscal year the file shows has figures: 2023 lies before the window (1 January two years
+    # back) yet came with the package's unbounded line feed, so its balances are the sums of its lines
+    per_year = balances_per_year(db, dossier.id)
+    assert set(per_year) == {2023, 2024} and all(count > 0 for count in per_year.values()), per_year
 
     # (1) switch to the bakery's books from 2024: 2023 keeps Northwind's lines, 2024 is the bakery's
     second = switch_sync(actor, dossier, Scenario.SWITCH, connection, BAKERY, transfer_date=date(2024, 1, 1))
@@ -117,6 +134,46 @@ def test_keep_existing_data_and_sync_from_a_transfer_date(db, workers, setting):
     assert set(counts) == {(link.id, 2024)}  # nothing written before the transfer date
     years = db.session.execute(select(FiscalYear.start, FiscalYear.origin).where(FiscalYear.dossier_id == dossier.id)).all()
     assert (date(2023, 1, 1), "manual") in years
+
+
+def test_keep_over_uploaded_figures_is_confirmed_audited_and_says_the_package_had_none(db, workers, setting,
+                                                                                     client):
+    """The issue's case: a manual monthly file with uploaded figures for 2025 and for January and
+    February 2026, linked with "keep" from 1 January 2026 to a company whose books stop in 2024."""
+    actor, connection, dossier = setting["actor"], setting["connection"], setting["dossier"]
+    for year in (2025, 2026):
+        db.session.add(FiscalYear(dossier_id=dossier.id, start=date(year, 1, 1), end=date(year, 12, 31),
+                                  origin="manual"))
+    db.session.flush()
+    fiscal_years.ensure_periods(db.session, dossier)
+    ends = [p.end for p in db.session.scalars(select(Period).where(Period.dossier_id == dossier.id)
+                                              .order_by(Period.end)) if p.end <= date(2026, 2, 28)]
+    write_records(db.session, None, [record for end in ends for record in (
+        BalanceRecord("1000", end, Decimal("50"), "movement"), BalanceRecord("4000", end, Decimal("-50"), "movement"))],
+        dossier_id=dossier.id)
+    db.session.commit()
+
+    with pytest.raises(ConfirmationNeeded, match="Replaces 2 uploaded periods, Jan–Feb 2026"):
+        set_up_sync(actor, dossier, connection, NORTHWIND, Scenario.KEEP, transfer_date=date(2026, 1, 1),
+                    confirmed=False)
+    db.session.rollback()
+    assert balances_per_year(db, dossier.id) == {2025: 24, 2026: 4}
+
+    link = set_up_sync(actor, dossier, connection, NORTHWIND, Scenario.KEEP, transfer_date=date(2026, 1, 1),
+                       confirmed=True)
+    workers.start()
+    run = workers.wait_for(lambda: latest_run_done(db, dossier.id), what="the set-up sync")
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert balances_per_year(db, dossier.id) == {2025: 24}  # the package has nothing from 2026: kept 2025 only
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "sync.setup"))
+    assert (event.changes["preview"]["periods_kept"], event.changes["preview"]["periods_replaced"],
+            event.changes["preview"]["balances_replaced"]) == (12, 2, 4)
+    assert [span.end for span in setup_preview.uploads_left_empty(link)] == [date(2026, 1, 31), date(2026, 2, 28)]
+
+    from tests.conftest import login
+    assert login(client, "admin@alpha.test").status_code == 302
+    tab = client.get(f"/admin/dossier-sync/?id={dossier.id}").get_data(as_text=True)
+    assert "The package had no figures for Jan–Feb 2026; the uploaded figures were replaced." in tab
 
 
 def test_nightly_fan_out_syncs_through_a_real_worker_once_a_night(db, workers, setting, firm):
