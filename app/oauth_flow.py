@@ -508,7 +508,7 @@ def _finish_new_client(flow, spec, actor, *, chosen, **_):
     link_and_queue(actor, dossier, connection, chosen)
     flash(f"The file {dossier} was created and is linked to {spec.display_name} ({chosen['name']}). "
           "The first sync is queued; fiscal years fill in when it has run.", "success")
-    return url_for("dossiers.details_view", id=dossier.id)
+    return url_for("dossier.index", id=dossier.id)  # the file page, with the set-up run's live progress
 
 
 def _finish_re_establish(flow, spec, actor, *, dossier, chosen, **_):

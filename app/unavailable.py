@@ -90,6 +90,19 @@ def page_language():
     return request.accept_languages.best_match(allowed) or current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
 
 
+def not_found_response():
+    """A 404 page for an unknown address outside the console and the API, in the visitor's
+    language, drawn like the 503 page (it needs neither the database nor Redis)."""
+    language = page_language()
+    with force_locale(language):
+        title = gettext("Page not found")
+        text = gettext("This page does not exist or has moved.")
+        again = gettext("Go to the dashboard")
+    page = current_app.jinja_env.get_template(TEMPLATE).render(
+        language=language, title=title, text=text, again=again, again_url="/admin/", page_id="not-found")
+    return current_app.response_class(page, status=404, mimetype="text/html")
+
+
 def unavailable_response():
     """The 503 answer (page or API JSON), in the visitor's language, with ``Retry-After``."""
     retry_after = max(1, int(float(current_app.config["UNAVAILABLE_RETRY_AFTER_SECONDS"])))

@@ -246,3 +246,12 @@ def test_console_lists_show_times_without_microseconds(client, world):
         assert not re.search(r"\d\d:\d\d:\d\d\.\d{6}", html), url
         assert not re.search(r"\d\d:\d\d:\d\d(?!\.)", re.sub(r"<script.*?</script>", "", html, flags=re.S)), url
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", client.get("/admin/groups/").get_data(as_text=True))
+
+
+@pytest.mark.parametrize("language, title", [("fr", "Page introuvable"), ("nl", "Pagina niet gevonden"),
+                                             ("en", "Page not found")])
+def test_an_unknown_address_gets_a_plain_404_page_in_the_visitors_language(client, language, title):
+    answer = client.get("/admin/no-such-screen/", headers={"Accept-Language": language})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 404 and f'id="not-found">{title}</h1>' in page and f'lang="{language}"' in page
+    assert 'href="/admin/"' in page and "Werkzeug" not in page

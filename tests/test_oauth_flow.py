@@ -128,7 +128,7 @@ def test_quickbooks_takes_the_realm_from_the_callback(client, db, admin, sandbox
     callback = consent(start.location)
     realm = parse_qs(urlsplit(callback).query)["realmId"][0]
     done = client.get(callback)
-    assert done.status_code == 302 and "/admin/dossiers/details/" in done.location
+    assert done.status_code == 302 and "/admin/dossier/?id=" in done.location  # the file page
     link = db.session.scalars(select(DossierLink)).one()
     assert link.reference == realm and link.connection.credentials["realm_id"] == realm
     assert link.reference_name  # the company's name, read from the package

@@ -53,9 +53,14 @@ def init_api(app):
     app.add_url_rule("/api/v1/docs", "api_reference_page", _reference_page)
 
     def _api_routing_error(error):
-        """An unknown path or method under ``/api/`` answers JSON like the API; elsewhere nothing changes."""
+        """An unknown path or method under ``/api/`` answers JSON like the API; an unknown page
+        elsewhere gets the plain 404 page in the visitor's language (console screens draw their own)."""
         if request.path.startswith("/api/"):
             return api.handle_http_exception(error)
+        if error.code == 404:
+            from app.unavailable import not_found_response
+
+            return not_found_response()
         return error
 
     app.register_error_handler(404, _api_routing_error)

@@ -47,7 +47,7 @@ def test_admin_adds_a_xero_client_choosing_the_organisation(app, db, sandbox, wo
     shots.take(page, "choose-organisation", publish="choose-organisation")
     page.get_by_role("button", name="Continue").click()
 
-    page.wait_for_url("**/admin/dossiers/details/**")
+    page.wait_for_url("**/admin/dossier/?id=*")
     expect(page.locator(".alert").filter(has_text="was created and is linked to Xero")).to_contain_text(ORGANISATION)
     shots.take(page, "client-created")
 
