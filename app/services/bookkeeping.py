@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import ARRAY, String, bindparam, delete, func, insert, select, true, update
+from sqlalchemy import ARRAY, String, bindparam, delete, func, insert, or_, select, true, update
 
 from app.services import fiscal_years, sync_windows
 from app.models import (
@@ -513,10 +513,14 @@ class SyncWriter:
         self._replace_balances(wanted, scope & table.c.period_id.not_in(self._locked_period_ids or [-1]))
 
     def _balances_before_window(self):
-        """Periods before the window's start (the package was not asked for their balances) that
-        hold this link's lines and no balance at all get the sums of those lines, so every fiscal
-        year a package's unbounded line feed brings in has figures. Never overwrites a balance."""
+        """Periods before the window's start (the package was not asked for their balances) take
+        the sums of this link's lines, so every fiscal year a package's unbounded line feed brings
+        in has figures, and a backdated line changes them. Periods holding a balance from another
+        source (an upload, an earlier link) and locked years are left alone. Only runs that
+        changed lines recompute (the sums cannot have moved otherwise)."""
         if self.link is None or self.window_start is None:
+            return
+        if not (self.result.lines_inserted or self.result.lines_updated or self.result.lines_deleted):
             return
         self._settle_years()
         lines, balances = LedgerLine.__table__, PeriodBalance.__table__
@@ -524,17 +528,24 @@ class SyncWriter:
                       if row.end < self.window_start and row.id not in self._locked_period_ids]
         if not candidates:
             return
-        empty = select(balances.c.period_id).where(balances.c.dossier_id == self.dossier.id,
-                                                   balances.c.period_id.in_(candidates))
+        foreign = set(self.session.scalars(select(balances.c.period_id).where(
+            balances.c.dossier_id == self.dossier.id, balances.c.period_id.in_(candidates),
+            or_(balances.c.origin_link_id.is_(None), balances.c.origin_link_id != self.link_id))))
+        owned = [period_id for period_id in candidates if period_id not in foreign]
+        if not owned:
+            return
         sums = self.session.execute(
             select(lines.c.account_id, lines.c.period_id, func.sum(lines.c.amount))
             .where(lines.c.dossier_id == self.dossier.id, lines.c.link_id == self.link_id,
-                   lines.c.period_id.in_(candidates), lines.c.period_id.not_in(empty))
+                   lines.c.period_id.in_(owned))
             .group_by(lines.c.account_id, lines.c.period_id)
         ).all()
         wanted = {(account_id, period_id): money(total) for account_id, period_id, total in sums if money(total) != 0}
-        if wanted:
-            self.result.balances += self._write_amounts(balances, ("account_id", "period_id"), wanted, {})
+        existing = {(row.account_id, row.period_id): row for row in self.session.execute(
+            select(balances.c.id, balances.c.account_id, balances.c.period_id, balances.c.amount,
+                   balances.c.origin_link_id)
+            .where(balances.c.dossier_id == self.dossier.id, balances.c.period_id.in_(owned)))}
+        self.result.balances += self._write_amounts(balances, ("account_id", "period_id"), wanted, existing)
 
     def _replace_balances(self, wanted, scope):
         """Make the balance rows selected by ``scope`` equal ``wanted`` ({(account id, period id):

@@ -192,3 +192,28 @@ def test_nightly_fan_out_syncs_through_a_real_worker_once_a_night(db, workers, s
     assert run.status == RunStatus.SUCCEEDED, run.message
     db.session.refresh(dossier)
     assert dossier.last_synced_at is not None
+
+
+def test_balances_before_the_window_follow_backdated_lines_like_a_clean_sync(db, sandbox, linked_dossier):
+    """The demo company's lines are older than the window (two years back): those periods take
+    the sums of the lines, and lines added or changed there later move them, as a clean sync has them."""
+    from app.models.bookkeeping import PeriodBalance
+    from jobs.sync import run
+
+    def synced(dossier_id):
+        queued = request_sync(dossier_id, Trigger.MANUAL)
+        run(queued.id)
+        db.session.expire_all()
+        assert db.session.get(SyncRun, queued.id).status == RunStatus.SUCCEEDED
+        return sorted((b.account.number, b.period.end, b.amount)
+                      for b in db.session.scalars(select(PeriodBalance).where(PeriodBalance.dossier_id == dossier_id)))
+
+    settings = dict(package="demo", reference="c-1003", config={"base_url": f"{sandbox.url}/demo"},
+                    credentials={"api_key": "demo-key"})
+    kept = linked_dossier(name="Synced before the change", **settings).id
+    before = synced(kept)
+    assert before and max(end for _, end, _ in before) < date(2025, 1, 1)  # all before the window
+    sandbox.mutate("c-1003", add=7, change=3)
+    after = synced(kept)
+    clean = synced(linked_dossier(name="Synced after the change", **settings).id)
+    assert after == clean and after != before
