@@ -89,11 +89,22 @@ def fan_out(now=None):
                 db.session.rollback()
                 log.warning("nightly fan-out: firms %s skipped this round (%s)", firm_ids, str(exc.orig).strip()[:200])
                 continue
-            enqueue_runs(run_ids)
+            enqueue_runs(firms_in_turn(run_ids))
             created += run_ids
     if created:
         log.info("nightly fan-out queued %d run(s)", len(created))
     return created
+
+
+def firms_in_turn(run_ids):
+    """``run_ids`` ordered so the firms take turns (the first run of each firm, then the second
+    of each...): a firm with a thousand files never makes another firm's night wait behind it."""
+    firm_of = dict(db.session.execute(select(SyncRun.id, SyncRun.firm_id).where(SyncRun.id.in_(run_ids))).all())
+    per_firm = defaultdict(list)
+    for run_id in sorted(run_ids):
+        per_firm[firm_of[run_id]].append(run_id)
+    turns = [(rank, firm_id, run_id) for firm_id, ids in per_firm.items() for rank, run_id in enumerate(ids)]
+    return [run_id for _, _, run_id in sorted(turns)]
 
 
 def _queue_night(firm_ids, suffix, moment):

@@ -188,15 +188,21 @@ def lock_links(link_ids):
 ENQUEUE_CHUNK = 1000
 
 
-def enqueue_runs(run_ids):
-    """Enqueue several committed runs (same job options as :func:`enqueue_run`), a thousand
-    jobs per Redis pipeline. Returns how many jobs were enqueued."""
+#: runs a person asked for ("sync now", "Resync selected") go to the front of the queue, before
+#: the night's runs and the first syncs already waiting (docs/sync-engine.md, "Queue order")
+PEOPLE_FIRST = (Trigger.MANUAL, Trigger.BULK)
+
+
+def enqueue_runs(run_ids, *, front=False):
+    """Enqueue several committed runs (same job options as :func:`enqueue_run`; ``front``: at
+    the front of the queue), a thousand jobs per Redis pipeline. Returns how many jobs were
+    enqueued."""
     if not run_ids:
         return 0
     queue = sync_queue()
     for start in range(0, len(run_ids), ENQUEUE_CHUNK):
         with queue.connection.pipeline(transaction=False) as pipe:
-            queue.enqueue_many([Queue.prepare_data("jobs.sync.run", (run_id,), **_job_options(run_id))
+            queue.enqueue_many([Queue.prepare_data("jobs.sync.run", (run_id,), at_front=front, **_job_options(run_id))
                                 for run_id in run_ids[start:start + ENQUEUE_CHUNK]], pipeline=pipe)
             pipe.execute()
     return len(run_ids)
@@ -226,10 +232,10 @@ def enqueue_or_leave_queued(runs, batch=False):
         return
     try:
         if batch:
-            enqueue_runs([run.id for run in runs])
+            enqueue_runs([run.id for run in runs], front=all(run.trigger in PEOPLE_FIRST for run in runs))
         else:
             for run in runs:
-                enqueue_run(run.id)
+                enqueue_run(run.id, front=run.trigger in PEOPLE_FIRST)
     except OUTAGE_ERRORS as exc:
         log.warning("runs %s stay queued in the database: Redis unavailable (%s)",
                     ", ".join(str(run.id) for run in runs), type(exc).__name__)
@@ -247,8 +253,9 @@ def active_run(link_id):
     )
 
 
-def enqueue_run(run_id, *, at=None):
-    """Put run ``run_id`` on the sync queue (now, or at the datetime ``at``, UTC).
+def enqueue_run(run_id, *, at=None, front=False):
+    """Put run ``run_id`` on the sync queue (now, at its front with ``front``, or at the
+    datetime ``at``, UTC).
 
     The job id is deterministic: enqueueing a run twice replaces its job, never doubles it.
     """
@@ -259,7 +266,7 @@ def enqueue_run(run_id, *, at=None):
         from datetime import timezone
 
         return queue.enqueue_at(at.replace(tzinfo=timezone.utc), "jobs.sync.run", run_id, **options)
-    return queue.enqueue("jobs.sync.run", run_id, **options)
+    return queue.enqueue("jobs.sync.run", run_id, at_front=front, **options)
 
 
 def cancel_run(run_id, actor=None):

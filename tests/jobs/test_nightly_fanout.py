@@ -184,3 +184,19 @@ def test_bulk_resync_reuses_active_runs_and_queues_the_rest_in_order(db, linked_
     again, _ = request_syncs(ids, Trigger.BULK)
     assert [r.id for r in again] == [r.id for r in runs]
     assert len(all_runs(db)) == 3 and sync_queue().count == 3
+
+
+def test_firms_take_turns_on_the_queue_and_a_press_of_sync_now_goes_first(db, other_firm, linked_dossier):
+    big = [linked_dossier(name=f"Big {i}", reference=f"B{i}") for i in range(3)]
+    small = linked_dossier(name="Small", reference="S1")  # moved to the other firm, with its link
+    for row in (small, small.links[0], small.links[0].connection):
+        row.firm_id = other_firm.id
+    db.session.commit()
+    created = fan_out(now=AFTER_NIGHTLY)
+    runs = {sync_job_id(run_id): db.session.get(SyncRun, run_id) for run_id in created}
+    queued = sync_queue().get_job_ids()
+    assert sorted(queued) == sorted(runs) and len(queued) == 4
+    # the first run of each firm, then the second...: the small firm's only run is not behind the big one's three
+    assert {runs[job_id].dossier_id for job_id in queued[:2]} == {big[0].id, small.id}
+    pressed = request_sync(linked_dossier(name="Pressed", reference="P1").id, Trigger.MANUAL)
+    assert sync_queue().get_job_ids()[0] == sync_job_id(pressed.id)  # before the night's runs
