@@ -398,6 +398,6 @@ def test_the_default_budget_is_6000_calls_per_five_minutes(sandbox):
 
 
 def test_a_malformed_answer_is_a_data_error(sandbox):
-    sandbox.fault("malformed", path="/bocount/BC/api/v2.0/companies(")
+    sandbox.fault("malformed", path="/bocount/BC/api/v2.0/companies(", count=2)  # asked again once
     with pytest.raises(DataError, match="could not read"):
         read(sandbox_connector(sandbox)[0], "accounts")

@@ -81,7 +81,7 @@ def test_a_first_sync_a_no_change_resync_an_incremental_night_a_429_a_bad_answer
     before = bookkeeping_snapshot(db, dossier_id)
 
     # a malformed answer fails clearly and writes nothing; the next run heals
-    sandbox.fault("malformed", path="/bocount/BC/api/v2.0/companies(", count=1)
+    sandbox.fault("malformed", path="/bocount/BC/api/v2.0/companies(", count=2)  # asked again once
     bad = bocount_file("the sync with a malformed answer")
     assert bad.status == RunStatus.FAILED, f"{bad.message}\n{bocount_file.logs()}"
     assert bad.error_category == "data" and "BoCount sent an answer Firmsync could not read." in bad.message
