@@ -239,13 +239,29 @@ def complete_login(user, target=None):
     session.clear()
     login_user(user)
     now = utcnow()
+    first = sorted(user.memberships, key=lambda m: m.firm_id)  # read before the change: no autoflush
     user.last_login_at = now
-    first = sorted(user.memberships, key=lambda m: m.firm_id)
     if first:
         first[0].last_login_at = now
         session[SESSION_FIRM_KEY] = first[0].firm_id
-    db.session.commit()
+    _commit_login_time(user)
     return redirect(target or url_for("auth.landing"))
+
+
+def _commit_login_time(user):
+    """Record the login time, unless the database is too busy to take a write (SQLite while a
+    long sync commits): the person is logged in anyway, the time is only a note."""
+    from sqlalchemy.exc import DBAPIError
+
+    from app.unavailable import database_unavailable
+
+    try:
+        db.session.commit()
+    except DBAPIError as exc:
+        if not database_unavailable(exc):
+            raise
+        db.session.rollback()
+        current_app.logger.warning("user %s logged in; the login time was not recorded (database busy)", user.id)
 
 
 def keep_signed_in(user):
