@@ -112,6 +112,7 @@ def _queue_night(firm_ids, suffix, moment):
     in naive UTC); their ids."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
+            _lock_links(firm_ids)
             _cover_with_active_runs(firm_ids, suffix)
             _cover_with_fresh_runs(firm_ids, suffix, moment)
             run_ids = sorted(db.session.scalars(insert(SyncRun).from_select(
@@ -129,6 +130,16 @@ def _queue_night(firm_ids, suffix, moment):
             if attempt == ATTEMPTS:
                 raise
             log.info("nightly fan-out met a concurrent fan-out; trying again")
+
+
+def _lock_links(firm_ids):
+    """PostgreSQL: lock the firms' links as :func:`app.services.syncs.lock_links` does (same
+    order, no deadlock), so a "Resync selected" or an API call at the same moment either sees
+    tonight's runs or is seen by them: never two runs for one file. SQLite's single writer
+    already serialises the two."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(DossierLink.id).where(DossierLink.id.in_(_active_links(firm_ids)))
+                           .order_by(DossierLink.id).with_for_update(key_share=True))
 
 
 def _key_of(link_id, suffix):

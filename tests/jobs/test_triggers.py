@@ -82,6 +82,41 @@ def test_two_concurrent_threads_give_one_run(app, db, linked_dossier):
     assert run_count(db) == 1
 
 
+def test_the_console_the_api_and_the_nightly_fan_out_at_once_give_one_run_per_file(app, db, linked_dossier):
+    """The console's press (request_sync), "Resync selected" and the API (request_syncs, as
+    POST /api/v1/syncs calls it) and the cron's fan-out, all at the same moment, twice each."""
+    from datetime import datetime
+
+    from jobs.nightly import fan_out
+
+    ids = [linked_dossier(name=f"Client {n}", reference=f"C{n}").id for n in range(3)]
+    callers = [lambda: request_sync(ids[0], Trigger.MANUAL), lambda: request_syncs(ids, Trigger.BULK),
+               lambda: request_syncs(ids[1:], Trigger.BULK), lambda: fan_out(now=datetime(2025, 1, 15, 1, 30))] * 2
+    barrier = threading.Barrier(len(callers))
+    errors = []
+
+    def call(function):
+        with app.app_context():
+            try:
+                barrier.wait()
+                function()
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=call, args=(function,)) for function in callers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    db.session.expire_all()
+    runs = db.session.scalars(select(SyncRun)).all()
+    assert sorted(run.dossier_id for run in runs) == sorted(ids)  # one run per file, whoever came first
+    assert sorted(sync_queue().get_job_ids()) == sorted(sync_job_id(run.id) for run in runs)
+
+
 def test_dossier_without_a_link_gives_none(db, firm):
     from app.models import Dossier
 
