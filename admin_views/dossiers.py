@@ -271,6 +271,17 @@ class ListRequest:
             ("confirm_delete", "Are you sure you want to delete this record?"))}
         self._badges = {}
         self._row_actions = {}
+        self._company_data = None
+
+    def company_data_status(self, context, dossier):
+        """The company-data (administration) sync status of ``dossier``, for the whole page in
+        one statement (:func:`app.company_profile.sync_statuses`)."""
+        if self._company_data is None:
+            from app.company_profile import sync_statuses
+
+            rows = context.get("data") or [dossier]
+            self._company_data = {i: s["company_data"] for i, s in sync_statuses([m.id for m in rows]).items()}
+        return self._company_data.get(dossier.id)
 
     def badge(self, status):
         if status not in self._badges:
@@ -341,11 +352,20 @@ def sync_arrows(dossier, csrf=None, action=None):
     )
 
 
+#: company-data sync outcomes the Files list shows beside a file's own (bookkeeping) status
+COMPANY_DATA_SHOWN = (RunStatus.FAILED, RunStatus.NEEDS_RECONNECT)
+
+
 def _status(view, context, model, name):
     shared = list_request(view)
     cell = shared.badge(model.sync_status)
     if shared.may_sync and model.active_link("accounting") is not None:
         cell += Markup(" ") + sync_arrows(model, shared.csrf, shared.sync_url)
+    if model.active_link("administration") is not None and model.active_link("accounting") is not None:
+        company = shared.company_data_status(context, model)
+        if company in COMPANY_DATA_SHOWN:  # the books are fine or not on their own; say the register's part
+            cell += Markup('<div class="small text-muted fs-company-data">{} {}</div>').format(
+                gettext("Company data:"), shared.badge(company))
     return cell
 
 

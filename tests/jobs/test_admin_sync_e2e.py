@@ -195,3 +195,5 @@ def test_a_failed_administration_sync_leaves_the_bookkeeping_status_intact(db, f
     page = client.get(f"/admin/dossier/?id={dossier.id}").get_data(as_text=True)
     assert 'id="company-data-status"' in page and 'data-status="failed"' in page.split('id="company-data-status"')[1]
     assert 'data-status="succeeded"' in page.split('id="dossier-status"')[1].split("</span>")[0]
+    files = client.get("/admin/dossiers/").get_data(as_text=True)
+    assert 'fs-company-data">Company data: <span class="badge badge-danger fs-status" data-status="failed"' in files
