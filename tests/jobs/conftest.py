@@ -1,4 +1,5 @@
 """Fixtures of the job-pipeline tests: a linked dossier, a scriptable in-process connector."""
+import threading
 from datetime import date
 from decimal import Decimal
 
@@ -133,6 +134,31 @@ def bookkeeping_snapshot(db, dossier_id):
 def line_count(db, dossier_id):
     db.session.expire_all()
     return db.session.scalar(select(func.count()).select_from(LedgerLine).where(LedgerLine.dossier_id == dossier_id))
+
+
+def at_once(app, db, calls, timeout=30):
+    """Run each of ``calls`` in its own thread (own app context and session), all released at
+    the same moment by a barrier; the answers in order, after re-raising the first error."""
+    barrier, answers, errors = threading.Barrier(len(calls)), [None] * len(calls), []
+
+    def call(index):
+        with app.app_context():
+            try:
+                barrier.wait(timeout)
+                answers[index] = calls[index]()
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
+    return answers
 
 
 def run_row(db, run_id):

@@ -11,6 +11,7 @@ from app.services.queues import sync_job_id, sync_queue
 from jobs.reaper import INTERRUPTED, reap
 from jobs.sync import run
 from app.services.syncs import request_sync
+from tests.jobs.conftest import at_once
 
 
 def runs(db):
@@ -272,29 +273,10 @@ def test_the_reaper_skips_a_run_it_cannot_lock_and_heals_the_others(db, linked_d
 
 
 def test_simultaneous_resync_selected_requests_create_one_run_per_file(app, db, linked_dossier):
-    import threading
-
     from app.services.syncs import queue_runs
 
     dossiers = [linked_dossier(name=f"File {n}", reference=f"C{n}") for n in range(3)]
     targets = [(d.id, d.links[0].id) for d in dossiers]
-    barrier, errors = threading.Barrier(5), []
-
-    def press():
-        with app.app_context():
-            try:
-                barrier.wait(10)
-                queue_runs(targets, Trigger.BULK)
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-            finally:
-                db.session.remove()
-
-    presses = [threading.Thread(target=press) for _ in range(5)]
-    for thread in presses:
-        thread.start()
-    for thread in presses:
-        thread.join(30)
-    assert errors == []
+    at_once(app, db, [lambda: queue_runs(targets, Trigger.BULK)] * 5)
     active = [r for r in runs(db) if r.status in RunStatus.ACTIVE]
     assert sorted(r.link_id for r in active) == sorted(link_id for _, link_id in targets)

@@ -1,5 +1,4 @@
 """Triggers: one run per dossier at a time, race-safe, and only for actors allowed to sync."""
-import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -9,6 +8,7 @@ from app.access import actor_for
 from app.models import RunStatus, SyncRun, Trigger
 from app.services.queues import fetch_job, sync_job_id, sync_queue
 from app.services.syncs import cancel_run, request_sync, request_syncs
+from tests.jobs.conftest import at_once
 
 
 def run_count(db):
@@ -59,25 +59,7 @@ def test_a_finished_run_does_not_block_a_new_one(db, linked_dossier):
 
 def test_two_concurrent_threads_give_one_run(app, db, linked_dossier):
     dossier_id = linked_dossier().id
-    barrier = threading.Barrier(4)
-    results, errors = [], []
-
-    def click():
-        with app.app_context():
-            try:
-                barrier.wait()
-                results.append(request_sync(dossier_id, Trigger.MANUAL).id)
-            except Exception as exc:  # surfaced below
-                errors.append(exc)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=click) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    results = at_once(app, db, [lambda: request_sync(dossier_id, Trigger.MANUAL).id] * 4)
     assert len(set(results)) == 1 and len(results) == 4
     assert run_count(db) == 1
 
@@ -92,25 +74,7 @@ def test_the_console_the_api_and_the_nightly_fan_out_at_once_give_one_run_per_fi
     ids = [linked_dossier(name=f"Client {n}", reference=f"C{n}").id for n in range(3)]
     callers = [lambda: request_sync(ids[0], Trigger.MANUAL), lambda: request_syncs(ids, Trigger.BULK),
                lambda: request_syncs(ids[1:], Trigger.BULK), lambda: fan_out(now=datetime(2025, 1, 15, 1, 30))] * 2
-    barrier = threading.Barrier(len(callers))
-    errors = []
-
-    def call(function):
-        with app.app_context():
-            try:
-                barrier.wait()
-                function()
-            except Exception as exc:  # surfaced below
-                errors.append(exc)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=call, args=(function,)) for function in callers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    at_once(app, db, callers)
     db.session.expire_all()
     runs = db.session.scalars(select(SyncRun)).all()
     assert sorted(run.dossier_id for run in runs) == sorted(ids)  # one run per file, whoever came first
