@@ -191,6 +191,34 @@ def other_firm(db):
     return firm
 
 
+def upload_monthly_balances(dossier, until, accounts=("550000", "700000"), amount="80"):
+    """Give the manual monthly ``dossier`` uploaded fiscal years 2025 and 2026 and, for every
+    month end up to ``until``, an uploaded movement of ``amount`` on the first account and its
+    opposite on the second (as a CSV upload writes them); commits."""
+    from datetime import date
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from app.models import FiscalYear, Period
+    from app.services import fiscal_years
+    from app.services.bookkeeping import write_records
+    from connectors.base import BalanceRecord
+
+    for year in (2025, 2026):
+        _db.session.add(FiscalYear(dossier_id=dossier.id, start=date(year, 1, 1), end=date(year, 12, 31),
+                                   origin="manual"))
+    _db.session.flush()
+    fiscal_years.ensure_periods(_db.session, dossier)
+    ends = [p.end for p in _db.session.scalars(select(Period).where(Period.dossier_id == dossier.id)
+                                               .order_by(Period.end)) if p.end <= until]
+    debit, credit = accounts
+    write_records(_db.session, None, [record for end in ends for record in (
+        BalanceRecord(debit, end, Decimal(amount), "movement"), BalanceRecord(credit, end, -Decimal(amount), "movement"))],
+        dossier_id=dossier.id)
+    _db.session.commit()
+
+
 def login(client, email, password=PASSWORD):
     """Log in through the real form (CSRF token included) and return the response."""
     page = client.get("/login")

@@ -14,12 +14,12 @@ from app.models import (
     Scenario, SyncRun,
 )
 from app.models.dossier import History
-from app.services import fiscal_years, setup_preview
+from app.services import setup_preview
 from app.services.bookkeeping import write_records
 from app.services.links import ConfirmationNeeded, SetupError, set_up_sync
 from app.services.sync_windows import ALL_HISTORY_YEARS, sync_window
 from connectors.base import BalanceRecord, LedgerLineRecord
-from tests.conftest import csrf_from, login, make_user
+from tests.conftest import csrf_from, login, make_user, upload_monthly_balances
 
 
 def month_ends(year, months):
@@ -36,17 +36,7 @@ def world(db, firm):
                        references=[{"reference": "1", "name": "Bakkerij Janssens BV"}])
     db.session.add_all([dossier, books])
     db.session.flush()
-    for year in (2025, 2026):
-        db.session.add(FiscalYear(dossier_id=dossier.id, start=date(year, 1, 1), end=date(year, 12, 31),
-                                  origin="manual"))
-    db.session.flush()
-    fiscal_years.ensure_periods(db.session, dossier)
-    records = []
-    for end in month_ends(2025, range(1, 13)) + month_ends(2026, (1, 2)):
-        records += [BalanceRecord("550000", end, Decimal("100"), "movement"),
-                    BalanceRecord("700000", end, Decimal("-100"), "movement")]
-    write_records(db.session, None, records, dossier_id=dossier.id)
-    db.session.commit()
+    upload_monthly_balances(dossier, until=date(2026, 2, 28), amount="100")
     return {"admin": actor_for(admin, firm.id), "dossier": dossier, "books": books}
 
 

@@ -1,17 +1,14 @@
 """Setting up a sync over uploaded figures: the preview says what is kept and replaced, and the
 set-up only happens once the administrator has ticked the explicit confirmation."""
 from datetime import date
-from decimal import Decimal
 
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import AuditEvent, Dossier, DossierLink, FiscalYear, Period, PeriodBalance
-from app.services import fiscal_years
-from app.services.bookkeeping import write_records
-from connectors.base import BalanceRecord
+from app.models import AuditEvent, Dossier, DossierLink, PeriodBalance
 from tests.browser.firm_world import build_people, demo_books_connection, fresh, log_in
+from tests.conftest import upload_monthly_balances
 
 
 def manual_file_with_uploads(people):
@@ -19,17 +16,7 @@ def manual_file_with_uploads(people):
     dossier = Dossier(firm_id=people.firm_id, name="Bakkerij Janssens", frequency="month")
     db.session.add(dossier)
     db.session.flush()
-    for year in (2025, 2026):
-        db.session.add(FiscalYear(dossier_id=dossier.id, start=date(year, 1, 1), end=date(year, 12, 31),
-                                  origin="manual"))
-    db.session.flush()
-    fiscal_years.ensure_periods(db.session, dossier)
-    ends = [p.end for p in db.session.scalars(select(Period).where(Period.dossier_id == dossier.id)
-                                              .order_by(Period.end)) if p.end <= date(2026, 2, 28)]
-    write_records(db.session, None, [record for end in ends for record in (
-        BalanceRecord("550000", end, Decimal("80"), "movement"), BalanceRecord("700000", end, Decimal("-80"), "movement"))],
-        dossier_id=dossier.id)
-    db.session.commit()
+    upload_monthly_balances(dossier, until=date(2026, 2, 28))
     return dossier.id
 
 

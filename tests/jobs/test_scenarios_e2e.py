@@ -11,13 +11,11 @@ from app.models import (
     AuditEvent, Connection, Dossier, FiscalYear, LedgerLine, OpeningBalance, Period, PeriodBalance, Role, RunStatus,
     Scenario, SyncRun, Trigger,
 )
-from app.services import fiscal_years, setup_preview
-from app.services.bookkeeping import write_records
+from app.services import setup_preview
 from app.services.links import ConfirmationNeeded, revert_to_manual, set_up_sync, switch_sync
-from connectors.base import BalanceRecord
 from jobs.nightly import fan_out
 from app.services.syncs import request_sync
-from tests.conftest import make_user
+from tests.conftest import make_user, upload_monthly_balances
 from tests.jobs.conftest import bookkeeping_snapshot
 
 pytestmark = pytest.mark.slow
@@ -141,17 +139,7 @@ def test_keep_over_uploaded_figures_is_confirmed_audited_and_says_the_package_ha
     """The issue's case: a manual monthly file with uploaded figures for 2025 and for January and
     February 2026, linked with "keep" from 1 January 2026 to a company whose books stop in 2024."""
     actor, connection, dossier = setting["actor"], setting["connection"], setting["dossier"]
-    for year in (2025, 2026):
-        db.session.add(FiscalYear(dossier_id=dossier.id, start=date(year, 1, 1), end=date(year, 12, 31),
-                                  origin="manual"))
-    db.session.flush()
-    fiscal_years.ensure_periods(db.session, dossier)
-    ends = [p.end for p in db.session.scalars(select(Period).where(Period.dossier_id == dossier.id)
-                                              .order_by(Period.end)) if p.end <= date(2026, 2, 28)]
-    write_records(db.session, None, [record for end in ends for record in (
-        BalanceRecord("1000", end, Decimal("50"), "movement"), BalanceRecord("4000", end, Decimal("-50"), "movement"))],
-        dossier_id=dossier.id)
-    db.session.commit()
+    upload_monthly_balances(dossier, until=date(2026, 2, 28), accounts=("1000", "4000"), amount="50")
 
     with pytest.raises(ConfirmationNeeded, match="Replaces 2 uploaded periods, Jan–Feb 2026"):
         set_up_sync(actor, dossier, connection, NORTHWIND, Scenario.KEEP, transfer_date=date(2026, 1, 1),
