@@ -43,7 +43,7 @@ def data_check_badge(status, data=None):
     else:
         colour, label, title = "light", gettext("Not checked"), data_check_reason(data)
     title_attr = f' title="{escape(title)}"' if title else ""
-    return Markup(f'<span class="badge badge-{colour} fs-status fs-data-check" data-check="{escape(status)}"'
+    return Markup(f'<span class="badge badge-{colour} fs-data-check" data-check="{escape(status)}"'
                   f'{title_attr}>{escape(label)}</span>')
 
 

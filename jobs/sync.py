@@ -212,13 +212,12 @@ def _run_locked(run_id, lock):
         outcome = _classify(run_id, exc, attempt)
         if isinstance(exc, RateLimited) and exc.daily:
             outcome = _with_day_usage(outcome, http_holder.get("http"))
-        again = _finish(run_id, outcome, api_calls=_calls(http_holder))
-        _keep_diagnostic_quietly(run_id, http_holder)
-        return again
+        _keep_diagnostic_quietly(run_id, http_holder, outcome)  # before the outcome: a finished run has it
+        return _finish(run_id, outcome, api_calls=_calls(http_holder))
     heartbeat.stop()
+    _keep_diagnostic_quietly(run_id, http_holder, Outcome(RunStatus.SUCCEEDED))
     again = _succeed(run_id)
     data_checks.enqueue_check_quietly(run_id)
-    _keep_diagnostic_quietly(run_id, http_holder)
     return again
 
 
@@ -493,9 +492,9 @@ def _fresh_session():
         pass
 
 
-def _keep_diagnostic_quietly(run_id, http_holder):
+def _keep_diagnostic_quietly(run_id, http_holder, outcome):
     try:
-        _keep_diagnostic(run_id, http_holder)
+        _keep_diagnostic(run_id, http_holder, outcome)
     except Exception:  # noqa: BLE001 - a diagnostic never changes how a sync ended
         _rollback_quietly()
         log.warning("run %s: diagnostic not kept", run_id, exc_info=True)
@@ -534,16 +533,22 @@ def _with_day_usage(outcome, http):
                                                 f"{allowed:,} calls used today.")
 
 
-def _keep_diagnostic(run_id, http_holder):
-    """The run's recorded request shapes as its connection's last diagnostic (packages built
-    from public information only; :mod:`app.services.diagnostics`)."""
+def _keep_diagnostic(run_id, http_holder, outcome):
+    """The run's recorded request shapes, with the ``outcome`` about to be written, as its
+    connection's last diagnostic (packages built from public information only;
+    :mod:`app.services.diagnostics`). Kept before the outcome, so a finished run has it."""
+    from types import SimpleNamespace
+
     from app.services import diagnostics
 
     http = http_holder.get("http")
     if getattr(http, "recorder", None) is None:
         return
     sync_run = db.session.get(SyncRun, run_id)
-    diagnostics.keep(sync_run.link.connection if sync_run and sync_run.link else None, sync_run, http)
+    if sync_run is None or sync_run.link is None:
+        return
+    run = SimpleNamespace(id=run_id, status=outcome.status, error_category=outcome.category)
+    diagnostics.keep(sync_run.link.connection, run, http)
 
 
 def _calls(http_holder):

@@ -213,7 +213,7 @@ def test_the_file_page_lists_the_differences_with_both_amounts(world, client):
 def test_the_file_page_says_in_balance(world, client):
     checked_world(world, BALANCED)
     html = page(log_in(client, "external"), f"/admin/dossier/?id={world.a_public}")  # granted to the external
-    assert 'class="badge badge-success fs-status fs-data-check" data-check="in_balance"' in html
+    assert 'class="badge badge-success fs-data-check" data-check="in_balance"' in html
     assert "In balance" in html and "2 periods checked" in html and 'id="data-check-differences"' not in html
 
 

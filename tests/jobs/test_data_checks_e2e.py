@@ -2,6 +2,7 @@
 balances and ledger lines), the data-check job runs in that worker and finds the file in
 balance; a stored balance edited afterwards is then found by the job, with both amounts and
 the period's trial balance."""
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -35,7 +36,7 @@ def test_a_synced_file_is_in_balance_until_a_stored_balance_is_changed(db, worke
     # a stored balance changed behind the sync's back: the check names it with both amounts
     balance = db.session.scalars(
         select(PeriodBalance).join(Period).where(PeriodBalance.dossier_id == dossier.id,
-                                                 Period.start >= checked.data_check["checked_from"])
+                                                 Period.start >= date.fromisoformat(checked.data_check["checked_from"]))
         .order_by(Period.end, PeriodBalance.id).limit(1)).one()
     number = db.session.get(Account, balance.account_id).number
     period_end = db.session.get(Period, balance.period_id).end.isoformat()

@@ -44,6 +44,8 @@ QUERY_PARAMETERS = (
 PUBLIC_ENDPOINTS = {"auth.login", "auth.login_code", "auth.invitation"}
 #: the API's OpenAPI document and its reference page describe the software, no firm's data (docs/api.md)
 PUBLIC_ENDPOINTS |= {"api-docs.openapi_json", "api_reference_page"}
+#: the health check says only whether the database and Redis answer (docs/operations.md)
+PUBLIC_ENDPOINTS |= {"health.healthz"}
 #: endpoints that end or change the walk's session (firm, login): requested last
 SESSION_CHANGING = {"auth.switch_firm", "auth.logout"}
 ROLES = ("anonymous", "admin", "staff", "creator", "external", "pulse", "support")
