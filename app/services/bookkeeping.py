@@ -134,6 +134,8 @@ class SyncWriter:
         #: the set-up run of a link with a transfer date takes the opening balance once
         self.taking_opening = bool(self.link and self.valid_from and self.link.opening_balance_taken_at is None)
         self.year_origin = "sync" if self.link else "manual"
+        #: periods the package sent balances for in this run (never replaced by sums of lines)
+        self._package_periods = set()
         #: the first day the run's window asked balances for (periods before it that get lines
         #: and hold no balance take the sums of those lines: :meth:`_balances_before_window`)
         self.window_start = sync_windows.history_start(self.link) if self.link else None
@@ -485,6 +487,7 @@ class SyncWriter:
             covered.add(period.id)
             target[(account, period.id)] += amount
             numbers.add(account)
+        self._package_periods |= covered
         account_ids = self._account_ids(numbers)
         wanted = {(account_ids[a], p): amount for (a, p), amount in target.items() if amount != 0}
         table = PeriodBalance.__table__
@@ -513,8 +516,8 @@ class SyncWriter:
         self._replace_balances(wanted, scope & table.c.period_id.not_in(self._locked_period_ids or [-1]))
 
     def _balances_before_window(self):
-        """Periods before the window's start (the package was not asked for their balances) take
-        the sums of this link's lines, so every fiscal year a package's unbounded line feed brings
+        """Periods before the window's start (the package was not asked for their balances, and
+        sent none for them in this run) take the sums of this link's lines, so every fiscal year a package's unbounded line feed brings
         in has figures, and a backdated line changes them. Periods holding a balance from another
         source (an upload, an earlier link) and locked years are left alone. Only runs that
         changed lines recompute (the sums cannot have moved otherwise)."""
@@ -524,8 +527,8 @@ class SyncWriter:
             return
         self._settle_years()
         lines, balances = LedgerLine.__table__, PeriodBalance.__table__
-        candidates = [row.id for row in self._period_rows
-                      if row.end < self.window_start and row.id not in self._locked_period_ids]
+        candidates = [row.id for row in self._period_rows if row.end < self.window_start
+                      and row.id not in self._locked_period_ids and row.id not in self._package_periods]
         if not candidates:
             return
         foreign = set(self.session.scalars(select(balances.c.period_id).where(
