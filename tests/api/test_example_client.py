@@ -7,10 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from app.access import actor_for
 from app.extensions import db
-from app.models import RunStatus, SyncRun, User
+from app.models import PeriodBalance, RunStatus, SyncRun, User
 from app.models.base import utcnow
 from app.services import webhooks
 from tests.api.api_world import add_books, token_for
@@ -54,8 +55,13 @@ def example(app, world):
 
 
 def a_night(world, changed):
-    db.session.add(SyncRun(firm_id=world.alpha, dossier_id=world.a_public, link_id=world.a_link,
-                           status=RunStatus.SUCCEEDED, changed=changed, finished_at=utcnow() + timedelta(seconds=1)))
+    """A finished night; a changing one stamps the rows it wrote, as the sync writer does."""
+    started = utcnow()
+    db.session.add(SyncRun(firm_id=world.alpha, dossier_id=world.a_public, link_id=world.a_link, started_at=started,
+                           status=RunStatus.SUCCEEDED, changed=changed, finished_at=started + timedelta(seconds=1)))
+    if changed:
+        db.session.execute(update(PeriodBalance).where(PeriodBalance.dossier_id == world.a_public)
+                           .values(updated_at=started))
     db.session.commit()
 
 
