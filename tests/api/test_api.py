@@ -14,15 +14,8 @@ from app.models.base import utcnow
 from app.services.api_tokens import revoke_token, token_hash
 from app.access import actor_for
 from app.models import Membership, User
-from tests.api.api_world import ApiClient, add_books, token_for
-from tests.console_world import build_world, fresh_request_globals, log_in  # noqa: F401 (fixture)
-
-
-@pytest.fixture
-def world(app):
-    world = build_world()
-    world.books = add_books(world.a_public, world.a_year, world.a_link)
-    return world
+from tests.api.api_world import ApiClient, token_for
+from tests.console_world import fresh_request_globals, log_in  # noqa: F401 (fixture)
 
 
 @pytest.fixture

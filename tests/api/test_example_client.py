@@ -14,8 +14,7 @@ from app.extensions import db
 from app.models import PeriodBalance, RunStatus, SyncRun, User
 from app.models.base import utcnow
 from app.services import webhooks
-from tests.api.api_world import add_books, token_for
-from tests.console_world import build_world
+from tests.api.api_world import token_for
 from tests.threaded_server import ThreadedServer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -29,13 +28,6 @@ def example_code():
     found = re.search(r"```python\n(.*?)```", section[1], re.S)
     assert found, "the 'Example client' section has no python code block"
     return found.group(1)
-
-
-@pytest.fixture
-def world(app):
-    world = build_world()
-    world.books = add_books(world.a_public, world.a_year, world.a_link)
-    return world
 
 
 @pytest.fixture
