@@ -234,20 +234,7 @@ class DossierSyncView(SecureBaseView):
         """The warning before linking ``dossier`` to a company other active files of the firm
         already use ("Acme NV is already linked to file 'Acme 2025'"): the same form's values,
         posted again with ``duplicate_confirmed=1`` by "Link anyway", or back to the tab."""
-        company = _company_name(connection, reference)
-        seen = [other for other in others if can_see_dossier(self.actor, other.id)]  # a private file's name stays hidden
-        hidden = len(others) - len(seen)
-        if seen:
-            warning = ngettext("%(company)s is already linked to file %(files)s.",
-                               "%(company)s is already linked to files %(files)s.", len(seen),
-                               company=company, files=", ".join(f"‘{other.name}’" for other in seen))
-            if hidden:
-                warning += " " + ngettext("It is also linked to %(num)d file you do not have access to.",
-                                          "It is also linked to %(num)d files you do not have access to.", hidden)
-        else:
-            warning = ngettext("%(company)s is already linked to %(num)d file you do not have access to.",
-                               "%(company)s is already linked to %(num)d files you do not have access to.", hidden,
-                               company=company)
+        warning, seen = duplicate_warning(self.actor, connection, reference, others)
         fields = [(key, value) for key, value in request.form.items(multi=True)
                   if key not in ("csrf_token", "duplicate_confirmed")]
         return self.render("admin/dossier_sync/confirm_duplicate.html", dossier=dossier, warning=warning,
@@ -479,6 +466,27 @@ def _uploads_left_empty(link):
     no figures for (:func:`app.services.setup_preview.uploads_left_empty`), else None."""
     empty = setup_preview.uploads_left_empty(link)
     return setup_preview.span_text(empty) if empty else None
+
+
+def duplicate_warning(actor, connection, reference, others):
+    """The sentence warning that company ``reference`` already feeds the files ``others``, and
+    the ones of them ``actor`` may see (a private file's name stays hidden: it is only counted).
+    Used by the Sync tab and the new-client wizard."""
+    company = _company_name(connection, reference)
+    seen = [other for other in others if can_see_dossier(actor, other.id)]
+    hidden = len(others) - len(seen)
+    if seen:
+        warning = ngettext("%(company)s is already linked to file %(files)s.",
+                           "%(company)s is already linked to files %(files)s.", len(seen),
+                           company=company, files=", ".join(f"‘{other.name}’" for other in seen))
+        if hidden:
+            warning += " " + ngettext("It is also linked to %(num)d file you do not have access to.",
+                                      "It is also linked to %(num)d files you do not have access to.", hidden)
+    else:
+        warning = ngettext("%(company)s is already linked to %(num)d file you do not have access to.",
+                           "%(company)s is already linked to %(num)d files you do not have access to.", hidden,
+                           company=company)
+    return warning, seen
 
 
 def _company_name(connection, reference):

@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from admin_views.base import SecureBaseView, row_id
 from admin_views.connections import task_answer, task_cell
+from admin_views.dossier_sync import duplicate_warning
 from admin_views.dossiers import FREQUENCY_LABELS
 from app import oauth_flow
 from app.access import can
@@ -29,6 +30,7 @@ from app.models import Connection, ConnectionStatus, Role
 from app.services import connections as connection_service
 from app.services.connections import REFERENCES
 from app.services.dossiers import create_dossier
+from app.services.links import files_linked_to_company, record_duplicate_confirmed
 from connectors import registry
 from connectors.base import ACCOUNTING, FIRM
 
@@ -157,8 +159,13 @@ class NewClientView(SecureBaseView):
         if connection.status != ConnectionStatus.ACTIVE:
             flash(gettext("%(name)s must be reconnected before a file can sync through it.", name=connection.name), "error")
             return self._pick_reference(form, connection)
+        others = files_linked_to_company(actor.firm_id, connection, chosen["reference"])
+        if others and request.form.get("duplicate_confirmed") != "1":
+            return self._confirm_duplicate(form, connection, chosen, others)
         dossier = create_dossier(actor, form.details())
-        oauth_flow.link_and_queue(actor, dossier, connection, chosen)
+        run = oauth_flow.link_and_queue(actor, dossier, connection, chosen)
+        if others and run is not None:
+            record_duplicate_confirmed(actor, dossier, run.link, others)
         flash(gettext("The file %(file)s was created and linked to %(company)s; the first sync is queued.",
                       file=dossier, company=chosen.get("name")), "success")
         return redirect(url_for("dossier.index", id=dossier.id))  # the file page follows the set-up run
@@ -170,6 +177,15 @@ class NewClientView(SecureBaseView):
         if not connection_service.may_refresh_references(self.actor, connection):
             abort(403)
         return jsonify(task_answer(connection_service.task_state(REFERENCES, connection.id), connection))
+
+    def _confirm_duplicate(self, form, connection, chosen, others):
+        """The warning before a new file is linked to a company other files of the firm already
+        use: "Create anyway" posts the same step again with ``duplicate_confirmed=1``."""
+        warning, seen = duplicate_warning(self.actor, connection, chosen["reference"], others)
+        fields = [(key, value) for key, value in request.form.items(multi=True)
+                  if key not in ("csrf_token", "duplicate_confirmed", "refresh", "reload")]
+        return self.render("admin/new_client/confirm_duplicate.html", form=form, warning=warning, others=seen,
+                           fields=fields)
 
     def _pick_reference(self, form, connection, state=None):
         spec = registry.get_connector(connection.package).spec

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import (
+    AuditEvent,
     Connection,
     ConnectionStatus,
     Dossier,
@@ -158,3 +159,27 @@ def test_a_creator_gets_access_to_the_file_they_create(client, db, firm):
     dossier = db.session.scalars(select(Dossier)).one()
     assert creator in dossier.users
     assert client.get(f"/admin/dossiers/details/?id={dossier.id}").status_code == 200
+
+
+def test_a_company_another_file_uses_warns_before_the_file_is_created(client, db, admin, demo_connection):
+    """Issue #18: the wizard warns, like the Sync tab, before a second file is fed by one company."""
+    logged_in(client, admin)
+    first = client.post("/admin/new-client/reference/", data=details(
+        client, source="direct", package=f"connection:{demo_connection.id}", reference="c-1003"))
+    assert first.status_code == 302  # no other file yet: created at once
+    warned = client.post("/admin/new-client/reference/", data=details(
+        client, name="Garage Peeters bis", source="direct", package=f"connection:{demo_connection.id}",
+        reference="c-1003"))
+    page = warned.get_data(as_text=True)
+    assert warned.status_code == 200 and 'id="duplicate-warning"' in page
+    assert "Garage Peeters (c-1003) is already linked to file ‘Garage Peeters’." in page
+    assert 'name="duplicate_confirmed" value="1"' in page and 'name="name" value="Garage Peeters bis"' in page
+    assert db.session.scalar(select(func.count(Dossier.id))) == 1  # nothing created before the answer
+
+    done = client.post("/admin/new-client/reference/", data=details(
+        client, name="Garage Peeters bis", source="direct", package=f"connection:{demo_connection.id}",
+        reference="c-1003", duplicate_confirmed="1"))
+    second = db.session.scalars(select(Dossier).where(Dossier.name == "Garage Peeters bis")).one()
+    assert done.location.endswith(f"/admin/dossier/?id={second.id}")
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "sync.duplicate_company_confirmed"))
+    assert event.dossier_id == second.id and "Garage Peeters" in event.summary

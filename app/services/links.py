@@ -191,17 +191,26 @@ def companies_already_linked(dossier, connection, reference):
     Two files fed by one company usually mean a duplicate file; the Sync tab warns before the
     link is made and the user may go on (:func:`record_duplicate_confirmed`).
     """
+    return files_linked_to_company(dossier.firm_id, connection, reference, except_dossier_id=dossier.id)
+
+
+def files_linked_to_company(firm_id, connection, reference, *, except_dossier_id=None):
+    """The files of firm ``firm_id`` (but ``except_dossier_id``) whose active link of
+    ``connection``'s kind reaches company ``reference`` of ``connection``'s package, by name.
+    The new-client wizard asks it before the file exists."""
     from app.models import Dossier
 
     if connection is None or not reference:
         return []
     # ids first: PostgreSQL cannot DISTINCT whole rows that hold JSON columns
     linked = (select(DossierLink.dossier_id).join(Connection, Connection.id == DossierLink.connection_id)
-              .where(DossierLink.firm_id == dossier.firm_id, DossierLink.ended_at.is_(None),
+              .where(DossierLink.firm_id == firm_id, DossierLink.ended_at.is_(None),
                      DossierLink.kind == connection.kind, Connection.package == connection.package,
-                     DossierLink.reference == str(reference), DossierLink.dossier_id != dossier.id))
+                     DossierLink.reference == str(reference)))
+    if except_dossier_id is not None:
+        linked = linked.where(DossierLink.dossier_id != except_dossier_id)
     return db.session.scalars(
-        select(Dossier).where(Dossier.firm_id == dossier.firm_id, Dossier.id.in_(linked)).order_by(Dossier.name)
+        select(Dossier).where(Dossier.firm_id == firm_id, Dossier.id.in_(linked)).order_by(Dossier.name)
     ).all()
 
 
