@@ -16,7 +16,10 @@ class Config:
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = "redis://127.0.0.1:6379/0"
-    RQ_QUEUES = ["sync", "default"]
+    #: what a worker started without queue names listens to, in this order (app/services/queues.py)
+    RQ_QUEUES = ["people", "sync", "default", "backfill"]
+    #: first syncs of one firm released to the backfill queue at a time; the others wait their turn
+    SYNC_BACKFILL_JOBS_PER_FIRM = 2
     ENCRYPTION_KEYS = None  # comma-separated Fernet keys, first is current
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -43,6 +46,9 @@ class Config:
     #: a file whose last sync succeeded this many hours before its night gets no nightly run
     NIGHTLY_SKIP_RECENT_HOURS = 6
     STALE_AFTER_HOURS = 36
+    #: a sync whose API budget asks it to wait longer than this many seconds parks instead of
+    #: sleeping: it keeps what it fetched and resumes when the budget allows (docs/sync-engine.md "Parking")
+    SYNC_PARK_AFTER_SECONDS = 5
     SANDBOX_URL = "http://127.0.0.1:5050"
     #: let connections call loopback, private and any vendor's hosts (app/services/outbound.py)
     ALLOW_PRIVATE_CONNECTOR_HOSTS = False
@@ -70,6 +76,10 @@ class Config:
     JOB_DATABASE_LOCK_TIMEOUT_SECONDS = 60
     JOB_DATABASE_STATEMENT_TIMEOUT_SECONDS = 30 * 60
     JOB_SQLITE_BUSY_TIMEOUT_SECONDS = 60
+    # A sync reads everything into a spool file under instance/sync-spool/ before writing it,
+    # so the database's write lock is held only while writing (docs/sync-engine.md, "Staging
+    # on SQLite"): "auto" does so on SQLite only; True or False force it either way
+    SYNC_STAGE_BEFORE_WRITE = "auto"
     # Redis from a web request: give up after this long (the page degrades instead of hanging)
     WEB_REDIS_TIMEOUT_SECONDS = 1.0
     # Redis from workers and commands: retry with exponential backoff for about this long

@@ -12,8 +12,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def init_admin(app):
-    """Create the console at ``/admin`` and register every screen (see :data:`SCREENS`)."""
-    from admin_views.screens import SCREENS
+    """Create the console at ``/admin`` and register every screen under its menu category
+    (see :data:`admin_views.screens.MENU`)."""
+    from admin_views.screens import MENU
     from app.web_security import csp_nonce
 
     app.jinja_loader = ChoiceLoader([FileSystemLoader(str(TEMPLATES)), app.jinja_loader])
@@ -25,7 +26,10 @@ def init_admin(app):
         theme=Bootstrap4Theme(swatch=app.config.get("FLASK_ADMIN_SWATCH", "cerulean"), base_template="admin/firmsync_base.html"),
         csp_nonce_generator=csp_nonce,  # Flask-Admin's inline scripts carry the request's nonce
     )
-    for screen in SCREENS:
-        admin.add_view(screen())
+    for category, screens in MENU:
+        for screen in screens:
+            view = screen()
+            view.category = category  # read by add_view: the screen's dropdown in the menu
+            admin.add_view(view)
     app.extensions["firmsync.admin"] = admin
     return admin

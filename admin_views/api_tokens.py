@@ -43,7 +43,8 @@ class ApiTokenView(SecureModelView):
 
     column_list = ("name", "prefix", "scopes", "group", "user", "expires_at", "last_used_at", "revoked_at",
                    "created_at")
-    column_labels = {"prefix": _l("Starts with"), "group": _l("Group"), "user": _l("Person"),
+    column_labels = {"name": _l("Name"), "scopes": _l("Scopes"), "prefix": _l("Starts with"), "group": _l("Group"),
+                     "user": _l("Person"),
                      "expires_at": _l("Expires"), "last_used_at": _l("Last used"), "revoked_at": _l("Revoked"),
                      "created_at": _l("Created")}
     column_formatters = {"expires_at": when, "last_used_at": when, "revoked_at": when, "created_at": when,

@@ -10,6 +10,7 @@ is written while any remain.
 from datetime import date
 from decimal import Decimal
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, validate
@@ -25,7 +26,9 @@ def is_secret(field):
 
 
 def _label(key, field):
-    return field.metadata.get("label") or key.replace("_", " ").capitalize()
+    """The field's label in the reader's language (packages' labels are in the catalogs through
+    :func:`app.i18n.extract_connector_labels`; one without a translation shows in English)."""
+    return _l(field.metadata.get("label") or key.replace("_", " ").capitalize())
 
 
 def _choices(field):
@@ -39,9 +42,10 @@ def _choices(field):
 def form_field(key, field, editing):
     """The WTForms field for one schema field."""
     label, description = _label(key, field), field.metadata.get("description", "")
+    description = _l(description) if description else description
     if is_secret(field):
         if editing:
-            description = "Stored encrypted. Leave blank to keep the current value."
+            description = _l("Stored encrypted. Leave blank to keep the current value.")
         return PasswordField(label, description=description)
     choices = _choices(field)
     if choices is not None:
@@ -64,8 +68,8 @@ class ConnectionForm(FlaskForm):
     :attr:`secrets` the secret ones, both as the schema dumps them (JSON-ready).
     """
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)],
-                       description="How your firm calls this connection, e.g. “Exact – main office”.")
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)],
+                       description=_l("How your firm calls this connection, e.g. “Exact – main office”."))
     spec = None
 
     def __init__(self, *args, stored=None, **kwargs):
@@ -118,3 +122,27 @@ def connection_form_class(spec, editing=False):
         if not field.dump_only and key != "name":
             attrs[key] = form_field(key, field, editing)
     return type(f"{spec.key.title().replace('_', '')}ConnectionForm", (ConnectionForm,), attrs)
+
+
+def settings_rows(spec, config):
+    """``[(label, value)]``: a connection's stored settings as its form names them, for a page.
+
+    Secret fields never appear (they are not in ``config`` either); a choice shows its label;
+    a setting the package's schema no longer has shows under its key. ``spec`` may be None
+    (a package no longer installed).
+    """
+    config = dict(config or {})
+    schema_fields = spec.config_schema().fields if spec is not None else {}
+    rows = []
+    for key, field in schema_fields.items():
+        if is_secret(field) or config.get(key) in (None, ""):
+            config.pop(key, None)
+            continue
+        value = config.pop(key)
+        if isinstance(value, bool):
+            value = _l("yes") if value else _l("no")
+        else:
+            value = dict(_choices(field) or ()).get(str(value), value)
+        rows.append((_label(key, field), value))
+    rows.extend((key, value) for key, value in sorted(config.items()))
+    return rows

@@ -17,6 +17,7 @@ import logging
 from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.helpers import get_form_data
 from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
@@ -26,8 +27,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from admin_views.base import SUPPORT, SecureModelView
-from admin_views.connection_forms import ConnectionForm, connection_form_class
-from admin_views.formatting import badge, status_badge, timestamp
+from admin_views.connection_forms import ConnectionForm, connection_form_class, settings_rows
+from admin_views.formatting import STATUS_LABELS, badge, status_badge, timestamp, when
 from app import audit, oauth_flow
 from app.services import connections as connection_service
 from app.services.connections import CHECK, FAILED, IDLE, REFERENCES
@@ -38,6 +39,8 @@ from connectors.base import FIRM
 
 log = logging.getLogger("firmsync.console")
 ADMIN_ONLY = {Role.ADMIN}
+#: a connection's kind -> words for an accountant
+KIND_LABELS = {"accounting": _l("Accounting"), "administration": _l("Administration")}
 
 
 def package_spec(key):
@@ -56,6 +59,21 @@ def package_display_name(key):
 def _package_name(view, context, model, name):
     spec = package_spec(model.package)
     return spec.display_name if spec else model.package
+
+
+def _kind(view, context, model, name):
+    return KIND_LABELS.get(model.kind, model.kind)
+
+
+def _settings(view, context, model, name):
+    """The stored settings as the form labels them (never the raw JSON, never a secret)."""
+    rows = settings_rows(package_spec(model.package), model.config)
+    return Markup("".join(f'<div><span class="text-muted">{escape(label)}:</span> {escape(value)}</div>'
+                          for label, value in rows)) or "—"
+
+
+def _package_options():
+    return [(spec.key, spec.display_name) for spec in sorted(registry.specs(level=FIRM), key=lambda s: s.display_name)]
 
 
 def _running_task(context, kind, connection_id):
@@ -196,7 +214,7 @@ def _status(view, context, model, name):
 
 class ConnectionView(SecureModelView):
     model_class = Connection
-    menu_name = _l("Synchronisations")
+    menu_name = _l("Connections")
     screen_endpoint = "connections"
     permissions = {
         "list": {Role.ADMIN, SUPPORT},
@@ -207,24 +225,32 @@ class ConnectionView(SecureModelView):
     action_permissions = {"check": ADMIN_ONLY, "refresh_references": ADMIN_ONLY}
     create_template = "admin/connection_create.html"
     details_template = "admin/connection_details.html"
+    edit_template = "admin/connection_edit.html"
     list_template = "admin/connection_list.html"
 
     column_list = ("name", "package", "kind", "status", "last_check_at", "references", "linked_dossiers")
     column_details_list = (
-        "name", "package", "kind", "level", "status", "config", "last_check_at", "last_check_message",
+        "name", "package", "kind", "status", "config", "last_check_at", "last_check_message",
         "references", "references_refreshed_at", "created_at", "updated_at",
     )
     column_sortable_list = ("name", "package", "kind", "status", "last_check_at")
     column_searchable_list = ("name",)
-    column_filters = ("status", "kind", "package")
+    column_filters = (
+        FilterEqual(Connection.status, _l("Status"), options=[(s, _l(STATUS_LABELS[s])) for s in ConnectionStatus.ALL]),
+        FilterEqual(Connection.kind, _l("Kind"), options=list(KIND_LABELS.items())),
+        FilterEqual(Connection.package, _l("Package"), options=_package_options),
+    )
     column_default_sort = "name"
     column_labels = {
-        "package": "Package", "last_check_at": "Last check", "last_check_message": "Last check result",
-        "references": "Companies", "linked_dossiers": "Linked files", "references_refreshed_at": "Companies refreshed",
-        "config": "Settings",
+        "name": _l("Name"), "package": _l("Package"), "kind": _l("Kind"), "status": _l("Status"),
+        "last_check_at": _l("Last check"), "last_check_message": _l("Last check result"),
+        "references": _l("Companies"), "linked_dossiers": _l("Linked files"),
+        "references_refreshed_at": _l("Companies refreshed"), "config": _l("Settings"),
+        "created_at": _l("Created"), "updated_at": _l("Last changed"),
     }
     column_formatters = {
         "package": _package_name,
+        "kind": _kind,
         "status": _status,
         "last_check_at": _last_check,
         "references": _reference_count,
@@ -234,6 +260,9 @@ class ConnectionView(SecureModelView):
     column_formatters_detail = {
         **column_formatters,
         "references": lambda v, c, m, n: len(m.references or []),
+        "config": _settings,
+        "created_at": when,
+        "updated_at": when,
     }
 
     def scope_query(self, query):
@@ -262,6 +291,10 @@ class ConnectionView(SecureModelView):
             get_form_data(), data={"name": obj.name, **(obj.config or {})}, stored=stored,
         )
 
+    def get_save_return_url(self, model, is_created=False):
+        """After a save, the connection's page: it shows the background test's outcome."""
+        return self.get_url(".details_view", id=model.id)
+
     @expose("/new/", methods=("GET", "POST"))
     def create_view(self):
         """"Add new synchronisation": the kind, then the package (filtered by kind), then its form.
@@ -278,7 +311,7 @@ class ConnectionView(SecureModelView):
             for package in specs:
                 grouped.setdefault(package.kind, []).append(package)
             return self.render("admin/connection_packages.html", grouped=grouped, kind=kind,
-                               kinds={"accounting": "Accounting", "administration": "Administration"})
+                               kinds=KIND_LABELS)
         if request.method == "POST" and oauth_flow.uses_consent(spec):
             form = self.create_form()
             if form.validate():
@@ -296,6 +329,7 @@ class ConnectionView(SecureModelView):
             kwargs["check_task"] = connection_service.task_state(CHECK, model.id)
             kwargs["references_task"] = connection_service.task_state(REFERENCES, model.id)
             kwargs["package"] = package_spec(model.package)
+            kwargs["kind_labels"] = KIND_LABELS
         if template == self.list_template and kwargs.get("data"):
             ids = [row.id for row in kwargs["data"]]
             kwargs["connection_tasks"] = {
@@ -377,7 +411,7 @@ class ConnectionView(SecureModelView):
         return super().delete_model(model)
 
     # -- actions: they queue a job and come back at once ------------------------------
-    @action("check", "Test connection")
+    @action("check", _l("Test connection"))
     def action_check(self, ids):
         """Queue a test of each selected connection; the page shows each outcome when it is ready."""
         for connection in self.scoped(ids):
@@ -388,7 +422,7 @@ class ConnectionView(SecureModelView):
             else:
                 flash(gettext("%(name)s: a test is already under way.", name=connection.name), "info")
 
-    @action("refresh_references", "Refresh companies")
+    @action("refresh_references", _l("Refresh companies"))
     def action_refresh_references(self, ids):
         """Queue a refresh of the companies of each selected connection."""
         for connection in self.scoped(ids):

@@ -20,8 +20,9 @@ from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from admin_views.account_kinds import classify_context
 from admin_views.base import SUPPORT, SecureBaseView, row_id
-from admin_views.formatting import STATUS_LABELS, badge, duration, timestamp
+from admin_views.formatting import STATUS_LABELS, badge, duration, run_message, timestamp, uploaded_badge
 from admin_views.dossier_sync import REFERENCE_CHART_NAMES
 from admin_views.sync_runs import data_check_badge, data_check_reason
 from app import company_profile, figures
@@ -29,7 +30,8 @@ from app.access import can
 from app.extensions import db
 from app.i18n import N_, day
 from app.models import Account, DossierLink, FiscalYear, Period, Role, RunStatus, SyncRun, Trigger
-from app.services import account_mapping
+from app.services import account_mapping, manual_files
+from app.services.syncs import backfills_ahead
 
 HISTORY_ROWS = 25
 TRIGGER_LABELS = {"nightly": N_("Nightly"), "manual": N_("Sync now"), "bulk": N_("Resync selected"),
@@ -92,7 +94,8 @@ class DossierPageView(SecureBaseView):
             may_sync=can(actor, "sync_now", dossier.id) and not actor.is_support,
             may_adopt=can(actor, "adopt_profile", dossier.id) and not actor.is_support,
             may_setup=can(actor, "setup_sync", dossier.id) and not actor.is_support,
-            badge=badge, timestamp=timestamp, duration=duration, trigger_labels=TRIGGER_LABELS,
+            last_upload=manual_files.last_upload(dossier), uploaded_badge=uploaded_badge,
+            badge=badge, timestamp=timestamp, duration=duration, trigger_labels=TRIGGER_LABELS, run_message=run_message,
             display=company_profile.display, gettext=gettext,
         )
 
@@ -118,13 +121,14 @@ class DossierPageView(SecureBaseView):
             earlier = figures.comparatives(dossier.id, year, view) if balance.groups else None
         opened = "figures" if {"year", "view"} & set(request.args) or request.args.get("tab") == "figures" else None
         may_map = may_map_accounts(self.actor, dossier)
+        mappable = figures.accounts(dossier.id) if may_map else []
         return dict(balance=balance, chart=chart, view=view, fiscal_year=year, comparatives=earlier,
                     any_figures=bool(balance and balance.groups) or (year is not None and figures.has_figures(dossier.id)),
                     fiscal_years=figures.fiscal_years(dossier.id), kind_labels=KIND_LABELS,
                     period_label=period_label, opened_tab=opened or "company",
                     mappings=account_mapping.mappings_of(dossier.id), scheme_label=scheme_label, may_map=may_map,
-                    mappable_accounts=figures.accounts(dossier.id) if may_map else [],
-                    reference_charts=REFERENCE_CHART_NAMES)
+                    mappable_accounts=mappable,
+                    reference_charts=REFERENCE_CHART_NAMES, **classify_context(self.actor, dossier, mappable))
 
     @expose("/map-account", methods=["POST"])
     def map_account(self):
@@ -245,7 +249,8 @@ def run_progress(run, dossier):
     """What the poller shows: status, label, stream, records, percent, and the last sync time.
 
     While a run is active its progress comes from the RQ job's ``meta`` (always current),
-    else from the run row (written every few hundred records, and the final numbers).
+    else from the run row (written every few hundred records, and the final numbers). A first
+    sync waiting for its turn says how many of its firm's first syncs are ahead of it.
     """
     answer = {"dossier_id": dossier.id, "last_synced_at": timestamp(dossier.last_synced_at),
               "run_id": None, "status": dossier.sync_status, "active": False, "stream": None,
@@ -255,7 +260,11 @@ def run_progress(run, dossier):
         return answer
     answer.update(run_id=run.id, status=run.status, active=run.status in RunStatus.ACTIVE,
                   stream=run.progress_stream, records=run.progress_records or 0, percent=run.progress_percent,
-                  message=run.message, label=gettext(STATUS_LABELS.get(run.status, run.status)))
+                  message=run_message(run), label=gettext(STATUS_LABELS.get(run.status, run.status)))
+    ahead = backfills_ahead(run)
+    if ahead is not None:  # a first sync waiting for its firm's turn (docs/sync-engine.md "Queues and fairness")
+        answer["message"] = ngettext("Waiting for its turn: %(num)d first sync of this firm is ahead.",
+                                     "Waiting for its turn: %(num)d first syncs of this firm are ahead.", ahead)
     if run.status == RunStatus.RUNNING:
         meta = _job_progress(run.id)
         if meta:
@@ -332,7 +341,7 @@ def _company_rows(dossier, profile):
         if field in ("officers", "shareholders"):
             continue
         entry = adopted.get(field) if isinstance(adopted.get(field), dict) else {}
-        rows.append((label, company_profile.display(field, company_profile.value_in_effect(dossier, field)),
+        rows.append((gettext(label), company_profile.display(field, company_profile.value_in_effect(dossier, field)),
                      entry.get("version")))
     return rows
 

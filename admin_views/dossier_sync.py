@@ -173,7 +173,7 @@ class DossierSyncView(SecureBaseView):
         try:
             if scenario == Scenario.MANUAL:
                 revert_to_manual(actor, dossier)
-                flash("The sync has stopped. Nothing was deleted; add later periods by upload.", "success")
+                flash(gettext("The sync has stopped. Nothing was deleted; add later periods by upload."), "success")
                 return self.back(dossier)
             connection = self.connection_or_404(dossier, request.form.get("connection_id"))
             reference, unverified = _chosen_reference(connection, request.form.get("reference", "").strip())
@@ -189,16 +189,18 @@ class DossierSyncView(SecureBaseView):
                     return self.confirm_setup(dossier, preview)
             if connection.kind == ADMINISTRATION:
                 link = set_up_sync(actor, dossier, connection, reference)
-                flash(f"The administration sync with {connection.name} is set up; its first sync is queued.",
-                      "success")
+                flash(gettext("The administration sync with %(name)s is set up; its first sync is queued.",
+                              name=connection.name), "success")
             elif dossier.active_link(ACCOUNTING) is None:
                 link = set_up_sync(actor, dossier, connection, reference, scenario, transfer_date,
                                    history=history, confirmed=confirmed)
-                flash(f"The sync with {connection.name} is set up; its first sync is queued.", "success")
+                flash(gettext("The sync with %(name)s is set up; its first sync is queued.", name=connection.name),
+                      "success")
             else:
                 link = switch_sync(actor, dossier, scenario, connection, reference, transfer_date,
                                    history=history, confirmed=confirmed)
-                flash(f"The sync now comes from {connection.name}; its first sync is queued.", "success")
+                flash(gettext("The sync now comes from %(name)s; its first sync is queued.", name=connection.name),
+                      "success")
             if others and link is not None:
                 record_duplicate_confirmed(actor, dossier, link, others)
             if unverified:
@@ -270,7 +272,7 @@ class DossierSyncView(SecureBaseView):
         dossier = self.dossier_or_404(request.form.get("id"))
         try:
             remove_administration_link(self.actor, dossier)
-            flash("The administration sync has stopped.", "success")
+            flash(gettext("The administration sync has stopped."), "success")
         except SetupError as error:
             flash(str(error), "error")
         return self.back(dossier)
@@ -284,10 +286,10 @@ class DossierSyncView(SecureBaseView):
         kind = request.form.get("kind")
         upload = request.files.get("file")
         if kind not in UPLOAD_KINDS:
-            flash("Choose what the file holds: a trial balance or ledger lines.", "error")
+            flash(gettext("Choose what the file holds: a trial balance or ledger lines."), "error")
             return self.back(dossier)
         if upload is None or not upload.filename:
-            flash("Choose the file to upload.", "error")
+            flash(gettext("Choose the file to upload."), "error")
             return self.back(dossier)
         try:
             if kind == AUDIT_FILE and request.form.get("background") and not request.form.get("preview"):

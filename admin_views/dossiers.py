@@ -27,16 +27,19 @@ from markupsafe import Markup, escape
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import selectinload
 from wtforms import SelectField
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from admin_views.base import SUPPORT, SecureModelView, effective_role
 from admin_views.choices import ScopedMultipleField, firm_groups, firm_members
-from admin_views.formatting import badge, status_badge, timestamp, when, yes_no
+from admin_views.country_currency import CountryField, CurrencyField
+from admin_views.formatting import badge, status_badge, timestamp, uploaded_badge, when, yes_no
 from app.access import SESSION_FIRM_KEY, can, current_actor
 from app.extensions import db
 from app.models import Connection, Dossier, DossierLink, Firm, Frequency, Role, RunStatus
 from app.models.base import utcnow
 from app.services.dossiers import delete_dossier_rows, keep_creators_access
+from app.services.manual_files import last_uploads
+from app.time_zones import SUPPORT_PICKED_FIRM_KEY
 
 EVERYONE = {Role.ADMIN, Role.STAFF, Role.EXTERNAL, SUPPORT}
 CONTRIBUTORS = {Role.ADMIN, Role.STAFF}
@@ -47,7 +50,7 @@ FREQUENCY_LABELS = {Frequency.MONTH: _l("Monthly"), Frequency.QUARTER: _l("Quart
 SYNCERS = {Role.ADMIN, Role.STAFF}
 DEFAULT_STALE_AFTER_HOURS = 36
 #: session key of the firm support staff picked (the firm picker of the dashboard and the Files list)
-PICKED_FIRM_KEY = "support_firm_id"
+PICKED_FIRM_KEY = SUPPORT_PICKED_FIRM_KEY  # app.time_zones shows that firm's times
 
 
 def picked_firm_id(actor):
@@ -240,15 +243,15 @@ def files_url(**filters):
 def ago(value, now=None):
     """"just now", "12 min ago", "3 h ago", "5 days ago"; "never" for None."""
     if value is None:
-        return "never"
+        return gettext("never")
     seconds = max(0, int(((now or utcnow()) - value).total_seconds()))
     if seconds < 60:
-        return "just now"
+        return gettext("just now")
     if seconds < 3600:
-        return f"{seconds // 60} min ago"
+        return gettext("%(minutes)s min ago", minutes=seconds // 60)
     if seconds < 48 * 3600:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
+        return gettext("%(hours)s h ago", hours=seconds // 3600)
+    return ngettext("%(num)s day ago", "%(num)s days ago", seconds // 86400)
 
 
 class ListRequest:
@@ -272,6 +275,7 @@ class ListRequest:
         self._badges = {}
         self._row_actions = {}
         self._company_data = None
+        self._uploads = None
 
     def company_data_status(self, context, dossier):
         """The company-data (administration) sync status of ``dossier``, for the whole page in
@@ -282,6 +286,14 @@ class ListRequest:
             rows = context.get("data") or [dossier]
             self._company_data = {i: s["company_data"] for i, s in sync_statuses([m.id for m in rows]).items()}
         return self._company_data.get(dossier.id)
+
+    def last_upload(self, context, dossier):
+        """When ``dossier`` (a manual file) last got figures by upload, or None; for the whole
+        page in one statement (:func:`app.services.manual_files.last_uploads`)."""
+        if self._uploads is None:
+            rows = context.get("data") or [dossier]
+            self._uploads = last_uploads(m.id for m in rows if m.active_link("accounting") is None)
+        return self._uploads.get(dossier.id)
 
     def badge(self, status):
         if status not in self._badges:
@@ -310,7 +322,7 @@ def list_request(view):
 
 def _last_sync(view, context, model, name):
     if model.last_synced_at is None:
-        return Markup('<span class="text-muted">never</span>')
+        return Markup(f'<span class="text-muted">{escape(gettext("never"))}</span>')
     return Markup(f'<span class="fs-ago" title="{escape(timestamp(model.last_synced_at))}">'
                   f'{escape(ago(model.last_synced_at))}</span>')
 
@@ -347,7 +359,7 @@ def sync_arrows(dossier, csrf=None, action=None):
         f'<form method="post" action="{escape(action or url_for("dossier.sync"))}" class="d-inline fs-sync-now">'
         f'<input type="hidden" name="csrf_token" value="{escape(csrf or generate_csrf())}">'
         f'<input type="hidden" name="id" value="{dossier.id}">'
-        f'<button type="submit" class="btn btn-sm btn-link p-0" title="Sync now" data-dossier="{dossier.id}">'
+        f'<button type="submit" class="btn btn-sm btn-link p-0" title="{escape(gettext("Sync now"))}" data-dossier="{dossier.id}">'
         f'&#8635;</button></form>'
     )
 
@@ -358,7 +370,8 @@ COMPANY_DATA_SHOWN = (RunStatus.FAILED, RunStatus.NEEDS_RECONNECT)
 
 def _status(view, context, model, name):
     shared = list_request(view)
-    cell = shared.badge(model.sync_status)
+    uploaded_at = shared.last_upload(context, model) if model.active_link("accounting") is None else None
+    cell = uploaded_badge(uploaded_at) if uploaded_at else shared.badge(model.sync_status)
     if shared.may_sync and model.active_link("accounting") is not None:
         cell += Markup(" ") + sync_arrows(model, shared.csrf, shared.sync_url)
     if model.active_link("administration") is not None and model.active_link("accounting") is not None:
@@ -447,6 +460,7 @@ class DossierView(SecureModelView):
         "accounting_link": _l("Accounting source"), "private": _l("Private"), "users": _l("People with access"),
         "package": _l("Package"), "reference": _l("Company"), "groups": _l("Groups with access"),
         "first_fiscal_year_end": _l("End of first fiscal year"), "frequency": _l("Reporting"),
+        "country": _l("Country"), "currency": _l("Currency"),
     }
     column_formatters = {
         "name": _name,
@@ -465,23 +479,23 @@ class DossierView(SecureModelView):
         "name", "number", "company_number", "vat_number", "country", "currency", "frequency",
         "first_fiscal_year_end", "private", "users", "groups",
     )
-    form_overrides = {"frequency": SelectField, "users": ScopedMultipleField, "groups": ScopedMultipleField}
+    form_overrides = {"frequency": SelectField, "users": ScopedMultipleField, "groups": ScopedMultipleField,
+                      "country": CountryField, "currency": CurrencyField}
     form_args = {
         "name": {"validators": [DataRequired(), Length(max=200)]},
         "number": {"validators": [Optional(), Length(max=50)], "filters": [_blank_to_none]},
         "company_number": {"validators": [Optional(), Length(max=50)], "filters": [_blank_to_none]},
         "vat_number": {"validators": [Optional(), Length(max=50)], "filters": [_blank_to_none, _upper]},
-        "country": {"validators": [DataRequired(), Regexp(r"^[A-Z]{2}$", message="Use the two-letter country code, e.g. BE.")],
-                    "filters": [_upper]},
-        "currency": {"validators": [DataRequired(), Regexp(r"^[A-Z]{3}$", message="Use the three-letter currency code, e.g. EUR.")],
-                     "filters": [_upper]},
+        "country": {"validators": [DataRequired()]},
+        "currency": {"validators": [DataRequired()]},
         "frequency": {"choices": list(FREQUENCY_LABELS.items()), "label": _l("Reporting")},
-        "private": {"description": "Private files are hidden from staff unless granted to them."},
+        "private": {"description": _l("Private files are hidden from staff unless granted to them.")},
         "users": {"query_factory": firm_members, "label": _l("People with access")},
         "groups": {"query_factory": firm_groups, "label": _l("Groups with access")},
     }
 
-    column_formatters_detail = {**column_formatters, "last_synced_at": when, "sync_status": status_badge}
+    column_formatters_detail = {**column_formatters, "last_synced_at": when, "sync_status": status_badge,
+                                "created_at": when}
     list_template = "admin/dossier_list.html"
     #: Flask-Admin's edit page plus a "Sync" tab (:meth:`sync_tab_url`)
     edit_template = "admin/dossier_edit.html"
@@ -604,7 +618,7 @@ class DossierView(SecureModelView):
         super().on_model_delete(model)
         delete_dossier_rows(model)
 
-    @action("resync", "Resync selected", "Queue a sync for every selected file?")
+    @action("resync", _l("Resync selected"), _l("Queue a sync for every selected file?"))
     def action_resync(self, ids):
         """Queue a bulk sync for each chosen file the actor may sync; files without a sync are skipped."""
         from app.services.syncs import request_syncs

@@ -10,12 +10,13 @@ from wtforms import SelectField
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
 from admin_views.base import SUPPORT, SecureModelView
+from admin_views.country_currency import CountryField
 from admin_views.formatting import when
 from app.i18n import LANGUAGE_NAMES
 from app.models import Firm, Role
+from app.time_zones import zone_choices
 
 NIGHTLY_TIME = Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message="Use a 24-hour time such as 02:00.")
-COUNTRY = Regexp(r"^[A-Z]{2}$", message="Use the two-letter country code, e.g. BE.")
 
 
 def valid_timezone(form, field):
@@ -49,11 +50,11 @@ class FirmView(SecureModelView):
     column_filters = ("country",)
     column_default_sort = "name"
     form_columns = ("name", "country", "timezone", "nightly_time", "default_locale")
-    form_overrides = {"default_locale": SelectField}
+    form_overrides = {"default_locale": SelectField, "country": CountryField, "timezone": SelectField}
     form_args = {
         "name": {"validators": [DataRequired(), Length(max=200)]},
-        "country": {"validators": [DataRequired(), COUNTRY], "filters": [lambda v: v.strip().upper() if v else v]},
-        "timezone": {"validators": [DataRequired(), valid_timezone]},
+        "country": {"validators": [DataRequired()]},
+        "timezone": {"validators": [DataRequired(), valid_timezone], "choices": zone_choices},
         "nightly_time": {"validators": [DataRequired(), NIGHTLY_TIME], "description": _l("Local time (HH:MM) at which the nightly sync starts.")},
         "default_locale": {"choices": locale_choices, "label": _l("Language")},
     }

@@ -109,7 +109,8 @@ class FiscalYearView(SecureModelView):
                 year.locked = locked
                 changed += 1
         db.session.commit()
-        flash(f"{changed} fiscal year(s) {'locked' if locked else 'unlocked'}.", "success")
+        flash(gettext("%(count)s fiscal year(s) locked.", count=changed) if locked
+              else gettext("%(count)s fiscal year(s) unlocked.", count=changed), "success")
 
     @action("lock", _l("Lock"), _l("Lock the selected fiscal years against the sync?"))
     def action_lock(self, ids):

@@ -6,6 +6,9 @@ is escaped before it is wrapped in markup.
 from flask_babel import gettext
 from markupsafe import Markup, escape
 
+from app.services.response_stages import waiting_for
+from app.time_zones import local_time
+
 #: status -> Bootstrap 4 badge colour
 BADGE_COLOURS = {
     "succeeded": "success",
@@ -42,19 +45,41 @@ def badge(status):
     return Markup(f'<span class="badge badge-{colour} fs-status" data-status="{escape(status)}">{escape(label)}</span>')
 
 
+def uploaded_badge(uploaded_at):
+    """The status of a manual file that got figures by upload: "Last uploaded <time>" (in the
+    viewer's time zone), in place of "Never synced" (:mod:`app.services.manual_files`)."""
+    label = gettext("Last uploaded %(time)s", time=timestamp(uploaded_at))
+    return Markup(f'<span class="badge badge-light fs-status fs-uploaded" data-status="uploaded">{escape(label)}</span>')
+
+
 def status_badge(view, context, model, name):
     return badge(getattr(model, name))
 
 
-def timestamp(value, empty=None):
-    """``YYYY-MM-DD HH:MM UTC`` or ``empty`` (by default "never", translated)."""
+def timestamp(value, empty=None, zone=None):
+    """``YYYY-MM-DD HH:MM CET``: a stored (naive UTC) time in the viewer's firm's time zone
+    (``zone`` if given; :func:`app.time_zones.viewer_zone`), or ``empty`` (by default "never",
+    translated)."""
     if value:
-        return f"{value:%Y-%m-%d %H:%M} UTC"
+        return local_time(value, zone=zone)
     return gettext("never") if empty is None else empty
 
 
 def when(view, context, model, name):
+    """Flask-Admin column formatter: the column's time as :func:`timestamp` shows it."""
     return timestamp(getattr(model, name))
+
+
+def run_message(run):
+    """A sync run's message for the viewer: a parked run's "Waiting for <package>'s API budget;
+    resumes at <time>" (written by the job in English, UTC) in the viewer's language and time
+    zone (docs/sync-engine.md "Parking"); any other message as the job wrote it."""
+    message = getattr(run, "message", None)
+    package = waiting_for(message) if getattr(run, "status", None) == "deferred" else None
+    if package and run.resume_at is not None:
+        return gettext("Waiting for %(package)s's API budget; resumes at %(time)s.", package=package,
+                       time=timestamp(run.resume_at))
+    return message
 
 
 def yes_no(view, context, model, name):
@@ -67,7 +92,7 @@ def duration(seconds):
         return ""
     seconds = int(round(seconds))
     if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+        return gettext("%(hours)s h %(minutes)02d min", hours=seconds // 3600, minutes=seconds % 3600 // 60)
     if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"
+        return gettext("%(minutes)s min %(seconds)02d s", minutes=seconds // 60, seconds=seconds % 60)
+    return gettext("%(seconds)s s", seconds=seconds)

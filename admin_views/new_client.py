@@ -17,10 +17,11 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional
 
 from admin_views.base import SecureBaseView, row_id
 from admin_views.connections import task_answer, task_cell
+from admin_views.country_currency import CountryField, CurrencyField
 from admin_views.dossier_sync import duplicate_warning
 from admin_views.dossiers import FREQUENCY_LABELS
 from app import oauth_flow
@@ -38,10 +39,6 @@ DIRECT, MANUAL = "direct", "manual"
 DETAIL_FIELDS = ("name", "number", "country", "currency", "frequency")
 
 
-def _upper(value):
-    return value.strip().upper() if isinstance(value, str) else value
-
-
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
@@ -51,10 +48,8 @@ class ClientForm(FlaskForm):
 
     name = StringField(_l("Client name"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
     number = StringField(_l("Client number"), validators=[Optional(), Length(max=50)], filters=[_strip])
-    country = StringField(_l("Country"), default="BE", filters=[_upper], validators=[
-        DataRequired(), Regexp(r"^[A-Z]{2}$", message=_l("Use the two-letter country code, e.g. BE."))])
-    currency = StringField(_l("Currency"), default="EUR", filters=[_upper], validators=[
-        DataRequired(), Regexp(r"^[A-Z]{3}$", message=_l("Use the three-letter currency code, e.g. EUR."))])
+    country = CountryField(_l("Country"), default="BE", validators=[DataRequired()])
+    currency = CurrencyField(_l("Currency"), default="EUR", validators=[DataRequired()])
     frequency = SelectField(_l("Reporting"), choices=list(FREQUENCY_LABELS.items()), default="month")
     source = RadioField(_l("Where do you want to get the data from?"), default=DIRECT,
                         choices=[(DIRECT, _l("Directly from the accounting")), (MANUAL, _l("Manual"))])

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from admin_views.base import SUPPORT, SecureModelView
-from admin_views.formatting import duration, status_badge, when
+from admin_views.formatting import duration, run_message, status_badge, when
 from app.i18n import N_
 from app.models import Role, SyncRun
 from app.services import data_checks
@@ -108,6 +108,7 @@ class SyncRunView(SecureModelView):
         "duration": lambda v, c, m, n: duration(m.duration_seconds),
         "lines": lambda v, c, m, n: f"+{m.lines_inserted} / ~{m.lines_updated} / −{m.lines_deleted}",
         "data_check_status": lambda v, c, m, n: data_check_badge(m.data_check_status, m.data_check),
+        "message": lambda v, c, m, n: run_message(m),
     }
     column_formatters_export = {
         "duration": lambda v, c, m, n: m.duration_seconds if m.duration_seconds is not None else "",

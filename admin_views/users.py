@@ -190,7 +190,7 @@ class UserView(SecureModelView):
         """Remove the membership (refused for oneself); the user goes when no firm is left."""
         actor = self.actor
         if model.user_id == actor.user_id:
-            flash("You cannot remove yourself from the firm; ask another administrator.", "error")
+            flash(gettext("You cannot remove yourself from the firm; ask another administrator."), "error")
             return False
         user, firm_id, email = model.user, model.firm_id, model.user.email
         firm_groups = select(Group.id).where(Group.firm_id == firm_id)

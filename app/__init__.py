@@ -50,6 +50,9 @@ def create_app(config_name=None, **overrides):
 
     auth.init_app(app)
     i18n.init_app(app)
+    from app import time_zones
+
+    time_zones.init_app(app)  # local_time() in templates: times in the viewer's firm's zone
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(portal.blueprint)
     app.register_blueprint(oauth_flow.blueprint)

@@ -32,24 +32,26 @@ from werkzeug.exceptions import Forbidden
 from app import audit
 from app.access import can
 from app.extensions import db
+from app.i18n import N_
 from app.services.fiscal_years import add_months, year_end_on_or_after
 from app.models import CompanyProfile, DossierLink
 from app.models.base import utcnow
 
-#: compared fields, in display order, with their labels for an accountant
+#: compared fields, in display order, with their labels for an accountant (English, as the
+#: audit trail keeps them; the console translates them where it shows them)
 FIELDS = (
-    ("name", "Name"),
-    ("registration_number", "Company number"),
-    ("vat_number", "VAT number"),
-    ("legal_form", "Legal form"),
-    ("status", "Status"),
-    ("address", "Registered address"),
-    ("incorporation_date", "Incorporated on"),
-    ("fiscal_year_end", "Fiscal year end"),
-    ("agm_date", "Annual general meeting"),
-    ("capital", "Capital"),
-    ("officers", "Officers"),
-    ("shareholders", "Shareholders"),
+    ("name", N_("Name")),
+    ("registration_number", N_("Company number")),
+    ("vat_number", N_("VAT number")),
+    ("legal_form", N_("Legal form")),
+    ("status", N_("Status")),
+    ("address", N_("Registered address")),
+    ("incorporation_date", N_("Incorporated on")),
+    ("fiscal_year_end", N_("Fiscal year end")),
+    ("agm_date", N_("Annual general meeting")),
+    ("capital", N_("Capital")),
+    ("officers", N_("Officers")),
+    ("shareholders", N_("Shareholders")),
 )
 LABELS = dict(FIELDS)
 #: profile field -> the Dossier column that mirrors it

@@ -13,11 +13,13 @@
   (``1,234.56`` in English, ``1.234,56`` in Dutch, ``1 234,56`` in French, as CLDR has it);
   both are available in every template.
 
-Updating a catalog after changing strings::
+Updating a catalog after changing strings (``python -m`` so that ``babel.cfg`` can use
+:func:`extract_connector_labels` from the working tree; ``-w 100`` is the catalogs' width)::
 
-    pybabel extract -F babel.cfg -k _l -k N_ -o /tmp/messages.pot .
-    pybabel update -i /tmp/messages.pot -d app/translations
+    .venv/bin/python -m babel.messages.frontend extract -F babel.cfg -k _l -k N_ -k lazy_gettext -o /tmp/messages.pot .
+    .venv/bin/pybabel update -w 100 -i /tmp/messages.pot -d app/translations
 """
+import ast
 import logging
 import os
 import tempfile
@@ -55,6 +57,28 @@ UNMARKED_ELSEWHERE = (
     # role names (app.models.firm.Role.LABELS)
     N_("Administrator"), N_("Staff contributor"), N_("External contributor"), N_("Pulse user"),
 )
+
+
+#: keys of a connector schema field's ``metadata`` shown to users (translated where shown)
+SCHEMA_TEXT_KEYS = ("label", "description")
+
+
+def extract_connector_labels(fileobj, keywords, comment_tags, options):
+    """Babel extraction method (``babel.cfg``) for the connectors' configuration forms.
+
+    Connectors import neither the application nor Flask, so their schema fields carry plain
+    English in ``metadata={"label": ..., "description": ...}``; this yields those strings
+    (``(line, None, text, [])``) so the catalogs hold them, and
+    :mod:`admin_views.connection_forms` translates them when it builds a form.
+    """
+    tree = ast.parse(fileobj.read())
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.keyword) and node.arg == "metadata" and isinstance(node.value, ast.Dict)):
+            continue
+        for key, value in zip(node.value.keys, node.value.values):
+            if (isinstance(key, ast.Constant) and key.value in SCHEMA_TEXT_KEYS
+                    and isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value):
+                yield value.lineno, None, value.value, []
 
 
 def languages():

@@ -20,17 +20,33 @@ from benchmarks import api, audit_files, console, fanout, full_sync, pacing, pee
 from benchmarks.services import ROOT, PostgresCluster, Redis, SandboxProcess, schema
 from benchmarks.world import Bench
 
-#: the sizes of each measure
+#: the sizes of each measure; "console": ((files, runs) per scale, totals over "console_firms"
+#: firms); "pacing": (files, connections, organisations, lines each, calls per organisation,
+#: calls per connection, window seconds)
 SIZES = {
     "tiny": {"sync_lines": 2_000, "accounts": 40, "memory_lines": (1_000, 4_000), "nightly": 200, "bulk": 50,
-             "console": ((50, 500), (300, 6_000)), "console_repeats": 3,
-             "pacing": (6, 1_500, 6, 12, 6), "peer_lines": 2_000,
+             "console": ((50, 500), (300, 6_000)), "console_repeats": 3, "console_firms": 2,
+             "pacing": (8, 2, 4, 300, 6, 12, 3), "peer_lines": 2_000,
              "api": (12_000, 4, 10), "webhook_events": (100, 2), "audit_file_lines": 3_000},
-    "full": {"sync_lines": 300_000, "accounts": 1_500, "memory_lines": (100_000, 1_000_000), "nightly": 10_000,
-             "bulk": 1_000, "console": ((1_000, 20_000), (50_000, 1_000_000)), "console_repeats": 20,
-             "pacing": (100, 1_500, 6, 60, 6), "peer_lines": 100_000,
+    "full": {"sync_lines": 300_000, "accounts": 1_500, "memory_lines": (100_000, 1_000_000), "nightly": 100_000,
+             "bulk": 1_000, "console": ((1_000, 20_000), (250_000, 5_000_000)), "console_repeats": 20,
+             "console_firms": 100,
+             "pacing": (2_000, 50, 200, 300, 3, 12, 60), "peer_lines": 100_000,
              "api": (1_000_000, 20, 20), "webhook_events": (10_000, 4), "audit_file_lines": 1_000_000},
 }
+#: how measure 7's peers were pointed at the sandbox (the report's note; details in benchmarks/peer.py)
+PEER_NOTE = (
+    "How the peers were pointed at the sandbox: **tap-xero** (PyPI, own virtualenv): `tap_xero.client.BASE_URL` "
+    "set to `<sandbox>/xero/api.xro/2.0` and its token POST to `https://identity.xero.com/connect/token` "
+    "redirected to `<sandbox>/xero/connect/token` (refresh token of a sandbox grant); catalog selects `accounts` "
+    "and `journals`. **airbyte-source-xero** 2.0.1 (PyPI, own virtualenv, airbyte-cdk 1.x): the package's "
+    "`manifest.yaml` loaded with its requester's `url_base` set to `<sandbox>/xero/api.xro/2.0/`, bearer "
+    "authentication (`credentials.auth_type = oauth2_access_token`, the access token of a sandbox grant), "
+    "`tenant_id` of the organisation; two patches: the package has no journals stream, so one is added to the "
+    "manifest from the package's own definitions (requester, selector, error handler) with Xero's `offset` "
+    "paging on `JournalNumber`; and `JsonDecoder.__hash__` is set so the package's `CustomExtractor` (a "
+    "dataclass with a `JsonDecoder` default) loads on Python 3.11. Streams read: `organisations`, `accounts`, "
+    "`journals`, full refresh, output to /dev/null.")
 MEASURES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10")
 
 
@@ -42,6 +58,8 @@ def parse(argv):
     parser.add_argument("--out", default=str(ROOT / "docs"), help="where benchmarks.md/json are written")
     parser.add_argument("--databases", default="sqlite,postgresql", help="for measures 1 and 3")
     parser.add_argument("--peer-venv", default=None, help="reuse a virtualenv that has tap-xero (measure 7)")
+    parser.add_argument("--airbyte-venv", default=None,
+                        help="reuse a virtualenv that has airbyte-source-xero (measure 7)")
     parser.add_argument("--memory-lines", default=None, help="ledger sizes of measure 2, e.g. 100000,1000000")
     parser.add_argument("--sync-lines", type=int, default=None, help="ledger size of measures 1 and 3 (profiling)")
     args = parser.parse_args(argv)
@@ -74,6 +92,12 @@ def run(argv=None):
         if needs_pg:
             postgres = stack.enter_context(PostgresCluster())
         databases = {"sqlite": f"sqlite:///{work}/bench.db", "postgresql": postgres.url if postgres else None}
+        installs = {}
+        if "7" in args.only:  # pip runs while the other measures do
+            installs = {name: peer.PeerInstall(work / "peer", name, existing).start()
+                        for name, existing in (("tap", args.peer_venv), ("airbyte", args.airbyte_venv))}
+            for install in installs.values():
+                stack.callback(install.stop)
 
         if {"1", "3"} & set(args.only):
             sync_results = {}
@@ -101,50 +125,50 @@ def run(argv=None):
             say(f"measure 5: fan-out of {size['nightly']:,} and bulk resync of {size['bulk']:,}")
             schema(postgres.url, redis.url, work)
             bench = Bench(postgres.url, redis.url, None, work / "fanout")
-            figures = fanout.measure(bench, size["nightly"], size["bulk"], args.runs)
-            results["5"] = {"status": "measured", "runs": figures["runs"], "raw": figures["raw"],
-                            "figures": {"PostgreSQL": figures["median"]},
-                            "checks": [check(f"nightly enqueue of {size['nightly']:,} < 10 s",
-                                             figures["median"]["nightly_seconds"], figures["median"]["nightly_seconds"] < 10),
-                                       check(f"Resync selected of {size['bulk']:,} < 2 s",
-                                             figures["median"]["bulk_seconds"], figures["median"]["bulk_seconds"] < 2)]}
+            try:
+                results["5"] = fanout_checks(fanout.measure(bench, size["nightly"], size["bulk"], args.runs),
+                                             size["nightly"], size["bulk"])
+            except Exception as exc:  # noqa: BLE001 (reported as the measure's result; the other measures go on)
+                results["5"] = failed(f"nightly fan-out of {size['nightly']:,} files < 30 s", exc)
 
         if "4" in args.only:
-            say(f"measure 4: console at {size['console'][-1][0]:,} dossiers and {size['console'][-1][1]:,} runs")
+            say(f"measure 4: console at {size['console'][-1][0]:,} files and {size['console'][-1][1]:,} runs "
+                f"over {size['console_firms']} firms")
             schema(postgres.url, redis.url, work)
             bench = Bench(postgres.url, redis.url, None, work / "console")
-            results["4"] = console_checks(console.measure(bench, size["console"], size["console_repeats"]))
+            results["4"] = console_checks(console.measure(bench, size["console"], size["console_repeats"],
+                                                          firms=size["console_firms"]))
 
         if "6" in args.only:
-            # (dossiers, lines each, calls per organisation, calls per connection, window seconds)
-            count, lines, tenant_calls, connection_calls, seconds = size["pacing"]
-            say(f"measure 6: {count} dossiers on one connection under {tenant_calls} calls per organisation "
-                f"and {connection_calls} per connection per {seconds} s")
+            files, connections, organisations, lines, tenant_calls, connection_calls, seconds = size["pacing"]
+            say(f"measure 6: {files:,} files over {connections} connections and {organisations} organisations, "
+                f"{tenant_calls} calls per organisation and {connection_calls} per connection per {seconds} s, "
+                f"{pacing.WORKERS} workers")
             budgets = {"xero": {"per_minute": tenant_calls, "per_connection": connection_calls,
                                 "window_seconds": seconds}}
-            with SandboxProcess(pacing.companies(count, lines), budgets, log_path=work / "sandbox-6.log") as sandbox:
+            with SandboxProcess(pacing.companies(organisations, lines), budgets,
+                                log_path=work / "sandbox-6.log") as sandbox:
                 # PostgreSQL: many workers write at once (SQLite answers "database is locked")
                 schema(postgres.url, redis.url, work)
                 bench = Bench(postgres.url, redis.url, sandbox, work / "pacing")
-                figures = pacing.measure(bench, count, lines, tenant_calls, connection_calls, seconds)
-            ratio = figures["makespan_over_bound"]
-            results["6"] = {"status": "measured", "figures": {"PostgreSQL": figures}, "checks": [
-                check("every run finished before the deadline", figures["unfinished"] == 0, figures["unfinished"] == 0),
-                check("makespan <= 1.25 x the budgets' lower bound", ratio if ratio else "did not finish",
-                      bool(ratio) and ratio <= 1.25),
-                check("zero 429s caused by our pacing", figures["sandbox_429"], figures["sandbox_429"] == 0)]}
+                figures = pacing.measure(bench, files, connections, organisations, lines, tenant_calls,
+                                         connection_calls, seconds)
+            results["6"] = pacing_checks(figures)
 
         if "7" in args.only:
             lines = size["peer_lines"]
-            say(f"measure 7: tap-xero vs Firmsync at {lines:,} lines")
+            say(f"measure 7: tap-xero and airbyte-source-xero vs Firmsync at {lines:,} lines")
             with SandboxProcess([full_sync.company(lines, size["accounts"])], {"xero": {"per_minute": 0}},
                                 log_path=work / "sandbox-7.log") as sandbox:
                 schema(databases["sqlite"], redis.url, work)
                 bench = Bench(databases["sqlite"], redis.url, sandbox, work / "peer")
-                figures = peer.measure(bench, lines, args.runs, args.peer_venv)
-            ratio = figures["median"]["firmsync_over_tap"]
-            results["7"] = {"status": "measured", "raw": figures["raw"], "figures": {"SQLite": figures["median"]},
-                            "checks": [check("Firmsync records/s >= 1.5 x tap-xero", ratio, ratio >= 1.5)]}
+                figures = peer.measure(bench, lines, args.runs, installs)
+            median = figures["median"]
+            results["7"] = {"status": "measured", "raw": figures["raw"], "figures": {"SQLite": median},
+                            "checks": [check(f"Firmsync records/s (storing) >= 2 x {name} (to /dev/null)",
+                                             median[f"firmsync_over_{key}"], median[f"firmsync_over_{key}"] >= 2)
+                                       for key, name in (("tap", "tap-xero"), ("airbyte", "airbyte-source-xero"))],
+                            "note": PEER_NOTE}
 
         if "8" in args.only:
             lines, dossiers, pages = size["api"]
@@ -177,18 +201,52 @@ def check(target, value, passed):
     return {"target": target, "value": value, "pass": bool(passed)}
 
 
+def failed(target, exc):
+    """A measure that raised: its target missed, with the error's first line (no SQL dump)."""
+    message = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+    say(f"{target}: failed with {exc.__class__.__name__}: {message}")
+    return {"status": "failed", "note": f"The measure failed: {exc.__class__.__name__}: {message}",
+            "checks": [check(target, f"failed ({exc.__class__.__name__})", False)]}
+
+
+#: measure 1's figures in the report (medians), the pre-rendered floor's and sync's first
+SYNC_FIGURES = (
+    "lines", "accounts", "api_calls",
+    "prerendered_floor_seconds", "prerendered_sync_seconds", "sync_over_prerendered_floor",
+    "prerendered_records_per_second", "prerendered_floor_records_per_second", "prerendered_floor_pages",
+    "prerendered_misses", "prerendered_worker_cpu_us_per_line", "prerendered_cpu_worker_seconds",
+    "prerendered_cpu_worker_startup_seconds",
+    "prerendered_cpu_server_seconds", "prerendered_cpu_postgres_seconds", "prerendered_floor_cpu_server_seconds",
+    "prerendered_floor_cpu_client_seconds", "prerendered_sandbox_calls",
+    "sync_seconds", "floor_seconds", "sync_over_floor", "records_per_second", "floor_records_per_second",
+    "floor_pages", "worker_wall_seconds", "worker_cpu_us_per_line", "cpu_worker_seconds", "cpu_sandbox_seconds",
+    "cpu_postgres_seconds", "floor_cpu_sandbox_seconds", "floor_cpu_client_seconds")
+
+
 def sync_checks(sync_results, only):
     results = {}
     labels = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
     if "1" in only:
+        checks = []
+        for k, v in sync_results.items():
+            median = v["median"]
+            if k == "postgresql":
+                checks.append(check(f"{labels[k]}: sync time <= 2.0 x the pre-rendered floor",
+                                    median["sync_over_prerendered_floor"], median["sync_over_prerendered_floor"] <= 2.0))
+            else:  # issue #21 sets the ratio's target on PostgreSQL; SQLite's is reported
+                checks.append(check(f"{labels[k]}: sync time / pre-rendered floor (reported; target on PostgreSQL)",
+                                    median["sync_over_prerendered_floor"], True))
+            checks.append(check(f"{labels[k]}: worker CPU per stored line <= 40 µs (pre-rendered sync)",
+                                median["prerendered_worker_cpu_us_per_line"],
+                                median["prerendered_worker_cpu_us_per_line"] <= 40))
+            checks.append(check(f"{labels[k]}: the pre-rendered server answered every page from its record",
+                                f"{median['prerendered_misses']:g} pages fetched from the sandbox",
+                                median["prerendered_misses"] == 0))
+            checks.append(check(f"{labels[k]}: reference: sync time <= 1.5 x the sandbox floor (target before #21)",
+                                median["sync_over_floor"], median["sync_over_floor"] <= 1.5))
         results["1"] = {"status": "measured", "raw": {k: v["raw"] for k, v in sync_results.items()},
-                        "figures": {labels[k]: {n: v["median"][n] for n in (
-                            "lines", "accounts", "sync_seconds", "floor_seconds", "sync_over_floor",
-                            "records_per_second", "floor_records_per_second", "api_calls", "floor_pages",
-                            "worker_wall_seconds", "cpu_worker_seconds", "cpu_sandbox_seconds",
-                            "cpu_postgres_seconds", "floor_cpu_sandbox_seconds", "floor_cpu_client_seconds")} for k, v in sync_results.items()},
-                        "checks": [check(f"{labels[k]}: sync time <= 1.5 x floor", v["median"]["sync_over_floor"],
-                                         v["median"]["sync_over_floor"] <= 1.5) for k, v in sync_results.items()]}
+                        "figures": {labels[k]: {n: v["median"][n] for n in SYNC_FIGURES} for k, v in sync_results.items()},
+                        "checks": checks}
     if "3" in only:
         results["3"] = {"status": "measured",
                         "figures": {labels[k]: {n: v["median"][n] for n in (
@@ -208,12 +266,31 @@ def console_checks(scales):
     for page in largest:
         counts = [scales[label][page]["queries"] for label in labels]
         checks.append(check(f"{page}: same SQL queries at every scale", counts, len(set(counts)) == 1))
-    lists = [page for page in largest if page.startswith("dossier list")]
+    lists = [page for page in largest if page.startswith("Files list")]
     counts = [largest[page]["queries"] for page in lists]
-    checks.append(check("dossier list: same SQL queries at every page size", counts, len(set(counts)) == 1))
+    checks.append(check("Files list: same SQL queries at every page size", counts, len(set(counts)) == 1))
     return {"status": "measured",
             "figures": {f"{page}, {label}": figures for label in labels for page, figures in scales[label].items()},
             "checks": checks}
+
+
+def fanout_checks(figures, nightly, bulk):
+    median = figures["median"]
+    return {"status": "measured", "runs": figures["runs"], "raw": figures["raw"], "figures": {"PostgreSQL": median},
+            "checks": [check(f"nightly fan-out of {nightly:,} files < 30 s", median["nightly_seconds"],
+                             median["nightly_seconds"] < 30),
+                       check(f"Resync selected of {bulk:,} < 2 s", median["bulk_seconds"], median["bulk_seconds"] < 2)]}
+
+
+def pacing_checks(figures):
+    ratio = figures["makespan_over_bound"]
+    return {"status": "measured", "figures": {"PostgreSQL": figures}, "checks": [
+        check("every run finished before the deadline", figures["unfinished"] == 0, figures["unfinished"] == 0),
+        check("makespan <= 1.10 x the budgets' lower bound", ratio if ratio else "did not finish",
+              bool(ratio) and ratio <= 1.10),
+        check("zero 429s caused by our pacing", figures["sandbox_429"], figures["sandbox_429"] == 0),
+        check("worker time spent sleeping on budgets < 5 %", figures["budget_sleep_share"],
+              figures["budget_sleep_share"] < 0.05)]}
 
 
 def api_checks(figures):
@@ -247,8 +324,12 @@ def memory_checks(memory):
             "figures": {f"{n:,} lines (SQLite)": {k: memory[n]["median"][k] for k in (
                 "horse_peak_rss_mb", "worker_peak_rss_mb", "lines", "sync_seconds", "records_per_second")}
                 for n in sizes},
-            "checks": [check(f"peak RSS at {sizes[-1]:,} lines < 300 MB", peaks[sizes[-1]], peaks[sizes[-1]] < 300),
-                       check(f"flat: {sizes[-1]:,} lines <= 1.2 x {sizes[0]:,} lines", growth, growth <= 1.2)]}
+            "checks": [check(f"peak RSS of the work horse at {sizes[-1]:,} lines < 200 MB", peaks[sizes[-1]],
+                             peaks[sizes[-1]] < 200),
+                       check(f"peak RSS of the work horse at {sizes[0]:,} lines < 200 MB", peaks[sizes[0]],
+                             peaks[sizes[0]] < 200),
+                       check(f"flat: peak at {sizes[-1]:,} lines within +25 % of {sizes[0]:,} lines (ratio)",
+                             growth, growth <= 1.25)]}
 
 
 def main(argv=None):

@@ -1,8 +1,11 @@
 """Measure 4: the console at scale on PostgreSQL.
 
-Dossiers, their links and sync runs are generated in SQL (``generate_series``), first at a
-small scale then at the full one, so the SQL queries per request can be compared across row
-counts and page sizes. Requests go through Flask's test client, logged in as an
+Dossiers ("files"), their links and sync runs are generated in SQL (``generate_series``, one
+``INSERT ... SELECT`` per firm and table: 5,000,000 runs load in minutes), spread evenly over
+``firms`` firms (issue #21: 100), first at a small scale then at the full one, so the SQL
+queries per request can be compared across row counts and page sizes. The pages are those of
+one firm's administrator (the first firm; its share of the rows), with every other firm's
+rows in the same tables. Requests go through Flask's test client, logged in as an
 administrator through the real login form; the time is the request's time in the server
 process (no network), the queries are counted on the engine.
 """
@@ -14,27 +17,28 @@ import time
 
 from sqlalchemy import event, text
 
-PAGES = {"dossier list": "/admin/dossiers/?page_size={size}", "dashboard": "/admin/",
-         "dossier page": "/admin/dossier/?id={dossier}"}
+PAGES = {"Files list": "/admin/dossiers/?page_size={size}", "dashboard": "/admin/",
+         "file page": "/admin/dossier/?id={dossier}"}
 PASSWORD = "bench-password-123"
 
 
-def seed_base():
-    """The firm, its administrator and one firm-level connection; ``(firm_id, connection_id, email)``."""
+def seed_base(firms=1):
+    """The firms, the first one's administrator and one firm-level connection per firm;
+    ``([(firm_id, connection_id)], email)``, the administrator's firm first."""
     from app.extensions import db
     from app.models import Connection, Firm, Membership, Role, User
 
-    firm = Firm(name="Console firm", country="BE", timezone="UTC")
+    rows = [Firm(name=f"Console firm {n:03d}", country="BE", timezone="UTC") for n in range(firms)]
     user = User(email="admin@console.bench", name="Admin")
     user.set_password(PASSWORD)
-    db.session.add_all([firm, user])
+    db.session.add_all([*rows, user])
     db.session.flush()
-    db.session.add(Membership(user_id=user.id, firm_id=firm.id, role=Role.ADMIN))
-    connection = Connection(firm_id=firm.id, package="exact_online_be", kind="accounting", level="firm",
-                            name="Exact Online", config={}, credentials={"access_token": "bench"})
-    db.session.add(connection)
+    db.session.add(Membership(user_id=user.id, firm_id=rows[0].id, role=Role.ADMIN))
+    connections = [Connection(firm_id=firm.id, package="exact_online_be", kind="accounting", level="firm",
+                              name="Exact Online", config={}, credentials={"access_token": "bench"}) for firm in rows]
+    db.session.add_all(connections)
     db.session.commit()
-    return firm.id, connection.id, user.email
+    return [(firm.id, connection.id) for firm, connection in zip(rows, connections)], user.email
 
 
 def grow(firm_id, connection_id, dossiers, runs):
@@ -88,8 +92,13 @@ def grow(firm_id, connection_id, dossiers, runs):
                CASE WHEN g % 4 = 3 THEN 'The package refused the request; Firmsync will try again tonight.' END
         FROM runs"""), {"f": firm_id, "first": have_runs + 1, "last": runs})
     db.session.commit()
-    # what autovacuum does to a table after a bulk load (statistics and the visibility map
-    # that index-only scans need); VACUUM cannot run inside a transaction
+
+
+def vacuum():
+    """What autovacuum does to a table after a bulk load (statistics and the visibility map
+    that index-only scans need); VACUUM cannot run inside a transaction."""
+    from app.extensions import db
+
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE"))
 
@@ -116,8 +125,8 @@ def time_pages(app, client, dossier_id, repeats, sizes):
     event.listen(engine, "before_cursor_execute", count)
     results = {}
     try:
-        urls = {f"dossier list ({size} a page)": PAGES["dossier list"].format(size=size) for size in sizes}
-        urls.update({"dashboard": PAGES["dashboard"], "dossier page": PAGES["dossier page"].format(dossier=dossier_id)})
+        urls = {f"Files list ({size} a page)": PAGES["Files list"].format(size=size) for size in sizes}
+        urls.update({"dashboard": PAGES["dashboard"], "file page": PAGES["file page"].format(dossier=dossier_id)})
         for label, url in urls.items():
             client.get(url)  # warm caches and templates
             timings, queries = [], []
@@ -138,21 +147,25 @@ def time_pages(app, client, dossier_id, repeats, sizes):
     return results
 
 
-def measure(bench, scales, repeats, sizes=(20, 100)):
-    """Time the pages at each ``(dossiers, runs)`` scale, growing the same database."""
+def measure(bench, scales, repeats, sizes=(20, 100), firms=1):
+    """Time the pages at each ``(files, runs)`` scale (totals over ``firms`` firms), growing
+    the same database."""
     from app.extensions import db
 
     app = bench.app
     out = {}
     with app.app_context():
-        firm_id, connection_id, email = seed_base()
+        tenants, email = seed_base(firms)
+    firm_id = tenants[0][0]
     for dossiers, runs in scales:
         with app.app_context():
-            grow(firm_id, connection_id, dossiers, runs)
+            for tenant, connection_id in tenants:
+                grow(tenant, connection_id, dossiers // firms, runs // firms)
+            vacuum()
             dossier_id = db.session.execute(text("SELECT max(id) FROM dossier WHERE firm_id = :f"),
                                             {"f": firm_id}).scalar()
             db.session.remove()
         client = app.test_client()
         login(client, email)
-        out[f"{dossiers:,} dossiers, {runs:,} runs"] = time_pages(app, client, dossier_id, repeats, sizes)
+        out[f"{dossiers:,} files, {runs:,} runs, {firms} firms"] = time_pages(app, client, dossier_id, repeats, sizes)
     return out

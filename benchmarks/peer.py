@@ -1,12 +1,25 @@
-"""Measure 7: Singer's ``tap-xero`` (from PyPI) against the same Xero sandbox.
+"""Measure 7: two peers from PyPI against the same Xero sandbox, and Firmsync.
 
-The harness installs ``tap-xero`` into a throwaway virtualenv, then runs it through a small
-launcher (:data:`LAUNCHER`) that points the tap's hard-coded Xero URLs at the sandbox and
-hands it a catalog selecting ``accounts`` and ``journals`` (the tap's discovery calls an
-endpoint the sandbox does not emulate, ``Currencies``). Its Singer output goes to /dev/null.
-In the same run, Firmsync fully syncs the same organisation through a real worker (SQLite).
-Records are journal lines for both (the tap emits one record per journal; the lines are
-what both move).
+* Singer's ``tap-xero``: installed into a throwaway virtualenv and run through a small
+  launcher (:data:`LAUNCHER`) that points the tap's hard-coded Xero URLs at the sandbox
+  (``tap_xero.client.BASE_URL`` and the token URL of ``requests.Session.post``) and hands it
+  a catalog selecting ``accounts`` and ``journals`` (the tap's discovery calls an endpoint
+  the sandbox does not emulate, ``Currencies``).
+* Airbyte's ``airbyte-source-xero`` (a low-code ``airbyte-cdk`` connector, its own virtualenv):
+  run through :data:`AIRBYTE_LAUNCHER`, which loads the package's own ``manifest.yaml``,
+  sets its requester's ``url_base`` to the sandbox, and uses its bearer authenticator
+  (``credentials.auth_type = oauth2_access_token``, the access token of a sandbox grant).
+  The package has **no journals stream** (2.0.1 reads invoices, bank transactions, manual
+  journals and 18 other documents, none of which the sandbox emulates): the launcher adds
+  one to the manifest, made of the package's own definitions (requester, authenticator,
+  ``CustomExtractor`` selector, error handler) with Xero's ``offset`` paging on
+  ``JournalNumber``, and selects it with the package's ``organisations`` and ``accounts``
+  streams. The CDK's whole read path (HTTP, paging, extraction, date conversion, schema
+  transform, Airbyte messages) is the package's; only the stream's definition is ours.
+
+Both peers' output goes to /dev/null. In the same run, Firmsync fully syncs the same
+organisation through a real worker (SQLite) and stores it. Records are journal lines for
+all three (the peers emit one record per journal; the lines are what all three move).
 """
 from __future__ import annotations
 
@@ -15,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 
 from benchmarks.full_sync import COMPANY
@@ -49,60 +61,155 @@ tap_xero.sync(tap_xero.Context(config, {}, Catalog.from_dict({"streams": streams
 '''
 
 
-def install(workdir, existing=None):
-    """The python of a virtualenv with tap-xero (``existing`` reuses one)."""
-    if existing:
-        return Path(existing) / "bin" / "python"
-    target = Path(workdir) / "tap-xero-venv"
-    venv.create(target, with_pip=True)
-    subprocess.run([target / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "tap-xero", "six"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return target / "bin" / "python"
+AIRBYTE_LAUNCHER = r'''
+import copy, json, os, sys
+import yaml
+from airbyte_cdk.entrypoint import launch
+from airbyte_cdk.sources.declarative.decoders.json_decoder import JsonDecoder
+from airbyte_cdk.sources.declarative.manifest_declarative_source import ManifestDeclarativeSource
+
+# source_xero.components declares ``decoder: Decoder = JsonDecoder(parameters={})``, a default
+# Python >= 3.11's dataclasses refuse ("mutable default ... use default_factory"): JsonDecoder
+# is an unhashable dataclass. Made hashable here, the package's own class loads unchanged.
+JsonDecoder.__hash__ = object.__hash__
+import source_xero
+
+sandbox, config_path, catalog_path = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(os.path.join(os.path.dirname(source_xero.__file__), "manifest.yaml")) as source:
+    manifest = yaml.safe_load(source)
+definitions = manifest["definitions"]
+definitions["requester"]["url_base"] = sandbox + "/xero/api.xro/2.0/"
+journals = copy.deepcopy(definitions["organisations_stream"])
+journals.update(name="journals", schema_loader={"type": "InlineSchemaLoader", "schema": {
+    "type": "object", "additionalProperties": True, "properties": {}}})
+journals["$parameters"] = {"primary_key": "JournalID", "path": "/Journals", "extractor_path": "Journals"}
+journals["retriever"] = {"$ref": "#/definitions/retriever", "paginator": {
+    "type": "DefaultPaginator",
+    "pagination_strategy": {"type": "CursorPagination", "cursor_value": "{{ last_record['JournalNumber'] }}",
+                            "stop_condition": "{{ response['Journals'] | length < 100 }}"},
+    "page_token_option": {"type": "RequestOption", "inject_into": "request_parameter", "field_name": "offset"}}}
+definitions["journals_stream"] = journals
+manifest["streams"] = ["#/definitions/organisations_stream", "#/definitions/accounts_stream",
+                       "#/definitions/journals_stream"]
+launch(ManifestDeclarativeSource(source_config=manifest), ["read", "--config", config_path, "--catalog", catalog_path])
+'''
+
+#: the peers: the packages their virtualenv gets from PyPI, their launcher
+PEERS = {"tap": (("tap-xero", "six"), LAUNCHER), "airbyte": (("airbyte-source-xero",), AIRBYTE_LAUNCHER)}
+
+
+class PeerInstall:
+    """A peer's virtualenv (``<workdir>/<peer>-venv``), installed from PyPI in the background
+    from :meth:`start` (the harness starts it first, so the minutes ``pip`` takes overlap the
+    other measures); :meth:`python` waits for it. ``existing`` reuses a virtualenv instead."""
+
+    def __init__(self, workdir, peer, existing=None):
+        self.peer = peer
+        self.target = Path(existing) if existing else Path(workdir) / f"{peer}-venv"
+        self.existing = bool(existing)
+        self.proc = None
+
+    def start(self):
+        if not self.existing:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.log = self.target.parent / f"{self.peer}-install.log"
+            script = (f"import subprocess, sys, venv; venv.create({str(self.target)!r}, with_pip=True); "
+                      f"sys.exit(subprocess.call([{str(self.target / 'bin' / 'python')!r}, '-m', 'pip', 'install', "
+                      f"'--quiet', '--disable-pip-version-check', *{list(PEERS[self.peer][0])!r}]))")
+            self.proc = subprocess.Popen([sys.executable, "-c", script], stdout=open(self.log, "wb"),
+                                         stderr=subprocess.STDOUT)
+        return self
+
+    def python(self):
+        """The virtualenv's python, once installed."""
+        if self.proc is not None and self.proc.wait():
+            raise RuntimeError(f"installing {self.peer} failed:\n" + self.log.read_text(errors="replace")[-2000:])
+        return self.target / "bin" / "python"
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def run_peer(python, peer, arguments, workdir):
+    """Run a peer's launcher once with ``arguments`` (its Singer/Airbyte output to /dev/null); its wall seconds."""
+    launcher = Path(workdir) / f"{peer}_launcher.py"
+    launcher.write_text(PEERS[peer][1])
+    log_path = Path(workdir) / f"{peer}.log"
+    started = time.perf_counter()
+    with open(log_path, "wb") as log:
+        done = subprocess.run([str(python), str(launcher), *arguments], stdout=subprocess.DEVNULL, stderr=log)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{peer} failed:\n" + log_path.read_text(errors="replace")[-2000:])
+    return seconds
 
 
 def run_tap(python, sandbox_url, credentials, workdir):
-    """Run the tap once; its wall seconds."""
+    """Run tap-xero once (its token refreshed on the sandbox); its wall seconds."""
     from connectors.xero.emulator import tenant_id
 
     config_path = Path(workdir) / "tap-config.json"
     config_path.write_text(json.dumps({
         "client_id": XERO_CLIENT[0], "client_secret": XERO_CLIENT[1], "refresh_token": credentials["refresh_token"],
         "tenant_id": tenant_id(COMPANY), "start_date": "2000-01-01T00:00:00Z", "user_agent": "firmsync-bench"}))
-    launcher = Path(workdir) / "tap_launcher.py"
-    launcher.write_text(LAUNCHER)
-    started = time.perf_counter()
-    log_path = Path(workdir) / "tap.log"
-    with open(log_path, "wb") as log:
-        done = subprocess.run([str(python), str(launcher), sandbox_url, str(config_path)],
-                              stdout=subprocess.DEVNULL, stderr=log)
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        raise RuntimeError("tap-xero failed:\n" + log_path.read_text(errors="replace")[-2000:])
-    return seconds
+    return run_peer(python, "tap", [sandbox_url, str(config_path)], workdir)
 
 
-def measure(bench, lines, runs, existing_venv=None):
-    """Alternate tap runs and Firmsync full syncs of the same organisation; medians and ratio."""
+def run_airbyte(python, sandbox_url, credentials, workdir):
+    """Run airbyte-source-xero once (bearer access token of a sandbox grant); its wall seconds."""
+    from connectors.xero.emulator import tenant_id
+
+    config_path = Path(workdir) / "airbyte-config.json"
+    config_path.write_text(json.dumps({
+        "credentials": {"auth_type": "oauth2_access_token", "access_token": credentials["access_token"]},
+        "tenant_id": tenant_id(COMPANY), "start_date": "2000-01-01T00:00:00Z"}))
+    catalog_path = Path(workdir) / "airbyte-catalog.json"
+    catalog_path.write_text(json.dumps({"streams": [
+        {"stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+         "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
+        for name in ("organisations", "accounts", "journals")]}))
+    return run_peer(python, "airbyte", [sandbox_url, str(config_path), str(catalog_path)], workdir)
+
+
+def journal_pages(stats):
+    """Journals pages the sandbox has answered (its ``/_sandbox/stats``)."""
+    return stats["calls"].get("/xero/api.xro/2.0/Journals", 0)
+
+
+def measure(bench, lines, runs, installs):
+    """Alternate the peers' runs and Firmsync full syncs of the same organisation; medians and ratios.
+
+    :param installs: ``{"tap": PeerInstall, "airbyte": PeerInstall}`` (started).
+    """
     bench.workdir.mkdir(parents=True, exist_ok=True)
-    python = install(bench.workdir, existing_venv)
+    tap_python, airbyte_python = installs["tap"].python(), installs["airbyte"].python()
     raw = []
     with bench.app.app_context():
         for index in range(runs):
             bench.sandbox.reset()
-            credentials = connect_xero(bench.sandbox.url)
-            before = bench.sandbox.stats()["total_calls"]
-            tap_seconds = run_tap(python, bench.sandbox.url, credentials, bench.workdir)
-            tap_calls = bench.sandbox.stats()["total_calls"] - before
+            figures = {}
+            for peer, python, runner in (("tap", tap_python, run_tap), ("airbyte", airbyte_python, run_airbyte)):
+                credentials = connect_xero(bench.sandbox.url)
+                before = bench.sandbox.stats()
+                figures[f"{peer}_seconds"] = runner(python, bench.sandbox.url, credentials, bench.workdir)
+                after = bench.sandbox.stats()
+                figures[f"{peer}_calls"] = after["total_calls"] - before["total_calls"]
+                figures[f"{peer}_journal_pages"] = journal_pages(after) - journal_pages(before)
             credentials = connect_xero(bench.sandbox.url)
             dossier_id = add_xero_dossier(bench.sandbox.url, COMPANY, credentials, f"peer {lines} run {index + 1}")
             run, _, _ = sync_and_wait(bench, dossier_id)
             if run.status != "succeeded":
                 raise RuntimeError(f"the Firmsync sync ended {run.status}: {run.message}")
             seconds = run_seconds(run)
-            raw.append({"tap_seconds": tap_seconds, "tap_calls": tap_calls, "tap_records_per_second": lines and
-                        run.lines_inserted / tap_seconds, "firmsync_seconds": seconds,
-                        "firmsync_records_per_second": run.lines_inserted / seconds, "lines": run.lines_inserted,
-                        "firmsync_over_tap": (run.lines_inserted / seconds) / (run.lines_inserted / tap_seconds)})
+            firmsync = run.lines_inserted / seconds
+            figures.update(firmsync_seconds=seconds, firmsync_records_per_second=firmsync, lines=run.lines_inserted,
+                           firmsync_calls=run.api_calls)
+            for peer in ("tap", "airbyte"):
+                figures[f"{peer}_records_per_second"] = run.lines_inserted / figures[f"{peer}_seconds"]
+                figures[f"firmsync_over_{peer}"] = firmsync / figures[f"{peer}_records_per_second"]
+            raw.append(figures)
     return {"runs": len(raw), "raw": raw, "median": {k: statistics.median(r[k] for r in raw) for k in raw[0]}}
 
 

@@ -141,12 +141,17 @@ class SandboxProcess:
         return response.json()
 
     def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
+
+
+def stop_process(proc, grace=10):
+    """SIGTERM ``proc``, SIGKILL it if it is still there after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def schema(database_url, redis_url, instance):

@@ -79,8 +79,10 @@ def connect_xero(sandbox_url):
     return exchange_code(oauth, *XERO_CLIENT, code, REDIRECT, verifier, package="Xero")
 
 
-def xero_config(sandbox_url):
-    return {"client_id": XERO_CLIENT[0], "base_url": f"{sandbox_url}/xero/api.xro/2.0",
+def xero_config(sandbox_url, api_origin=None):
+    """A Xero connection's config on the sandbox (its API on ``api_origin`` when given: the
+    pre-rendered page server of measure 1; OAuth stays on the sandbox)."""
+    return {"client_id": XERO_CLIENT[0], "base_url": f"{api_origin or sandbox_url}/xero/api.xro/2.0",
             "identity_url": f"{sandbox_url}/xero"}
 
 
@@ -97,8 +99,9 @@ def firm_id():
     return firm.id
 
 
-def add_xero_dossier(sandbox_url, company_id, credentials, name):
-    """A dossier with its own Xero connection linked to the sandbox company ``company_id``; its id."""
+def add_xero_dossier(sandbox_url, company_id, credentials, name, api_origin=None):
+    """A dossier with its own Xero connection linked to the sandbox company ``company_id``
+    (API calls to ``api_origin`` when given, see :func:`xero_config`); its id."""
     from app.extensions import db
     from app.models import Connection, Dossier, DossierLink
     from connectors.xero.emulator import tenant_id
@@ -108,7 +111,7 @@ def add_xero_dossier(sandbox_url, company_id, credentials, name):
     db.session.add(dossier)
     db.session.flush()
     connection = Connection(firm_id=firm, package="xero", kind="accounting", level="dossier", name=f"Xero {name}",
-                            config=xero_config(sandbox_url), owner_dossier_id=dossier.id,
+                            config=xero_config(sandbox_url, api_origin), owner_dossier_id=dossier.id,
                             credentials={**credentials, "client_secret": XERO_CLIENT[1]})
     db.session.add(connection)
     db.session.flush()

@@ -3,7 +3,10 @@
 :class:`HttpClient` wraps a :class:`requests.Session` and, for every request:
 
 * waits for the package's budgets in :class:`connectors.rate_limit.RateLimiter` (short
-  waits are slept, long ones raise :class:`RateLimited` so the engine defers the run);
+  waits are slept, long ones raise :class:`RateLimited` so the engine defers the run; with a
+  ``park_after`` the sync parks sooner);
+* answers a request from its :class:`connectors.response_journal.ResponseJournal` when it
+  holds one (a parked run's resume) and records successful answers in it;
 * applies timeouts (connect 10 s, read 60 s unless told otherwise);
 * counts the calls it makes (:attr:`HttpClient.api_calls`);
 * lets the connector (or a protocol transport: :mod:`connectors.soap`, :mod:`connectors.rpc`)
@@ -40,6 +43,7 @@ from connectors.base import (
     TransientError,
 )
 from connectors.rate_limit import RateLimiter
+from connectors.response_journal import full_url, journaled, request_key
 from connectors.scrubbing import scrub_text, secret_values
 
 #: (connect, read) seconds
@@ -242,11 +246,19 @@ class HttpClient:
     :param max_wait: longest wait (seconds) the client sleeps for a budget or a
         ``Retry-After``; longer waits raise :class:`RateLimited` so the run is deferred.
     :param sleep: the sleep function (tests inject a fake one).
+    :param journal: a :class:`connectors.response_journal.ResponseJournal` (a parked sync's
+        resume): a request it holds an answer for is answered from it (no budget spent, not
+        counted in :attr:`api_calls`); every successful live answer to a request that is not a
+        credential exchange is recorded in it. None: every request goes to the package.
+    :param park_after: with a journal, the longest budget wait (seconds) slept before the
+        client **parks** instead: it raises :class:`RateLimited` (with ``parked`` set) so the
+        job ends, keeps the journal and runs again when the budget allows (docs/sync-engine.md
+        "Parking"). None: waits up to ``max_wait`` are slept.
     """
 
     def __init__(self, package, *, session=None, limiter=None, budget=None, budget_key=None, budgets=None,
                  secrets=(), error_message=None, auth=None, timeout=DEFAULT_TIMEOUT, max_retries=3, backoff=0.5,
-                 backoff_cap=8.0, max_wait=5.0, sleep=time.sleep, interpret=None):
+                 backoff_cap=8.0, max_wait=5.0, sleep=time.sleep, interpret=None, journal=None, park_after=None):
         self.package = package
         self.session = session or VendorSession()
         package_key, scope = budget_key or (package, "default")
@@ -275,6 +287,10 @@ class HttpClient:
         #: an optional :class:`ShapeRecorder` noting every answer's path, status and shape
         #: (set for packages built from public information; the "Download diagnostic")
         self.recorder = None
+        #: the :class:`connectors.response_journal.ResponseJournal` answering and recording requests, or None
+        self.journal = journal
+        #: budget waits longer than this park the run (None: sleep up to ``max_wait``)
+        self.park_after = park_after
 
     # -- public ----------------------------------------------------------------------
     def request(self, method, url, *, params=None, json=None, data=None, headers=None, auth=None,
@@ -287,6 +303,11 @@ class HttpClient:
         docstring for what the client does with it). Otherwise raises the typed error of
         :data:`STATUS_ERRORS` for an error status.
         """
+        key = self._journal_key(method, url, params, json, data)
+        if key is not None:
+            replayed = self.journal.lookup(key, method, full_url(url, params))
+            if replayed is not None:
+                return replayed
         tries, cut = 0, False
         while True:
             tries += 1
@@ -334,6 +355,8 @@ class HttpClient:
 
             rule = status_rule(response.status_code)
             if rule is None:
+                if key is not None:
+                    self.journal.record(key, response)
                 return response
             error_class, template, action = rule
             if error_class is RateLimited:
@@ -394,6 +417,18 @@ class HttpClient:
         return scrub_text(text, self.secrets)
 
     # -- internals -------------------------------------------------------------------
+    def _journal_key(self, method, url, params, json, data):
+        """The journal key of a request, or None without a journal or for a credential exchange."""
+        if self.journal is None or not journaled(url):
+            return None
+        return request_key(method, url, params=params, json=json, data=data)
+
+    def _longest_sleep(self):
+        """The longest budget wait slept: ``max_wait``, or ``park_after`` when the client parks sooner."""
+        if self.park_after is not None and self.park_after < self.max_wait:
+            return max(0.0, float(self.park_after))
+        return self.max_wait
+
     def _wait_for_budget(self, method=None, url=None):
         if self.limiter is None:
             return None
@@ -402,6 +437,7 @@ class HttpClient:
                    if url is None or budget.applies_to(method, path)]
         if not budgets:
             return None
+        longest = self._longest_sleep()
         while True:
             permit = self.limiter.acquire_all(self.budget_key[0], budgets)
             if permit.granted:
@@ -409,9 +445,11 @@ class HttpClient:
             spent = self._spent_endpoint_budget(budgets) if permit.wait > self.max_wait or permit.daily else None
             if spent is not None:
                 raise self._endpoint_spent(spent, permit.wait)
-            if permit.wait > self.max_wait or permit.daily:
+            if permit.wait > longest or permit.daily:
                 template = DAILY_MESSAGE if permit.daily else WAIT_MESSAGE
-                raise RateLimited(self._text(template), retry_after=permit.wait, daily=permit.daily)
+                error = RateLimited(self._text(template), retry_after=permit.wait, daily=permit.daily)
+                error.parked = not permit.daily and permit.wait <= self.max_wait
+                raise error
             self.sleep(permit.wait)
 
     def daily_usage(self):
@@ -634,12 +672,12 @@ MAX_BUDGET_SLEEP = 65.0
 def budget_wait(budget):
     """How long a worker may sleep for ``budget`` to let the next call through.
 
-    Waiting out one window of a per-minute budget (at most about a minute) keeps a large
-    first sync moving under Xero's or Exact's 60 calls a minute: deferring instead would
-    roll the run back and start it again from its last committed bookmarks, so a sync
-    needing more calls than one window allows would never finish. Longer waits (a daily
-    budget, a long ``Retry-After``) still defer the run. ``budget`` may also be a sequence
-    of budgets (the longest of their waits).
+    Waiting out one window of a per-minute budget (at most about a minute) keeps a client
+    without a response journal moving under Xero's or Exact's 60 calls a minute. The sync job
+    gives its client a journal and a shorter ``park_after`` (``SYNC_PARK_AFTER_SECONDS``): it
+    parks instead of sleeping and resumes from the kept answers (docs/sync-engine.md
+    "Parking"). Longer waits (a daily budget, a long ``Retry-After``) always defer the run.
+    ``budget`` may also be a sequence of budgets (the longest of their waits).
     """
     if isinstance(budget, (tuple, list)):
         return max((budget_wait(b) for b in budget), default=budget_wait(None))

@@ -14,7 +14,8 @@ all or none:
 3. the per-window count (a sliding log: never more than ``per_minute`` calls in any
    ``window_seconds`` span);
 4. the concurrency cap: a semaphore of leases that expire, so a killed worker does not
-   keep its slot for ever.
+   keep its slot for ever (and :meth:`RateLimiter.release_holder` frees at once the slots of
+   a holder, a sync run, known to be dead).
 
 It answers a :class:`Permit`: either granted (``wait == 0``; pass it to
 :meth:`RateLimiter.release` after the call, which frees the slots and re-stamps the
@@ -37,7 +38,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = ARGV[1]
 local poll_ms = tonumber(ARGV[2])
-local count = (#KEYS) / 4
+local count = math.floor(#KEYS / 4)
 
 -- first every budget is checked; nothing is counted unless all of them have room
 local wait, daily, concurrency_only = 0, 0, 1
@@ -96,6 +97,17 @@ for i = 0, count - 1 do
     redis.call('EXPIRE', day_key, 90000)
   end
 end
+-- a holder's key (one more KEY after the budgets'): the slots keys its leases are in
+if #KEYS % 4 == 1 then
+  local holder_key, longest = KEYS[#KEYS], 0
+  for i = 0, count - 1 do
+    if tonumber(ARGV[i*5+6]) > 0 then
+      redis.call('SADD', holder_key, KEYS[i*4+4])
+      longest = math.max(longest, tonumber(ARGV[i*5+7]))
+    end
+  end
+  if longest > 0 then redis.call('PEXPIRE', holder_key, longest * 2) end
+end
 return {0, 0, 0}
 """
 
@@ -116,6 +128,22 @@ for i = 1, #KEYS do
   end
 end
 return 1
+"""
+
+#: free every concurrency slot whose lease starts with ARGV[1] (a holder's prefix) in the
+#: slots keys KEYS[2..]; KEYS[1], the holder's list of those keys, goes too
+_RELEASE_HOLDER = """
+local prefix = ARGV[1]
+local freed = 0
+for i = 2, #KEYS do
+  for _, lease in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do
+    if string.sub(lease, 1, #prefix) == prefix then
+      freed = freed + redis.call('ZREM', KEYS[i], lease)
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return freed
 """
 
 _BLOCK = """
@@ -160,18 +188,27 @@ class RateLimiter:
     ``redis`` is a redis-py client (``decode_responses`` either way). ``lease_seconds``
     bounds how long a concurrency slot is held when its worker dies without releasing it;
     it must exceed the longest request (the HTTP read timeout).
+
+    ``holder`` (optional, may be set later) names who takes the slots (a sync run): its
+    leases are then recognisable, and :meth:`release_holder` frees them at once when that
+    holder is known to be dead, instead of letting them run out their ``lease_seconds``.
     """
 
-    def __init__(self, redis, *, prefix="firmsync:rate", lease_seconds=90):
+    def __init__(self, redis, *, prefix="firmsync:rate", lease_seconds=90, holder=None):
         self.redis = redis
         self.prefix = prefix
         self.lease_seconds = lease_seconds
+        self.holder = holder
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
+        self._release_holder = redis.register_script(_RELEASE_HOLDER)
         self._block = redis.register_script(_BLOCK)
 
     def _key(self, package, scope, part):
         return f"{self.prefix}:{package}:{scope}:{part}"
+
+    def _holder_key(self, holder):
+        return f"{self.prefix}:holder:{holder}"
 
     def _day_key(self, package, scope):
         return self._key(package, scope, "day:" + datetime.now(timezone.utc).strftime("%Y%m%d"))
@@ -191,7 +228,7 @@ class RateLimiter:
         held = tuple((str(scope), budget) for scope, budget in budgets)
         if len({scope for scope, _ in held}) != len(held):
             raise ValueError("each budget of a call needs its own scope")
-        lease = uuid.uuid4().hex
+        lease = f"{self.holder}/{uuid.uuid4().hex}" if self.holder else uuid.uuid4().hex
         lease_ms = int((lease_seconds or self.lease_seconds) * 1000)
         keys, args = [], [lease, int(CONCURRENCY_POLL_SECONDS * 1000)]
         for scope, budget in held:
@@ -199,6 +236,8 @@ class RateLimiter:
                      self._day_key(package, scope), self._key(package, scope, "slots")]
             args += [int(budget.window_seconds * 1000), budget.per_minute or 0, budget.per_day or 0,
                      budget.concurrency or 0, lease_ms]
+        if self.holder and any(budget.concurrency for _, budget in held):
+            keys.append(self._holder_key(self.holder))  # noted with the lease, in the same script
         wait_ms, daily, concurrency = self._acquire(keys=keys, args=args)
         first = held[0][0] if held else ""
         if int(wait_ms) > 0:
@@ -221,6 +260,15 @@ class RateLimiter:
                 ttls.append(int(budget.window_seconds * 1000) + 1000)
         if keys:
             self._release(keys=keys, args=[permit.lease, *ttls])
+
+    def release_holder(self, holder):
+        """Free every concurrency slot ``holder``'s leases still hold (in any package and
+        scope). Only for a holder known to be dead: its requests ended with its process.
+        Window and day counts stay: the package counted those calls. Returns how many slots
+        were freed."""
+        holder_key = self._holder_key(holder)
+        slots_keys = sorted(self.redis.smembers(holder_key))
+        return int(self._release_holder(keys=[holder_key, *slots_keys], args=[f"{holder}/"]))
 
     def block(self, package, scope, seconds):
         """Stop every caller of this budget for ``seconds`` (the package's ``Retry-After``)."""

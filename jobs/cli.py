@@ -1,23 +1,26 @@
 """Commands of the job pipeline.
 
 * ``flask worker [--burst] [--with-scheduler/--without-scheduler] [QUEUE...]`` runs a
-  Firmsync RQ worker (queues from ``RQ_QUEUES``: ``sync default``);
+  Firmsync RQ worker (queues from ``RQ_QUEUES``: ``people sync default backfill``, in that order);
 * ``flask sync now --dossier ID`` queues a sync of one dossier (operators; no role check);
 * ``flask sync nightly`` queues tonight's runs (idempotent);
 * ``flask sync reap`` marks interrupted runs failed and queues them again;
 * ``flask sync cancel --run ID`` cancels a run;
-* ``flask sync cron`` loops: nightly fan-out and reaper every minute, until Ctrl-C.
+* ``flask sync cron`` loops: nightly fan-out and reaper every minute, each in its own thread
+  (neither can delay the other), until Ctrl-C or SIGTERM.
 
 Flask finds these commands through the ``flask.commands`` entry points of ``pyproject.toml``.
 """
 import logging
 import signal
+import threading
 import time
 
 import click
 from flask.cli import AppGroup, with_appcontext
 
 sync_cli = AppGroup("sync", help="Sync runs: queue, schedule, reap.")
+log = logging.getLogger("firmsync.jobs")
 
 
 @click.command("worker")
@@ -30,7 +33,10 @@ sync_cli = AppGroup("sync", help="Sync runs: queue, schedule, reap.")
 @click.option("--logging-level", default="INFO", show_default=True)
 @with_appcontext
 def worker_command(queues, burst, with_scheduler, name, max_jobs, logging_level):
-    """Run a sync worker (jobs run inside this application)."""
+    """Run a sync worker (jobs run inside this application).
+
+    QUEUES, highest priority first, default: people sync default backfill.
+    """
     from jobs.worker import make_worker
 
     worker = make_worker(list(queues) or None, name=name)
@@ -81,31 +87,78 @@ def sync_cancel(run_id):
 
 @sync_cli.command("cron")
 @click.option("--interval", type=int, default=60, show_default=True, help="Seconds between two rounds.")
-@click.option("--rounds", type=int, default=None, help="Stop after this many rounds (default: until Ctrl-C).")
+@click.option("--rounds", type=int, default=None,
+              help="Stop after this many rounds of each task (default: until Ctrl-C).")
 def sync_cron(interval, rounds):
-    """Run the nightly fan-out and the reaper every INTERVAL seconds until stopped."""
-    from app.extensions import db
+    """Run the nightly fan-out and the reaper every INTERVAL seconds until stopped.
+
+    Each task has its own loop in its own thread, with its own application context and
+    database session, so a round stuck on a lock (or a slow fan-out) never delays the
+    other's rounds. SIGTERM or Ctrl-C stops both: each finishes the round at hand, for at
+    most ``CRON_STOP_GRACE_SECONDS`` (a task stuck longer is left behind as the process ends).
+    """
+    from flask import current_app
+
+    from app import locks
     from jobs.nightly import fan_out
     from jobs.reaper import reap
 
-    stopping = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    done = 0
+    app = current_app._get_current_object()
+    stopping = threading.Event()
+    loops = [CronLoop(app, name, task, interval, rounds, stopping) for name, task in (("nightly", fan_out),
+                                                                                        ("reap", reap))]
+    # the handlers only note the signal: setting the event inside a handler could deadlock on
+    # the lock the interrupted code holds, and a KeyboardInterrupt could land inside one
+    signalled = []
+    previous = {number: signal.signal(number, lambda *_: signalled.append(True))
+                for number in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while not stopping and (rounds is None or done < rounds):
-            for name, task in (("nightly", fan_out), ("reap", reap)):
+        for loop in loops:
+            loop.start()
+        while not signalled and any(loop.is_alive() for loop in loops):
+            time.sleep(0.2)
+    finally:
+        stopping.set()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        grace = time.monotonic() + locks.setting("CRON_STOP_GRACE_SECONDS", 10.0)
+        for loop in loops:
+            loop.join(max(0.0, grace - time.monotonic()))
+            if loop.is_alive():
+                log.warning("cron: the %s round did not end in time; stopping without it", loop.task_name)
+    click.echo("cron stopped")
+
+
+class CronLoop(threading.Thread):
+    """One task of ``flask sync cron`` (the nightly fan-out or the reaper) in its own loop.
+
+    It runs ``task()`` every ``interval`` seconds (``rounds`` times, or until ``stopping`` is
+    set) inside its own application context, so it has its own database session: the other
+    task's rounds go on whatever this one waits for. A failing round is logged and rolled
+    back; the next round runs as usual. A daemon thread: a round stuck past the stop grace
+    does not keep the process alive.
+    """
+
+    def __init__(self, app, task_name, task, interval, rounds, stopping):
+        super().__init__(name=f"cron-{task_name}", daemon=True)
+        self.app, self.task_name, self.task = app, task_name, task
+        self.interval, self.rounds, self.stopping = interval, rounds, stopping
+        #: rounds completed so far (for logs and tests)
+        self.done = 0
+
+    def run(self):
+        from app.extensions import db
+
+        while not self.stopping.is_set() and (self.rounds is None or self.done < self.rounds):
+            with self.app.app_context():
                 try:
-                    task()
+                    self.task()
                 except Exception:  # one bad round must not stop the loop
                     db.session.rollback()
-                    logging.getLogger("firmsync.jobs").exception("cron: %s failed", name)
-            db.session.remove()
-            done += 1
-            deadline = time.monotonic() + interval
-            while not stopping and (rounds is None or done < rounds) and time.monotonic() < deadline:
-                time.sleep(min(1.0, interval))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    click.echo("cron stopped")
+                    log.exception("cron: %s failed", self.task_name)
+                finally:
+                    db.session.remove()
+            self.done += 1
+            if self.rounds is not None and self.done >= self.rounds:
+                break
+            self.stopping.wait(self.interval)

@@ -15,6 +15,11 @@ The work is done in the database, a fixed number of statements per firm-local da
 the number of links (``INSERT ... SELECT ... RETURNING``), then the new runs are committed
 and only then enqueued (:func:`app.services.syncs.enqueue_runs`, one Redis pipeline).
 
+Queues (docs/sync-engine.md, "Queues and fairness"): the night's runs go to the ``sync``
+queue with the firms taking turns, also with the runs an earlier round (another firm's
+earlier night) left in the queue (:func:`enqueue_night`); a nightly run of a link that has
+never synced successfully is a first sync and waits for its firm's turn in the backfill queue.
+
 Run it every few minutes: ``flask sync nightly`` (or ``flask sync cron``, or ``rq cron``).
 It never waits long on a row lock (``NIGHTLY_LOCK_TIMEOUT_MS``, PostgreSQL): a group of firms
 whose statements meet a row held by a frozen process is skipped for this round (logged), so
@@ -31,6 +36,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
+from app.redis_connection import redis_connection
 from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Firm, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
 
@@ -78,7 +84,6 @@ def fan_out(now=None):
     enqueued. Links whose night is covered by a run already active are not in the result.
     """
     from app import locks
-    from app.services.syncs import enqueue_runs
 
     created = []
     with locks.bounded_lock_wait(db.session, locks.setting("NIGHTLY_LOCK_TIMEOUT_MS", 5000)):
@@ -89,17 +94,19 @@ def fan_out(now=None):
                 db.session.rollback()
                 log.warning("nightly fan-out: firms %s skipped this round (%s)", firm_ids, str(exc.orig).strip()[:200])
                 continue
-            enqueue_runs(firms_in_turn(run_ids))
+            enqueue_night(run_ids)
             created += run_ids
     if created:
         log.info("nightly fan-out queued %d run(s)", len(created))
     return created
 
 
-def firms_in_turn(run_ids):
+def firms_in_turn(run_ids, firm_of=None):
     """``run_ids`` ordered so the firms take turns (the first run of each firm, then the second
-    of each...): a firm with a thousand files never makes another firm's night wait behind it."""
-    firm_of = dict(db.session.execute(select(SyncRun.id, SyncRun.firm_id).where(SyncRun.id.in_(run_ids))).all())
+    of each...): a firm with a thousand files never makes another firm's night wait behind it.
+    ``firm_of`` (``{run id: firm id}``) saves reading the runs' firms."""
+    if firm_of is None:
+        firm_of = {row.id: row.firm_id for row in _runs(run_ids, SyncRun.firm_id)}
     per_firm = defaultdict(list)
     for run_id in sorted(run_ids):
         per_firm[firm_of[run_id]].append(run_id)
@@ -107,19 +114,131 @@ def firms_in_turn(run_ids):
     return [run_id for _, _, run_id in sorted(turns)]
 
 
+def enqueue_night(run_ids):
+    """Enqueue the night's new, committed runs: those of the nightly queue with the firms taking
+    turns (:func:`firms_in_turn`), also with the jobs earlier rounds left in the queue
+    (:func:`take_turns_in_queue`); first syncs are released by their firm's turn
+    (:func:`app.services.syncs.release_backfills`)."""
+    from app.services.queues import NIGHTLY_QUEUE, sync_queue
+    from app.services.syncs import enqueue_runs, release_backfills
+
+    if not run_ids:
+        return
+    rows = _runs(run_ids, SyncRun.firm_id, SyncRun.queue)
+    nightly = firms_in_turn([row.id for row in rows if row.queue == NIGHTLY_QUEUE], {row.id: row.firm_id for row in rows})
+    queue = sync_queue(NIGHTLY_QUEUE)
+    left_by_earlier_rounds = queue.count
+    enqueue_runs(nightly)
+    if left_by_earlier_rounds and nightly:
+        take_turns_in_queue(queue, nightly)
+    release_backfills({row.firm_id for row in rows if row.queue is None})
+
+
+#: tries of :func:`take_turns_in_queue` when workers take jobs from the queue meanwhile
+REORDER_ATTEMPTS = 5
+#: run ids per query when reading runs by id (PostgreSQL takes at most 65,535 parameters)
+_RUN_LOOKUP_CHUNK = 5000
+
+
+def take_turns_in_queue(queue, new_run_ids):
+    """Move the jobs of ``new_run_ids`` (just pushed to the end of ``queue``, in turn order)
+    among the jobs already waiting there, so firms keep taking turns: a firm's k-th job in the
+    queue goes right after the last waiting job that is the k-th (or earlier) of its own firm.
+    The waiting jobs keep their order. The list is rewritten in one Redis transaction that
+    fails when a worker took a job meanwhile (``WATCH``); it is then tried again, up to
+    :data:`REORDER_ATTEMPTS` times, and after that the jobs simply stay at the end. Returns
+    whether the queue was reordered."""
+    from redis.exceptions import WatchError
+
+    from app.services.queues import run_id_from_job_id, sync_job_id
+
+    key = queue.key
+    connection = redis_connection() if queue.connection is None else queue.connection
+    new_jobs = [sync_job_id(run_id) for run_id in new_run_ids]
+    firm_of = _firms_of_jobs(_text(connection.lrange(key, 0, -1)), run_id_from_job_id)
+    for _ in range(REORDER_ATTEMPTS):
+        with connection.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                order = jobs_in_turn(_text(pipe.lrange(key, 0, -1)), set(new_jobs), firm_of)
+                pipe.multi()
+                pipe.delete(key)
+                if order:
+                    pipe.rpush(key, *order)
+                pipe.execute()
+                return True
+            except WatchError:
+                continue
+    log.info("nightly fan-out: the queue kept changing; %d new run(s) stay at its end", len(new_jobs))
+    return False
+
+
+def jobs_in_turn(job_ids, new_jobs, firm_of):
+    """``job_ids`` (a queue, in order) with the ``new_jobs`` among them moved so firms take turns
+    (see :func:`take_turns_in_queue`); ``firm_of`` maps job ids to firms (other jobs keep their
+    place and take no turn)."""
+    waiting = [job_id for job_id in job_ids if job_id not in new_jobs]
+    seen = defaultdict(int)
+    last_of_turn = {}  # turn -> index in ``waiting`` of its last job
+    for index, job_id in enumerate(waiting):
+        firm = firm_of.get(job_id)
+        if firm is not None:
+            last_of_turn[seen[firm]] = index
+            seen[firm] += 1
+    after, latest = [], -1  # after[turn]: the last waiting job of that turn or an earlier one
+    for turn in range(max(last_of_turn, default=-1) + 1):
+        latest = max(latest, last_of_turn.get(turn, -1))
+        after.append(latest)
+    behind = defaultdict(list)
+    for job_id in (job_id for job_id in job_ids if job_id in new_jobs):
+        firm = firm_of.get(job_id)
+        turn = seen[firm]
+        seen[firm] += 1
+        behind[after[turn] if turn < len(after) else len(waiting) - 1].append(job_id)
+    order = list(behind[-1])
+    for index, job_id in enumerate(waiting):
+        order.append(job_id)
+        order += behind[index]
+    return order
+
+
+def _firms_of_jobs(job_ids, run_id_of):
+    """``{job id: firm id}`` of the sync-run jobs among ``job_ids``."""
+    runs = {run_id_of(job_id): job_id for job_id in job_ids if run_id_of(job_id) is not None}
+    return {runs[row.id]: row.firm_id for row in _runs(runs, SyncRun.firm_id)}
+
+
+def _runs(run_ids, *columns):
+    """Rows ``(id, *columns)`` of the runs ``run_ids``, read in chunks (a night of 100,000 files
+    would pass PostgreSQL's limit of 65,535 parameters in one query)."""
+    run_ids = sorted(run_ids)
+    rows = []
+    for start in range(0, len(run_ids), _RUN_LOOKUP_CHUNK):
+        chunk = run_ids[start:start + _RUN_LOOKUP_CHUNK]
+        rows += db.session.execute(select(SyncRun.id, *columns).where(SyncRun.id.in_(chunk))).all()
+    return rows
+
+
+def _text(values):
+    return [value.decode() if isinstance(value, bytes) else value for value in values]
+
+
 def _queue_night(firm_ids, suffix, moment):
     """Insert and commit the runs of one local night (key suffix ``":<date>"``, nightly ``moment``
     in naive UTC); their ids."""
+    from app.services.syncs import initial_queue_column
+
     for attempt in range(1, ATTEMPTS + 1):
         try:
             _lock_links(firm_ids)
             _cover_with_active_runs(firm_ids, suffix)
             _cover_with_fresh_runs(firm_ids, suffix, moment)
             run_ids = sorted(db.session.scalars(insert(SyncRun).from_select(
-                ["firm_id", "dossier_id", "link_id", "trigger", "nightly_key", "status"],
+                ["firm_id", "dossier_id", "link_id", "trigger", "nightly_key", "status", "queue"],
                 _links_without_a_run(firm_ids, suffix).with_only_columns(
                     DossierLink.firm_id, DossierLink.dossier_id, DossierLink.id, literal(Trigger.NIGHTLY),
-                    _key_of(DossierLink.id, suffix), literal(RunStatus.QUEUED)),
+                    _key_of(DossierLink.id, suffix), literal(RunStatus.QUEUED),
+                    initial_queue_column(Trigger.NIGHTLY, DossierLink.id)),
             ).returning(SyncRun.id)))
             if run_ids:
                 _mark_dossiers_queued(firm_ids, suffix, run_ids[0], run_ids[-1])

@@ -58,6 +58,13 @@ def cancel_requested(engine, run_id):
         return False
 
 
+#: the progress "stream" of a staged sync writing what it fetched (the file page shows
+#: "Writing the data"; a package's stream never has this name)
+WRITING = "writing"
+#: the percent a staged sync's fetch ends at; writing fills the rest of the bar
+FETCH_SHARE = 90
+
+
 class Progress:
     """Counts records and publishes progress every ``every_records`` records or ``every_seconds``.
 
@@ -80,17 +87,34 @@ class Progress:
         #: False once SQLite said the database is busy: the sync's own transaction holds the
         #: write lock until its commit, so further tries would only wait (Redis still gets it)
         self._row_writable = True
+        #: the part of the bar a stream with a known total fills (a staged sync's fetch: up to
+        #: :data:`FETCH_SHARE`, its writing the rest)
+        self._floor, self._top = 0, 100
+
+    def staged(self):
+        """A staged sync (:mod:`jobs.staging`): fetching fills the bar up to :data:`FETCH_SHARE`."""
+        self._floor, self._top = 0, FETCH_SHARE
 
     def start_stream(self, name):
         self.stream = name
         self._stream_records = 0
         self.publish()
 
+    def start_writing(self, total):
+        """A staged sync has fetched everything and writes its ``total`` records: the stream
+        becomes :data:`WRITING`, the records count again from 0, the bar goes on from
+        :data:`FETCH_SHARE`."""
+        self._floor, self._top = FETCH_SHARE, 100
+        self.records = self._last_records = 0
+        self.percent = FETCH_SHARE
+        self.start_stream(WRITING)
+
     def tick(self, total=None):
         self.records += 1
         self._stream_records += 1
         if total:
-            self.percent = min(99, int(self._stream_records * 100 / total))
+            done = min(self._stream_records, total) * (self._top - self._floor) / total
+            self.percent = min(99, self._floor + int(done))
         if (self.records - self._last_records >= self.every_records
                 or time.monotonic() - self._last_time >= self.every_seconds):
             self.publish()
@@ -120,10 +144,49 @@ class Progress:
 REDIS_OUTAGE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 
 
+#: how long the Redis copy of an attempt's API calls is kept (the reaper reads it long before)
+ATTEMPT_CALLS_TTL = 7 * 24 * 3600
+
+
+def attempt_calls_key(run_id):
+    """The Redis key of the running attempt's API calls so far (see :class:`Heartbeat`)."""
+    return f"{locks.PREFIX}:attempt-api-calls:{int(run_id)}"
+
+
+def recorded_attempt_calls(run, redis):
+    """The API calls the heartbeat last recorded for ``run``'s current attempt: the larger of
+    the row's ``attempt_api_calls`` and the Redis copy (SQLite often refuses the row write
+    while the sync holds its write lock; Redis may have lost its data)."""
+    try:
+        in_redis = int(redis.get(attempt_calls_key(run.id)) or 0)
+    except (REDIS_OUTAGE + (ValueError,)):
+        in_redis = 0
+    return max(run.attempt_api_calls or 0, in_redis)
+
+
+def lease_holder(run_id):
+    """The name run ``run_id``'s rate-limit leases are taken under
+    (:meth:`connectors.rate_limit.RateLimiter.release_holder` frees them when it died)."""
+    return f"sync-run-{int(run_id)}"
+
+
+def hold_leases(http, run_id):
+    """Take the concurrency slots of ``http`` (a :class:`connectors.http.HttpClient`) under
+    the run's name, so the reaper can free them at once when the run's worker died."""
+    limiter = getattr(http, "limiter", None)
+    if limiter is not None:
+        limiter.holder = lease_holder(run_id)
+
+
 class Heartbeat(threading.Thread):
     """A daemon thread that keeps a running sync's dossier lock and heartbeat fresh.
 
-    Every ``interval`` seconds it extends the lock to ``lock_seconds`` and records a beat.
+    Every ``interval`` seconds it extends the lock to ``lock_seconds`` and records a beat,
+    with the attempt's API calls so far (``calls()``, when given): on the run row
+    (``attempt_api_calls``) and in Redis (:func:`attempt_calls_key`), so the reaper can add
+    the calls of an attempt whose worker died to the run's ``api_calls``. Starting the
+    heartbeat sets the Redis copy to 0 (a previous attempt's count is not counted again;
+    ``jobs.sync`` resets the row's when it marks the run running).
     If the process dies, both stop: the lock expires and the reaper sees the silence.
 
     Redis outages are ridden out: a beat that cannot reach Redis is skipped. When Redis is
@@ -132,12 +195,20 @@ class Heartbeat(threading.Thread):
     rolls back instead of committing (:class:`jobs.sync.LostLock`).
     """
 
-    def __init__(self, run_id, lock, *, redis, engine, interval=10.0, lock_seconds=60):
+    def __init__(self, run_id, lock, *, redis, engine, interval=10.0, lock_seconds=60, calls=None):
         super().__init__(name=f"sync-heartbeat-{run_id}", daemon=True)
         self.run_id, self.lock, self.redis, self.engine = run_id, lock, redis, engine
         self.interval, self.lock_seconds = interval, lock_seconds
+        #: ``calls() -> int``: the attempt's API calls so far (None: not recorded)
+        self.calls = calls
         self._stop_event = threading.Event()
         self.lost_lock = False
+
+    def start(self):
+        """Set the Redis copy of the attempt's calls to 0, then start beating."""
+        if self.calls is not None:
+            self._record_calls_in_redis(0)
+        super().start()
 
     def run(self):
         while not self._stop_event.wait(self.interval):
@@ -156,7 +227,18 @@ class Heartbeat(threading.Thread):
             if not self._take_back():
                 self.lost_lock = True
                 log.warning("run %s: lost its dossier lock", self.run_id)
-        write_run_fields(self.engine, self.run_id, heartbeat_at=utcnow())
+        if self.calls is None:
+            write_run_fields(self.engine, self.run_id, heartbeat_at=utcnow())
+            return
+        calls = int(self.calls() or 0)
+        self._record_calls_in_redis(calls)
+        write_run_fields(self.engine, self.run_id, heartbeat_at=utcnow(), attempt_api_calls=calls)
+
+    def _record_calls_in_redis(self, calls):
+        try:
+            self.redis.set(attempt_calls_key(self.run_id), int(calls), ex=ATTEMPT_CALLS_TTL)
+        except redis_errors.RedisError as exc:  # a figure for the reaper: never a reason to stop the sync
+            log.warning("run %s: API calls not recorded in Redis (%s)", self.run_id, exc.__class__.__name__)
 
     def _take_back(self):
         """Set the lock again with this run's token if nobody holds it; True when it is ours."""

@@ -15,6 +15,9 @@ Guarantees:
 * **no orphan thread**: when the consumer stops early (an error in the writer, a
   cancellation), the reader is told to stop and the generator is closed in its own thread.
 
+On SQLite the consumer is the run's spool (:mod:`jobs.staging`), not the writer: the
+overlap then saves little, but the connector runs the same way on both databases.
+
 The reader thread runs inside its own Flask application context (the connector's token
 callbacks open their own database sessions through ``db.engine``); it never touches the
 sync's session.

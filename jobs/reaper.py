@@ -13,13 +13,20 @@ Every minute (``flask sync reap``, ``flask sync cron`` or ``rq cron jobs/cron.py
   transaction) is marked ``succeeded``; any other is marked ``failed`` (category
   ``interrupted``, saying why only as far as it is known), its dossier lock is released when
   it still holds it, and a new run with trigger ``retry`` is queued. Its transaction died
-  with the worker, so the dossier's data is as it was before that run.
+  with the worker, so the dossier's data is as it was before that run. The API calls its
+  heartbeat last recorded for the dead attempt are added to its ``api_calls``; when RQ saw
+  the attempt's process end, the concurrency slots it held in the rate limiter are freed
+  (the retry need not wait out their lease; see docs/sync-engine.md "Recovery").
 * **queued** runs whose job is missing (a crash between commit and enqueue, a flushed Redis:
   after ``SYNC_STALE_AFTER_SECONDS``) or failed/ended (the job failed before the run could be
-  touched) are enqueued again.
+  touched) are enqueued again, to their own queue; a first sync waiting for its turn (no queue
+  yet) is not: each firm with such runs is topped up to its quota of first syncs instead
+  (:func:`app.services.syncs.release_backfills`, docs/sync-engine.md "Queues and fairness").
 * **deferred** runs whose next try is not scheduled any more (Redis restarted without its
   data, or Redis was away when the try was to be scheduled) are scheduled again at their
   ``resume_at`` (at once when it has passed).
+* the answers kept for parked runs (:mod:`app.services.response_stages`) of runs that are no
+  longer active are deleted.
 
 The reaper never waits long on a row lock (``REAPER_LOCK_TIMEOUT_MS``, PostgreSQL): a run
 whose row is held by a frozen process is skipped (logged) and looked at again next round.
@@ -38,6 +45,8 @@ from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app import locks
 from app.services.queues import fetch_job, sync_job_id
+from connectors.rate_limit import RateLimiter
+from jobs.progress import attempt_calls_key, lease_holder, recorded_attempt_calls
 
 log = logging.getLogger("firmsync.jobs")
 
@@ -50,6 +59,8 @@ COMMITTED = "The sync finished; its worker stopped just after saving the data."
 #: job states in which a queued or deferred run will still be run by RQ
 _ON_ITS_WAY = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
 _HORSE_DIED = (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+#: job states in which the attempt's process no longer runs it (a cancelled job may still be)
+_ATTEMPT_ENDED = (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.FINISHED)
 
 
 def reap(now=None):
@@ -57,12 +68,12 @@ def reap(now=None):
 
     ``now`` (naive UTC) lets tests look into the future. Returns ``{"reaped": [run ids],
     "retries": [new run ids], "requeued": [run ids], "succeeded": [run ids], "skipped": [run
-    ids]}`` (``succeeded``: dead runs whose data was committed; ``skipped``: rows locked by
-    another process, looked at next round).
+    ids], "released": [run ids]}`` (``succeeded``: dead runs whose data was committed; ``skipped``:
+    rows locked by another process, looked at next round; ``released``: first syncs whose turn came).
     """
     now = now or utcnow()
     redis = redis_connection()
-    result = {"reaped": [], "retries": [], "requeued": [], "succeeded": [], "skipped": []}
+    result = {"reaped": [], "retries": [], "requeued": [], "succeeded": [], "skipped": [], "released": []}
     limits = _Limits.read()
     with locks.bounded_lock_wait(db.session, locks.setting("REAPER_LOCK_TIMEOUT_MS", 2000)):
         for run in db.session.scalars(select(SyncRun).where(SyncRun.status == RunStatus.RUNNING)).all():
@@ -71,7 +82,23 @@ def reap(now=None):
             _guarded(run.id, result, lambda r=run: _requeue_queued(r, now, limits, redis, result))
         for run in db.session.scalars(select(SyncRun).where(SyncRun.status == RunStatus.DEFERRED)).all():
             _guarded(run.id, result, lambda r=run: _reschedule_deferred(r, now, redis, result))
+        _release_waiting_backfills(result)
+    _sweep_response_stages()
     return result
+
+
+def _sweep_response_stages():
+    """Delete the kept answers of parked runs that ended without their job (docs/sync-engine.md "Parking")."""
+    from app.services import response_stages
+
+    try:
+        swept = response_stages.sweep()
+    except OperationalError as exc:
+        db.session.rollback()
+        log.warning("reaper: kept answers of ended runs not swept this round (%s)", str(exc.orig).strip()[:200])
+        return
+    if swept:
+        log.info("reaper: swept %s kept answers of ended runs", swept)
 
 
 class _Limits:
@@ -104,11 +131,13 @@ def _reap_running(run, now, limits, redis, result):
     if run.data_committed_at is not None:
         _mark_succeeded(run, now, redis, result)
         return
+    calls = recorded_attempt_calls(run, redis)  # the dead attempt's: it could not add them itself
     # conditional update: a run that finished (or committed) meanwhile is left alone
     done = db.session.execute(
         update(SyncRun)
         .where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING, SyncRun.data_committed_at.is_(None))
-        .values(status=RunStatus.FAILED, error_category="interrupted", message=why, finished_at=now)
+        .values(status=RunStatus.FAILED, error_category="interrupted", message=why, finished_at=now,
+                api_calls=SyncRun.api_calls + calls, attempt_api_calls=0)
     ).rowcount
     db.session.commit()
     if not done:
@@ -116,6 +145,7 @@ def _reap_running(run, now, limits, redis, result):
     result["reaped"].append(run.id)
     locks.release_dossier_lock_of(run.dossier_id, run.id, redis)
     locks.forget_beat(run.id, redis)
+    _free_attempt(run, redis)
     retry = request_sync(run.dossier_id, Trigger.RETRY, link_id=run.link_id)
     if retry is not None:
         result["retries"].append(retry.id)
@@ -137,7 +167,21 @@ def _mark_succeeded(run, now, redis, result):
         result["succeeded"].append(run.id)
         locks.release_dossier_lock_of(run.dossier_id, run.id, redis)
         locks.forget_beat(run.id, redis)
+        _free_attempt(run, redis)  # its calls were counted with its data
         log.warning("run %s: its worker stopped after the data commit; recorded as succeeded", run.id)
+
+
+def _free_attempt(run, redis):
+    """What a dead attempt left in Redis: its recorded API calls (counted by now) and, when
+    RQ saw its process end, the concurrency slots its leases still hold. A run only declared
+    dead because its heartbeat went silent keeps its slots until their lease runs out: its
+    process may merely be frozen, and could still have a request in flight."""
+    redis.delete(attempt_calls_key(run.id))
+    status, _ = _job_state(run, redis)
+    if status in _ATTEMPT_ENDED:
+        freed = RateLimiter(redis).release_holder(lease_holder(run.id))
+        if freed:
+            log.info("run %s: %s rate-limit slot(s) of its dead attempt freed", run.id, freed)
 
 
 def _dead(run, now, limits, redis):
@@ -182,6 +226,8 @@ def _horse_died(failure):
 
 
 def _requeue_queued(run, now, limits, redis, result):
+    if run.queue is None:
+        return  # a first sync waiting for its turn: released by _release_waiting_backfills
     status, _ = _job_state(run, redis)
     if status in _ON_ITS_WAY:
         return
@@ -190,6 +236,21 @@ def _requeue_queued(run, now, limits, redis, result):
     _requeue(run, None, redis)
     result["requeued"].append(run.id)
     log.warning("run %s: queued but its job was %s; enqueued again", run.id, status or "missing")
+
+
+def _release_waiting_backfills(result):
+    """Top up every firm that has first syncs waiting for their turn (a release missed when a
+    worker died, or Redis was away, at the end of a first sync)."""
+    from app.services.syncs import release_backfills, waiting_for_turn
+
+    firm_ids = db.session.scalars(select(SyncRun.firm_id).where(waiting_for_turn()).distinct()).all()
+    for firm_id in firm_ids:
+        try:
+            result["released"].extend(release_backfills([firm_id]))
+        except OperationalError as exc:
+            db.session.rollback()
+            log.warning("reaper: first syncs of firm %s not released this round (%s)", firm_id,
+                        str(exc.orig).strip()[:200])
 
 
 def _reschedule_deferred(run, now, redis, result):

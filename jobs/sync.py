@@ -10,7 +10,8 @@ One run syncs one dossier link:
    decrypted credentials, the rate limited HTTP client, refreshed tokens committed in their
    own transaction under the per-connection lock);
 4. read every stream from its bookmark into the :class:`app.services.bookkeeping.SyncWriter` and commit
-   **once** (pages are fetched a few chunks ahead of the writer by :mod:`jobs.read_ahead`); only then persist the new bookmarks, the counts and the run's outcome;
+   **once** (pages are fetched a few chunks ahead of the writer by :mod:`jobs.read_ahead`; on
+   SQLite everything is fetched into a spool first and written after, :mod:`jobs.staging`); only then persist the new bookmarks, the counts and the run's outcome;
 5. on any error roll back (the dossier keeps its previous data exactly) and end the run:
    ``AuthError`` -> ``needs_reconnect`` (run and connection, never retried);
    ``RateLimited`` -> ``deferred`` until ``resume_at`` (the job is scheduled again, and
@@ -50,13 +51,15 @@ from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text
 from app.services import data_checks
+from app.services import response_stages
 from app.services.connectors import SYNC, connection_secrets, open_link_connector
 from app.services.sync_windows import sync_window
-from app.services.syncs import sets_file_status
+from app.services.syncs import release_next_backfills, sets_file_status
 from connectors.base import (AuthError, BalanceRecord, CompanyProfileRecord, ConnectorError, LedgerLineRecord,
                              RateLimited, StreamState, TransientError)
 from jobs.profiles import write_profile
-from jobs.progress import Heartbeat, Progress, SyncCancelled
+from jobs.progress import Heartbeat, Progress, SyncCancelled, hold_leases
+from jobs import staging
 from jobs.read_ahead import read_ahead
 
 log = logging.getLogger("firmsync.jobs")
@@ -100,6 +103,11 @@ class Outcome:
     retry_in: float | None = None
     #: retry after ``SYNC_RETRY_BACKOFF[attempt - 1]``, fail once those are used up
     backoff: bool = False
+    #: a rate-limited deferral: the package's display name when it waits for a budget that
+    #: reopens within the day (the run's message then says when it resumes), else None
+    waiting_for: str | None = None
+    #: a parked attempt that fetched (and kept) new answers: not a fruitless deferral
+    progressed: bool = False
 
 
 def run(run_id):
@@ -179,6 +187,7 @@ def _run_locked(run_id, lock):
     sync_run.message = None
     sync_run.error_category = None
     sync_run.progress_records = 0
+    sync_run.attempt_api_calls = 0
     sync_run.progress_percent = None
     sync_run.data_committed_at = None
     if sets_file_status(sync_run.link):
@@ -189,16 +198,18 @@ def _run_locked(run_id, lock):
     redis = redis_connection()
     engine = db.engine
     locks.beat(run_id, redis)
-    heartbeat = Heartbeat(run_id, lock, redis=redis, engine=engine,
+    http_holder = {}
+    heartbeat = Heartbeat(run_id, lock, redis=redis, engine=engine, calls=lambda: _calls(http_holder),
                           interval=_setting("SYNC_HEARTBEAT_SECONDS", 10), lock_seconds=_setting("SYNC_LOCK_SECONDS", 60))
     heartbeat.start()
     progress = Progress(engine, run_id, job, redis=redis, every_records=_setting("SYNC_PROGRESS_EVERY_RECORDS", 10_000),
                         every_seconds=_setting("SYNC_PROGRESS_EVERY_SECONDS", 2.0))
-    http_holder = {}
     try:
         link = db.session.get(DossierLink, link_id)
         connector = open_link_connector(link, purpose=SYNC)
         http_holder["http"] = connector.http
+        _attach_journal(run_id, http_holder)
+        hold_leases(connector.http, run_id)
         result, bookmarks = _read_into_writer(connector, link, run_id, progress)
         if heartbeat.lost_lock:
             raise LostLock()
@@ -210,6 +221,8 @@ def _run_locked(run_id, lock):
         if not isinstance(exc, Exception):
             raise
         outcome = _classify(run_id, exc, attempt)
+        if isinstance(exc, RateLimited):
+            outcome = _parked(run_id, outcome, http_holder)
         if isinstance(exc, RateLimited) and exc.daily:
             outcome = _with_day_usage(outcome, http_holder.get("http"))
         _keep_diagnostic_quietly(run_id, http_holder, outcome)  # before the outcome: a finished run has it
@@ -222,30 +235,66 @@ def _run_locked(run_id, lock):
 
 
 def _read_into_writer(connector, link, run_id, progress):
+    """Read every stream of ``connector`` from the link's bookmarks into a
+    :class:`~app.services.bookkeeping.SyncWriter`; answer its result and the new bookmarks.
+
+    Nothing is committed here. On SQLite (``SYNC_STAGE_BEFORE_WRITE``, :mod:`jobs.staging`)
+    every stream is first read into a spool with no transaction open, then the spool is
+    written: the database's write lock is held only while writing. Elsewhere the records go
+    into the writer as they come, the next pages fetched meanwhile (:mod:`jobs.read_ahead`).
+    """
     from app.services.bookkeeping import SyncWriter
 
     streams = connector.streams
     kinds = {stream.record_type for stream in streams}
-    writer = SyncWriter(db.session, link.id, run_id,
-                        balances_from_lines=LedgerLineRecord in kinds and BalanceRecord not in kinds)
-    window = sync_window(link)
+    link_id, dossier_id, saved = link.id, link.dossier_id, dict(link.bookmarks or {})
+    window = _run_window(link, run_id)
     app = current_app._get_current_object()
-    bookmarks, profiles_changed = {}, False
-    for stream in streams:
-        progress.start_stream(stream.name)
-        state = StreamState(bookmark=(link.bookmarks or {}).get(stream.name) if stream.incremental else None)
-        records = read_ahead(lambda: connector.read(stream.name, state, window), app=app,
-                             depth=_setting("SYNC_READ_AHEAD_CHUNKS", 8))
-        for record in records:
-            if isinstance(record, CompanyProfileRecord):
-                profiles_changed = write_profile(db.session, link.id, record) or profiles_changed
-            else:
-                writer.write(record)
-            progress.tick(state.total)
-        if stream.incremental and state.new_bookmark is not None:
-            bookmarks[stream.name] = state.new_bookmark
-    progress.publish()  # a last cancellation check before the commit
-    result = writer.finish()
+    depth = _setting("SYNC_READ_AHEAD_CHUNKS", 8)
+    bookmarks = {}
+
+    def fetch(receive):
+        for stream in streams:
+            progress.start_stream(stream.name)
+            state = StreamState(bookmark=saved.get(stream.name) if stream.incremental else None)
+            for record in read_ahead(lambda: connector.read(stream.name, state, window), app=app, depth=depth):
+                receive(record)
+                progress.tick(state.total)
+            if stream.incremental and state.new_bookmark is not None:
+                bookmarks[stream.name] = state.new_bookmark
+
+    def make_writer():
+        return SyncWriter(db.session, link_id, run_id,
+                          balances_from_lines=LedgerLineRecord in kinds and BalanceRecord not in kinds)
+
+    profiles_changed = False
+
+    def write(writer, record):
+        nonlocal profiles_changed
+        if isinstance(record, CompanyProfileRecord):
+            profiles_changed = write_profile(db.session, link_id, record) or profiles_changed
+        else:
+            writer.write(record)
+
+    if staging.stage_before_write(db.engine):
+        folder = staging.spool_folder()
+        staging.sweep(folder, dossier_id)
+        db.session.commit()  # nothing pending: ends the session's transaction, the fetch holds none
+        progress.staged()
+        with staging.Spool(folder, dossier_id, run_id) as spool:
+            fetch(spool.add)
+            progress.start_writing(spool.count)
+            writer = make_writer()
+            for record in spool.replay():
+                write(writer, record)
+                progress.tick(spool.count)
+            progress.publish()  # a last cancellation check before the commit
+            result = writer.finish()
+    else:
+        writer = make_writer()
+        fetch(lambda record: write(writer, record))
+        progress.publish()  # a last cancellation check before the commit
+        result = writer.finish()
     if profiles_changed:
         result.changed = True
     return result, bookmarks
@@ -348,7 +397,8 @@ def _classify(run_id, exc, attempt):
         return Outcome(RunStatus.NEEDS_RECONNECT, exc.category, scrub_text(exc.message, secrets))
     if isinstance(exc, RateLimited):
         wait = max(1.0, float(exc.retry_after))
-        return Outcome(RunStatus.DEFERRED, exc.category, scrub_text(exc.message, secrets), retry_in=wait)
+        return Outcome(RunStatus.DEFERRED, exc.category, scrub_text(exc.message, secrets), retry_in=wait,
+                       waiting_for=None if exc.daily else _package_name(sync_run))
     if isinstance(exc, TransientError):
         return Outcome(RunStatus.DEFERRED, exc.category, scrub_text(exc.message, secrets), backoff=True)
     if isinstance(exc, ConnectorError):
@@ -377,6 +427,11 @@ def _finish(run_id, outcome, api_calls=0):
     except Exception:  # noqa: BLE001 - a webhook never changes how a sync ended
         _rollback_quietly()
         log.exception("run %s: webhook deliveries not queued", run_id)
+    try:  # a first sync ended or paused: its firm's next one takes the turn (docs/sync-engine.md)
+        release_next_backfills(run_id)
+    except Exception:  # noqa: BLE001 - the reaper releases it next round
+        _rollback_quietly()
+        log.warning("run %s: the firm's next first sync not released; the reaper will", run_id, exc_info=True)
     if outcome.retry_in is not None:
         return _again(run_id, outcome.retry_in)
     return None
@@ -414,15 +469,20 @@ def _write_outcome(run_id, outcome, api_calls):
     if outcome.retry_in is not None:
         sync_run.resume_at = now + timedelta(seconds=outcome.retry_in)
         if outcome.category == "rate_limited":
-            sync_run.deferrals = (sync_run.deferrals or 0) + 1
+            sync_run.deferrals = 0 if outcome.progressed else (sync_run.deferrals or 0) + 1
         else:
             sync_run.attempt = (sync_run.attempt or 1) + 1
         when = sync_run.resume_at.strftime("%H:%M UTC")
-        sync_run.message = f"{sync_run.message} Firmsync will try again at {when}."[:1000]
+        if outcome.waiting_for:
+            sync_run.message = response_stages.waiting_message(outcome.waiting_for, sync_run.resume_at)[:1000]
+        else:
+            sync_run.message = f"{sync_run.message} Firmsync will try again at {when}."[:1000]
     else:
         sync_run.finished_at = now
         if outcome.status == RunStatus.SUCCEEDED:
             dossier.last_synced_at = now
+    if outcome.status in RunStatus.FINISHED:
+        response_stages.drop(db.session, run_id)  # a parked run's kept answers end with it
     db.session.commit()
     return outcome
 
@@ -441,7 +501,7 @@ def _resolved(sync_run, outcome):
         else:
             message = f"{final_message(outcome.message)} {GAVE_UP.format(tries=attempt)}".strip()
         return dataclasses.replace(outcome, status=RunStatus.FAILED, message=message, retry_in=None, backoff=False)
-    if outcome.category == "rate_limited" and outcome.retry_in is not None:
+    if outcome.category == "rate_limited" and outcome.retry_in is not None and not outcome.progressed:
         cap = int(_setting("SYNC_MAX_DEFERRALS", DEFAULT_MAX_DEFERRALS))
         if (sync_run.deferrals or 0) >= cap:
             package = sync_run.link.connection.name if sync_run.link is not None else "the package"
@@ -558,3 +618,57 @@ def _calls(http_holder):
 
 def _setting(name, default):
     return locks.setting(name, default)
+
+
+# --------------------------------------------------------------------------------------
+# Parking (docs/sync-engine.md "Parking")
+# --------------------------------------------------------------------------------------
+
+def _attach_journal(run_id, http_holder):
+    """Give the attempt's HTTP client the run's response journal (filled with what its parked
+    attempts kept) and make it park, rather than sleep, for a budget wait longer than
+    ``SYNC_PARK_AFTER_SECONDS``. Notes the last day of the window the attempt asks for."""
+    http = http_holder.get("http")
+    if http is None or not hasattr(http, "journal"):
+        return
+    http.journal = response_stages.open_journal(run_id)
+    http.park_after = float(_setting("SYNC_PARK_AFTER_SECONDS", 5.0))
+    http_holder["window_day"] = response_stages.window_end(run_id) or utcnow().date()
+
+
+def _run_window(link, run_id):
+    """The run's sync window: frozen at the day of the attempt that first parked (a resume days
+    later asks the same requests), else :func:`sync_window` of today."""
+    return sync_window(link, today=response_stages.window_end(run_id))
+
+
+def _parked(run_id, outcome, http_holder):
+    """After a rate-limited attempt's rollback: keep the answers it fetched (a transaction of
+    their own) for the next attempt; the outcome says whether it fetched any (a deferral that
+    moved forward is not counted against ``SYNC_MAX_DEFERRALS``). Keeping them never changes
+    how the attempt ends: a failure to save is logged, the next attempt asks live."""
+    journal = getattr(http_holder.get("http"), "journal", None)
+    if journal is None or not journal.recorded:
+        return outcome
+    try:
+        kept = response_stages.save_new_answers(run_id, journal, http_holder.get("window_day") or utcnow().date())
+    except Exception:  # noqa: BLE001 - the deferral stands; the resume fetches these answers again
+        _rollback_quietly()
+        log.warning("run %s: the answers of the parked attempt were not kept", run_id, exc_info=True)
+        return outcome
+    log.info("run %s: parked with %s new answers kept (%s answered from earlier attempts)", run_id, kept,
+             journal.replayed)
+    return dataclasses.replace(outcome, progressed=kept > 0)
+
+
+def _package_name(sync_run):
+    """The display name of the run's package (the connection's name for an unknown package)."""
+    from connectors.registry import get_connector
+
+    if sync_run is None or sync_run.link is None:
+        return "the package"
+    connection = sync_run.link.connection
+    try:
+        return get_connector(connection.package).spec.display_name
+    except KeyError:
+        return connection.name

@@ -1,11 +1,13 @@
 """RQ workers that run Firmsync jobs inside a Flask application context.
 
-Two ways to start one (both listen to the ``sync`` and ``default`` queues by default):
+Two ways to start one. Without queue names a worker listens to ``people``, ``sync``,
+``default`` and ``backfill``, in that order (``RQ_QUEUES``; docs/deployment.md tells how to
+dedicate workers to one queue):
 
 * ``flask worker [--burst] [--with-scheduler]`` (:mod:`jobs.cli`): the application is the
   one the ``flask`` command loaded;
 * plain RQ: ``rq worker --url $REDIS_URL --with-scheduler -w jobs.worker.FirmsyncWorker
-  sync default`` (or ``--job-class jobs.worker.AppJob``): the application is created once per
+  people sync default backfill`` (or ``--job-class jobs.worker.AppJob``): the application is created once per
   process from the environment (``FIRMSYNC_ENV``, ``DATABASE_URL``, ``REDIS_URL``...).
 
 The scheduler (``--with-scheduler``) is needed for deferred runs and retries: they are
@@ -76,11 +78,15 @@ class FirmsyncWorker(Worker):
 
 
 def make_worker(queue_names=None, connection=None, name=None):
-    """A :class:`FirmsyncWorker` on ``queue_names`` (default ``RQ_QUEUES``) and the app's Redis."""
+    """A :class:`FirmsyncWorker` on ``queue_names`` (default ``RQ_QUEUES``: every queue, highest
+    priority first) and the app's Redis. RQ takes the next job from the first of its queues
+    that has one."""
     from app.redis_connection import redis_connection
-    from app.services.queues import get_queue
+    from app.services.queues import WORKER_QUEUES, get_queue
 
     connection = connection or redis_connection()
-    names = queue_names or current_app.config.get("RQ_QUEUES", ["sync", "default"])
+    names = queue_names or current_app.config.get("RQ_QUEUES") or list(WORKER_QUEUES)
+    if isinstance(names, str):  # FIRMSYNC_RQ_QUEUES="people sync" from the environment
+        names = names.replace(",", " ").split()
     queues = [get_queue(n, connection=connection) for n in names]
     return FirmsyncWorker(queues, connection=connection, name=name, job_class=AppJob)

@@ -85,7 +85,8 @@ done
 
 start web "${flask[@]}" run -h 127.0.0.1 -p 5000
 # worker and cron are restarted when they exit (a Redis outage, a crash, kill -9), each in its own
-# process group so a killed worker's scheduler process goes with it
+# process group so a killed worker's scheduler process goes with it; with no queue names the
+# worker serves every queue, highest priority first: people, sync, default, backfill
 start worker supervise worker "${flask[@]}" worker
 start cron supervise cron "${flask[@]}" sync cron
 

@@ -36,10 +36,18 @@ def test_full_sync_moves_every_line_and_compares_with_its_floor(reports):
     sync = data["measures"]["1"]
     assert {c["target"].split(":")[0] for c in sync["checks"]} == {"SQLite", "PostgreSQL"}
     for label, figures in sync["figures"].items():
+        raw = sync["raw"][label.lower()][0]
         assert figures["lines"] >= 2_000, label  # every generated journal line was stored
-        assert figures["lines"] == sync["raw"][label.lower()][0]["floor_lines"], label
+        assert figures["lines"] == raw["floor_lines"] == raw["prerendered_floor_lines"] == raw["prerendered_lines"]
         assert figures["sync_seconds"] > 0 and figures["floor_seconds"] > 0
         assert figures["sync_over_floor"] == pytest.approx(figures["sync_seconds"] / figures["floor_seconds"])
+        # the pre-rendered server answered every page the floor and the sync asked for, and
+        # the sync against it called the sandbox for nothing but (at most) its token
+        assert figures["prerendered_misses"] == 0 and figures["prerendered_floor_pages"] == figures["floor_pages"]
+        assert figures["prerendered_sandbox_calls"] <= 1, label
+        assert figures["sync_over_prerendered_floor"] == pytest.approx(
+            figures["prerendered_sync_seconds"] / figures["prerendered_floor_seconds"])
+        assert figures["prerendered_worker_cpu_us_per_line"] > 0
 
 
 def test_resync_changes_nothing_and_memory_and_fan_out_are_counted(reports):
@@ -54,6 +62,42 @@ def test_resync_changes_nothing_and_memory_and_fan_out_are_counted(reports):
     assert fan_out["nightly_runs"] == fan_out["nightly_rows"] == 200
     assert fan_out["bulk_runs"] == 50 and fan_out["bulk_skipped"] == 0
     assert fan_out["nightly_refire_runs"] == 0  # the next cron fire of the same night queues nothing
+    assert 0 < fan_out["nightly_enqueue_seconds"] < fan_out["nightly_seconds"]
+    assert fan_out["nightly_database_seconds"] == pytest.approx(
+        fan_out["nightly_seconds"] - fan_out["nightly_enqueue_seconds"])
+
+
+def test_console_pages_at_every_scale_and_page_size(reports):
+    data, _ = reports
+    figures = data["measures"]["4"]["figures"]
+    assert sorted(figures) == sorted(f"{page}, {scale}" for page in (
+        "Files list (20 a page)", "Files list (100 a page)", "dashboard", "file page")
+        for scale in ("50 files, 500 runs, 2 firms", "300 files, 6,000 runs, 2 firms"))
+    assert all(f["queries"] > 0 and f["p95_ms"] > 0 for f in figures.values())
+
+
+def test_pacing_spreads_files_over_connections_and_counts_budget_sleeps(reports):
+    data, _ = reports
+    pacing = data["measures"]["6"]["figures"]["PostgreSQL"]
+    assert (pacing["files"], pacing["connections"], pacing["organisations"], pacing["workers"]) == (8, 2, 4, 4)
+    assert pacing["succeeded"] == 8 and pacing["unfinished"] == 0
+    assert pacing["lower_bound_seconds"] > 0 and pacing["makespan_seconds"] > 0
+    assert pacing["budget_sleep_seconds"] >= 0 and 0 <= pacing["budget_sleep_share"] < 1
+    assert {c["target"] for c in data["measures"]["6"]["checks"]} >= {"worker time spent sleeping on budgets < 5 %"}
+
+
+def test_both_peers_read_every_journal_line_of_the_sandbox(reports):
+    data, markdown = reports
+    peer = data["measures"]["7"]["figures"]["SQLite"]
+    assert peer["lines"] >= 2_000
+    for name in ("tap", "airbyte"):
+        # at least every Journals page Firmsync read (its calls less Organisation and Accounts),
+        # so every line (a peer may ask for one more, empty, page)
+        assert peer[f"{name}_journal_pages"] >= peer["firmsync_calls"] - 2, name
+        assert peer[f"{name}_records_per_second"] > 0, name
+        assert peer[f"firmsync_over_{name}"] == pytest.approx(
+            peer["firmsync_records_per_second"] / peer[f"{name}_records_per_second"])
+    assert "airbyte-source-xero" in markdown and "url_base" in markdown
 
 
 def test_api_pages_and_the_no_change_pull_are_compared_with_their_floor(reports):

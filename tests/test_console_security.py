@@ -120,7 +120,7 @@ def test_connection_with_links_cannot_be_deleted(client, world):
     ("/admin/dossiers/new/", {"name": "", "country": "BE", "currency": "EUR", "frequency": "month"},
      "This field is required."),
     ("/admin/dossiers/new/", {"name": "Bad country", "country": "Belgium", "currency": "EUR", "frequency": "month"},
-     "two-letter country code"),
+     "is not a country Firmsync knows"),
 ])
 def test_bad_input_shows_field_errors_and_writes_nothing(client, world, url, data, message):
     log_in(client, "admin")

@@ -4,6 +4,7 @@ with the number of files."""
 import re
 from contextlib import contextmanager
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event
@@ -12,6 +13,7 @@ from admin_views.dossiers import ago
 from app.extensions import db
 from app.models import Connection, ConnectionStatus, Dossier, DossierLink, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
+from app.time_zones import local_time
 from tests.console_world import build_world, fresh_request_globals, log_in  # noqa: F401 - autouse fixture
 
 
@@ -218,7 +220,7 @@ def test_sync_arrows_and_last_sync_for_roles_that_may_sync(client, world):
     db.session.commit()
     page = log_in(client, "admin").get("/admin/dossiers/").get_data(as_text=True)
     assert f'data-dossier="{world.a_public}"' in page and 'action="/admin/dossier/sync"' in page
-    assert ">3 h ago<" in page and f'title="{public.last_synced_at:%Y-%m-%d %H:%M} UTC"' in page
+    assert ">3 h ago<" in page and f'title="{local_time(public.last_synced_at, zone=ZoneInfo("Europe/Brussels"))}"' in page
     client.post("/logout", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)})
     external = log_in(client, "external").get("/admin/dossiers/").get_data(as_text=True)
     assert "Alpha Public Ltd" in external and 'action="/admin/dossier/sync"' not in external

@@ -68,7 +68,8 @@ def runs(dossier_id):
 def test_the_page_for_each_console_role(client, world, role, sync_button, adopt_button, sync_tab):
     html = page(log_in(client, role), world.a_public).get_data(as_text=True)
     assert 'id="dossier-name"' in html and "Alpha Public Ltd" in html
-    assert "2025-01-01 02:01 UTC" in html  # last successful sync under the name
+    # last successful sync under the name, in the firm's time zone (support, with no firm picked: UTC)
+    assert ("2025-01-01 02:01 UTC" if role == "support" else "2025-01-01 03:01 CET") in html
     assert 'data-status="succeeded"' in html
     assert "New data from Companies House: 9 fields changed" in html
     assert ('id="sync-now"' in html) is sync_button

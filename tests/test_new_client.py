@@ -66,7 +66,7 @@ def test_invalid_details_are_shown_on_the_fields(client, db, admin):
     logged_in(client, admin)
     page = client.post("/admin/new-client/", data=details(client, name="", country="Belgium", source="manual"))
     text = page.get_data(as_text=True)
-    assert page.status_code == 200 and "two-letter country code" in text
+    assert page.status_code == 200 and "is not a country Firmsync knows" in text
     assert db.session.scalar(select(func.count(Dossier.id))) == 0
 
 

@@ -54,7 +54,7 @@ def test_a_pulse_user_sees_only_the_granted_files_and_their_figures(client, worl
     db.session.get(Dossier, world.a_public).last_synced_at = datetime(2025, 2, 3, 4, 5)
     db.session.commit()
     page = log_in(client, "pulse").get("/portal/").get_data(as_text=True)
-    assert "Alpha Public Ltd" in page and "2025-02-03 04:05 UTC" in page
+    assert "Alpha Public Ltd" in page and "2025-02-03 05:05 CET" in page  # the firm's time zone
     assert 'data-figure="revenue">1,000.00 EUR' in page and 'data-figure="balance_sheet_total">1,400.00 EUR' in page
     for hidden in ("Alpha Private Ltd", "Alpha Grouped Ltd", "Beta Public Ltd"):
         assert hidden not in page

@@ -3,11 +3,13 @@
 At test time a pseudo-locale (``eo``, a real CLDR locale no user picks) gets a catalogue
 built from our French and Dutch catalogues: every msgid translated in *both* becomes
 ``⟦msgid⟧``; the same is done for Flask-Admin's own ``admin`` catalogue. Every console
-screen is then rendered in that language for an administrator and for support, and its
-visible text (text nodes, ``title``/``placeholder``/``aria-label``/``alt`` and button
-values; never scripts or styles) is split into runs. A run is fine when it lies inside
-markers, is a value from the database (any string stored in any table), a connector name,
-a language name, or has no letters (amounts, dates as digits, punctuation). Anything else
+screen is then rendered in that language for every role (administrator, support, staff,
+external contributor, pulse user), and its visible text (text nodes,
+``title``/``placeholder``/``aria-label``/``alt`` and button values; never scripts or styles)
+is split into runs. A run is fine when it lies inside markers, is a value from the database
+(any string stored in any table), a connector name, a language name, one of :func:`codes`
+(identifiers and CLDR/tzdata words), or has no letters (amounts, dates as digits,
+punctuation). Anything else
 is English shown without a French or Dutch translation: the test names the string and the
 screen. Why this approach: docs/figures-and-languages.md, "Checking that every string is
 translated".
@@ -15,6 +17,8 @@ translated".
 import json
 import os
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo, available_timezones
 from html.parser import HTMLParser
 
 import pytest
@@ -25,7 +29,10 @@ from pathlib import Path
 from sqlalchemy import String, Text, inspect, select
 
 import flask_admin
+from babel import Locale
+from babel.dates import get_month_names
 from app import i18n
+from app.services import queues, webhooks
 from app.extensions import db
 from app.models import Dossier
 from tests.console_world import build_world, csrf_token, fresh_request_globals, log_in  # noqa: F401 (fixture)
@@ -36,6 +43,9 @@ VISIBLE_ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 #: text that is the same in every language (names of things, not words to translate)
 UNTRANSLATABLE = {"Firmsync", "English", "Français", "Nederlands", "EN", "FR", "NL", "CSV", "XLSX", "API", "ID",
                   "OAuth", "PDF", "JSON", "OK", "UTC", PSEUDO, PSEUDO.upper(), "×", "«", "»", "‹", "›", "…", "&times;"}
+#: every role's view of the screens: support and administrators see every screen, staff and
+#: externals a narrower console, pulse users only the portal (other screens answer 403 or redirect)
+ROLES = ("admin", "support", "staff", "external", "pulse")
 #: the gaps left when this check was written ("<url>\t<text>" a line): the test fails on any
 #: gap not listed here, and on a listed gap that is gone (so the list only shrinks)
 KNOWN_GAPS = Path(__file__).with_name("pseudo_locale_known_gaps.txt")
@@ -105,9 +115,28 @@ class VisibleText(HTMLParser):
             self.runs.append(data)
 
 
+def codes():
+    """Data that reads the same in every language, each for a reason (not words to translate)."""
+    cldr, zones = Locale.parse(PSEUDO), available_timezones()
+    return {
+        # webhook event names: identifiers of the API, sent as such in every payload (docs/api.md)
+        *webhooks.EVENTS,
+        # RQ queue names on System health: the names workers are started with
+        *queues.WORKER_QUEUES,
+        # month names of dates Babel formats for the pseudo-locale ("1 Jan 2024"): CLDR's, not ours
+        *get_month_names("abbreviated", locale=PSEUDO).values(), *get_month_names("wide", locale=PSEUDO).values(),
+        # country and currency codes and names in the pseudo-locale's words (pickers): CLDR's, not ours
+        *cldr.territories, *cldr.territories.values(), *cldr.currencies, *cldr.currencies.values(),
+        # time-zone abbreviations after times ("02:14 CET") and IANA zone identifiers in the time-zone
+        # picker ("Europe/Brussels", shown by parts): tzdata's, the same in every language
+        *{datetime(2024, month, 1, tzinfo=ZoneInfo(zone)).tzname() for zone in zones for month in (1, 7)},
+        *zones, *{part for zone in zones for part in zone.split("/")},
+    }
+
+
 def data_values():
-    """Every string stored in the database, and the connectors' display names."""
-    values = set()
+    """Every string stored in the database, the connectors' display names and :func:`codes`."""
+    values = set(codes())
     for mapper in db.Model.registry.mappers:
         table = mapper.local_table
         for column in table.columns:
@@ -196,11 +225,12 @@ def test_every_screen_shows_only_translated_text(pseudo_app, client):
 
     login = client.get("/login", headers={"Accept-Language": PSEUDO}).get_data(as_text=True)
     problems.update({("(anonymous)", "/login", s): 1 for s in untranslated(login, known)})
-    for role in ("admin", "support"):
+    for role in ROLES:
         log_in(client, role)
-        client.post("/locale", data={"csrf_token": csrf_token(client), "locale": PSEUDO, "next": "/admin/"})
-        response = client.get("/admin/")
-        assert OPEN in response.get_data(as_text=True), "the pseudo-locale is not in use"
+        home = "/portal/" if role == "pulse" else "/admin/"
+        client.post("/locale", data={"csrf_token": csrf_token(client), "locale": PSEUDO, "next": home})
+        response = client.get(home)
+        assert OPEN in response.get_data(as_text=True), f"the pseudo-locale is not in use for {role}"
         for url in screen_urls(pseudo_app, world):
             response = client.get(url)
             if response.status_code in (302, 303) or not response.mimetype == "text/html":
@@ -220,3 +250,41 @@ def test_every_screen_shows_only_translated_text(pseudo_app, client):
     assert not new, f"{len(new)} strings shown without a French or Dutch translation (screen, string):\n{report}"
     assert not fixed, ("these strings are translated now: remove them from "
                        f"{KNOWN_GAPS.name}:\n" + "\n".join(fixed))
+
+
+def test_every_connection_form_label_has_a_french_and_dutch_translation(app):
+    """The labels of every package's connection form (read from its schema by
+    ``app.i18n.extract_connector_labels`` for the catalogs) are translated in both languages,
+    and the form shows them translated."""
+    from admin_views.connection_forms import connection_form_class
+    from connectors import registry
+
+    french = _catalogue(i18n.SOURCE_CATALOGS / "fr/LC_MESSAGES/messages.po")
+    dutch = _catalogue(i18n.SOURCE_CATALOGS / "nl/LC_MESSAGES/messages.po")
+    missing = set()
+    for spec in registry.specs():
+        for key, field in spec.config_schema().fields.items():
+            if field.dump_only or key == "name":
+                continue
+            for text in (field.metadata.get("label") or key.replace("_", " ").capitalize(),
+                         field.metadata.get("description")):
+                if text and not (french.get(text) and dutch.get(text)):
+                    missing.add(f"{spec.key}.{key}: {text!r}")
+    assert not missing, "connection form labels without a French or Dutch translation:\n" + "\n".join(sorted(missing))
+
+    demo = next(spec for spec in registry.specs() if spec.key == "demo")
+    with app.test_request_context(headers={"Accept-Language": "nl"}):
+        form = connection_form_class(demo)(meta={"csrf": False})
+        labels = {str(form[key].label.text) for key in demo.config_schema().fields if key in form}
+    assert dutch["Base URL"] in labels and "Base URL" not in labels, labels
+
+
+def test_connector_labels_are_extracted_from_schema_metadata():
+    """``babel.cfg``'s extractor yields the label and description of ``metadata=`` dicts, nothing else."""
+    import io
+
+    source = io.BytesIO(b'fields.String(metadata={"label": "Base URL", "description": "Given by the vendor",\n'
+                        b'                        "secret": True}, data_key="x")\n'
+                        b'label = "not a label"\nfields.Url(metadata={"label": ""})\n')
+    found = list(i18n.extract_connector_labels(source, [], [], {}))
+    assert found == [(1, None, "Base URL", []), (1, None, "Given by the vendor", [])]

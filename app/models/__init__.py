@@ -13,6 +13,7 @@ from app.models.audit import AuditEvent
 from app.models.api import ApiToken, Scope, WebhookDelivery, WebhookEndpoint
 from app.models.account_mapping import AccountMapping
 from app.models.upload_mapping import UploadColumnMapping
+from app.models.response_stage import RunResponseStage
 
 __all__ = [
     "Account", "AuditEvent", "CompanyProfile", "Connection", "ConnectionStatus", "Dossier",

@@ -47,6 +47,9 @@ class SyncRun(db.Model):
     status = db.Column(db.String(20), nullable=False, default=RunStatus.QUEUED, index=True)
     attempt = db.Column(db.Integer, nullable=False, default=1)
     rq_job_id = db.Column(db.String(64), nullable=True)
+    #: the RQ queue of the run's job (app/services/queues.py: people, sync or backfill); None while
+    #: a first sync waits for its turn (docs/sync-engine.md, "Queues and fairness")
+    queue = db.Column(db.String(16), nullable=True)
     cancel_requested = db.Column(db.Boolean, nullable=False, default=False)
     # counts
     accounts_count = db.Column(db.Integer, nullable=False, default=0)
@@ -56,6 +59,9 @@ class SyncRun(db.Model):
     lines_deleted = db.Column(db.Integer, nullable=False, default=0)
     changed = db.Column(db.Boolean, nullable=True)
     api_calls = db.Column(db.Integer, nullable=False, default=0)
+    #: the running attempt's API calls so far, written by its heartbeat: the reaper adds them
+    #: to ``api_calls`` when that attempt's worker died (an attempt that ends adds its own)
+    attempt_api_calls = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     # progress while running
     progress_stream = db.Column(db.String(40), nullable=True)
     progress_records = db.Column(db.Integer, nullable=False, default=0)

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_babel import gettext
 from sqlalchemy import select, update
 
 from app import audit
@@ -41,22 +42,22 @@ def create_token(actor, name, scopes, *, expires_at=None, group_id=None, user_id
     that member of the firm; ``group_id`` restricts the token to that group's files.
     """
     if actor is None or actor.role != Role.ADMIN or actor.firm_id is None:
-        raise TokenError("Only an administrator of the firm may create API tokens.")
+        raise TokenError(gettext("Only an administrator of the firm may create API tokens."))
     scopes = sorted(set(scopes))
     if not scopes or not set(scopes) <= set(Scope.ALL):
-        raise TokenError("Choose at least one scope among read, sync and admin.")
+        raise TokenError(gettext("Choose at least one scope among read, sync and admin."))
     name = (name or "").strip()
     if not name or len(name) > 200:
-        raise TokenError("Give the token a name of at most 200 characters.")
+        raise TokenError(gettext("Give the token a name of at most 200 characters."))
     if expires_at is not None and expires_at <= utcnow():
-        raise TokenError("The expiry date must be in the future.")
+        raise TokenError(gettext("The expiry date must be in the future."))
     if group_id is not None and db.session.scalar(
             select(Group.id).where(Group.id == group_id, Group.firm_id == actor.firm_id)) is None:
-        raise TokenError("That group is not one of the firm's.")
+        raise TokenError(gettext("That group is not one of the firm's."))
     if user_id is not None:
         user = db.session.get(User, user_id)
         if user is None or user.membership_for(actor.firm_id) is None:
-            raise TokenError("That person is not a member of the firm.")
+            raise TokenError(gettext("That person is not a member of the firm."))
     text = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(firm_id=actor.firm_id, user_id=user_id, group_id=group_id, name=name, prefix=text[:10],
                      token_hash=token_hash(text), scopes=" ".join(scopes), expires_at=expires_at,
@@ -71,7 +72,7 @@ def create_token(actor, name, scopes, *, expires_at=None, group_id=None, user_id
 def revoke_token(actor, token_id):
     """Revoke a token of ``actor``'s firm (administrators only); True when it was active."""
     if actor is None or actor.role != Role.ADMIN:
-        raise TokenError("Only an administrator of the firm may revoke API tokens.")
+        raise TokenError(gettext("Only an administrator of the firm may revoke API tokens."))
     token = db.session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.firm_id == actor.firm_id))
     if token is None or token.revoked_at is not None:
         return False

@@ -549,7 +549,7 @@ def queue_import(actor, dossier, data, filename):
     from rq.exceptions import NoSuchJobError
 
     from app.instance_files import private_folder
-    from app.services.queues import SYNC_QUEUE, fetch_job, get_queue
+    from app.services.queues import PEOPLE_QUEUE, fetch_job, get_queue
 
     _check_may_upload(actor, dossier)
     job_id = import_job_id(dossier.id)
@@ -574,7 +574,7 @@ def queue_import(actor, dossier, data, filename):
     audit.record(actor, "data.upload_audit_file_queued", dossier, dossier_id=dossier.id,
                  summary=f"Audit file queued for import ({filename})", changes={"file": filename})
     db.session.commit()
-    get_queue(SYNC_QUEUE).enqueue(
+    get_queue(PEOPLE_QUEUE).enqueue(
         IMPORT_JOB, dossier.id, actor.user_id, actor.firm_id, str(path), filename, job_id=job_id,
         job_timeout=IMPORT_TIMEOUT, result_ttl=IMPORT_RESULT_TTL, failure_ttl=IMPORT_RESULT_TTL,
         description=f"audit file import into dossier {dossier.id}")

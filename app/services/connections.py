@@ -28,7 +28,7 @@ from app.models.base import utcnow
 from app.redis_connection import redis_connection
 from app.secret_scrubbing import scrub_text
 from app.services.connectors import JOB, connection_secrets, open_connector
-from app.services.queues import SYNC_QUEUE, fetch_job, fetch_jobs, get_queue
+from app.services.queues import PEOPLE_QUEUE, fetch_job, fetch_jobs, get_queue
 from connectors.base import DOSSIER, FIRM, AuthError, ConnectorError
 
 log = logging.getLogger("firmsync.connections")
@@ -281,11 +281,11 @@ def _request(actor, connection, kind, summary):
             pass
         audit.record(actor, f"connection.{kind}_requested", connection, summary=summary)
         db.session.commit()
-        get_queue(SYNC_QUEUE).enqueue(
+        get_queue(PEOPLE_QUEUE).enqueue(
             TASK_FUNCTIONS[kind], connection.id, actor.user_id if actor else None,
             actor.firm_id if actor else connection.firm_id,
             job_id=job_id, job_timeout=TASK_TIMEOUT, ttl=TASK_QUEUED_TTL, result_ttl=TASK_RESULT_TTL,
             failure_ttl=TASK_RESULT_TTL, description=f"{kind} of connection {connection.id}",
-            at_front=True,  # a short job the user is waiting for: before the queued syncs
+            at_front=True,  # a short job the user is waiting for: before people's queued syncs
         )
     return TaskState(kind, connection.id, QUEUED, new=True)

@@ -20,7 +20,7 @@ from app.extensions import db
 from app.models import Dossier, RunStatus, SyncRun
 from app.models.base import utcnow
 from app.redis_connection import OUTAGE_ERRORS, redis_connection
-from app.services.queues import JOB_SERIALIZER, MAINTENANCE_QUEUE, SYNC_QUEUE, get_queue
+from app.services.queues import JOB_SERIALIZER, WORKER_QUEUES, get_queue
 
 OK, UNAVAILABLE = "ok", "unavailable"
 #: deferred runs listed by name (the rest are counted)
@@ -85,7 +85,7 @@ def _workers():
 def _queues():
     connection = redis_connection()
     answer = []
-    for name in (SYNC_QUEUE, MAINTENANCE_QUEUE):
+    for name in WORKER_QUEUES:
         queue = get_queue(name, connection=connection)
         answer.append({
             "name": name, "waiting": queue.count,

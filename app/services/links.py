@@ -19,6 +19,7 @@ master data) are set up and removed independently of the accounting link.
 """
 from datetime import timedelta
 
+from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
 
@@ -65,18 +66,20 @@ def check_transfer_date(dossier, transfer_date, *, after=None):
     """Refuse a transfer date that is not the first day of one of the dossier's fiscal years."""
     valid = [d for d in valid_transfer_dates(dossier) if after is None or d > after]
     if transfer_date is None:
-        raise SetupError("Choose a transfer date: " + _dates_sentence(valid))
+        raise SetupError(gettext("Choose a transfer date.") + " " + _dates_sentence(valid))
     if transfer_date not in valid:
         raise SetupError(
-            f"{transfer_date.isoformat()} is not the first day of one of this file's fiscal years "
-            f"(a sync cannot switch in the middle of a year). " + _dates_sentence(valid)
+            gettext("%(date)s is not the first day of one of this file's fiscal years "
+                    "(a sync cannot switch in the middle of a year).", date=transfer_date.isoformat())
+            + " " + _dates_sentence(valid)
         )
 
 
 def _dates_sentence(valid):
     if not valid:
-        return "This file has no fiscal years yet, so no transfer date is possible: choose to replace all data instead."
-    return "Valid transfer dates: " + ", ".join(d.isoformat() for d in valid) + "."
+        return gettext("This file has no fiscal years yet, so no transfer date is possible: "
+                       "choose to replace all data instead.")
+    return gettext("Valid transfer dates: %(dates)s.", dates=", ".join(d.isoformat() for d in valid))
 
 
 def set_up_sync(actor, dossier, connection, reference, scenario=Scenario.REPLACE, transfer_date=None,
@@ -98,9 +101,9 @@ def set_up_sync(actor, dossier, connection, reference, scenario=Scenario.REPLACE
     if connection.kind == "administration":
         return _set_up_administration(actor, dossier, connection, reference, reference_name, options, queue)
     if dossier.active_link("accounting") is not None:
-        raise SetupError("This file already has a sync. Use \"Switch sync\" to change it.")
+        raise SetupError(gettext("This file already has a sync. Use \"Switch sync\" to change it."))
     if scenario not in SETUP_SCENARIOS:
-        raise SetupError("Choose how to set up the sync: keep the existing data, or replace it.")
+        raise SetupError(gettext("Choose how to set up the sync: keep the existing data, or replace it."))
     _check_history(history)
     deleted = {}
     if scenario == Scenario.KEEP:
@@ -128,16 +131,16 @@ def switch_sync(actor, dossier, scenario, connection=None, reference=None, trans
     _check_may_set_up(actor, dossier)
     current = dossier.active_link("accounting")
     if current is None:
-        raise SetupError("This file has no sync to switch. Use \"Set up sync\".")
+        raise SetupError(gettext("This file has no sync to switch. Use \"Set up sync\"."))
     if scenario == Scenario.MANUAL:
         return revert_to_manual(actor, dossier)
     if scenario not in (Scenario.SWITCH, Scenario.RE_ESTABLISH):
-        raise SetupError("Choose how to switch the sync.")
+        raise SetupError(gettext("Choose how to switch the sync."))
     if connection is None or not reference:
-        raise SetupError("Choose the connection and the company to sync from.")
+        raise SetupError(gettext("Choose the connection and the company to sync from."))
     _check_connection(dossier, connection)
     if connection.kind != "accounting":
-        raise SetupError("Choose a bookkeeping connection.")
+        raise SetupError(gettext("Choose a bookkeeping connection."))
     _check_history(history)
     if scenario == Scenario.SWITCH:
         check_transfer_date(dossier, transfer_date, after=current.valid_from)
@@ -162,7 +165,7 @@ def revert_to_manual(actor, dossier):
     _check_may_set_up(actor, dossier)
     current = dossier.active_link("accounting")
     if current is None:
-        raise SetupError("This file has no sync to stop.")
+        raise SetupError(gettext("This file has no sync to stop."))
     _end(current, valid_to=utcnow().date())
     dossier.sync_status = None
     audit.record(actor, "sync.manual", current, dossier_id=dossier.id,
@@ -176,7 +179,7 @@ def remove_administration_link(actor, dossier):
     _check_may_set_up(actor, dossier)
     current = dossier.active_link("administration")
     if current is None:
-        raise SetupError("This file has no administration sync.")
+        raise SetupError(gettext("This file has no administration sync."))
     _end(current, valid_to=utcnow().date())
     audit.record(actor, "sync.admin_removed", current, dossier_id=dossier.id,
                  summary=f"Removed the administration sync with {current.connection.name}")
@@ -235,13 +238,14 @@ def _check_may_set_up(actor, dossier):
 
 def _check_connection(dossier, connection):
     if not isinstance(connection, Connection) or connection.firm_id != dossier.firm_id:
-        raise SetupError("Choose one of your firm's connections.")
+        raise SetupError(gettext("Choose one of your firm's connections."))
     if connection.level == "dossier" and connection.owner_dossier_id not in (None, dossier.id):
-        raise SetupError("That connection belongs to another file.")
+        raise SetupError(gettext("That connection belongs to another file."))
     if connection.status == ConnectionStatus.NEEDS_RECONNECT:
-        raise SetupError(f"The connection {connection.name} must be reconnected by an administrator first.")
+        raise SetupError(gettext("The connection %(name)s must be reconnected by an administrator first.",
+                                 name=connection.name))
     if connection.status != ConnectionStatus.ACTIVE:
-        raise SetupError(f"The connection {connection.name} is disabled.")
+        raise SetupError(gettext("The connection %(name)s is disabled.", name=connection.name))
 
 
 def _set_up_administration(actor, dossier, connection, reference, reference_name, options, queue):
@@ -257,23 +261,23 @@ def _set_up_administration(actor, dossier, connection, reference, reference_name
 
 def _check_history(history):
     if history not in History.CHOICES:
-        raise SetupError("Choose how much history to import: from the transfer date, the previous year, or all "
-                         "the package has.")
+        raise SetupError(gettext("Choose how much history to import: from the transfer date, the previous year, "
+                                 "or all the package has."))
 
 
 def _checked_preview(dossier, scenario, transfer_date, confirmed):
     """What the set-up keeps and replaces; refuses to replace uploaded figures when ``confirmed`` is False."""
     preview = setup_preview.preview(dossier, scenario, transfer_date)
     if confirmed is False and preview.needs_confirmation:
-        raise ConfirmationNeeded("This set-up replaces uploaded figures: " + " ".join(preview.sentences())
-                                 + " Confirm to go on.", preview)
+        raise ConfirmationNeeded(gettext("This set-up replaces uploaded figures: %(what)s Confirm to go on.",
+                                         what=" ".join(preview.sentences())), preview)
     return preview
 
 
 def _new_link(actor, dossier, connection, reference, reference_name, scenario, transfer_date, options,
               history=History.PREVIOUS_YEAR):
     if not reference:
-        raise SetupError("Choose the company to sync.")
+        raise SetupError(gettext("Choose the company to sync."))
     known = {str(r.get("reference")): r.get("name") for r in (connection.references or [])}
     link = DossierLink(
         firm_id=dossier.firm_id, dossier=dossier, connection=connection, kind=connection.kind,

@@ -1,7 +1,11 @@
 """The RQ queues Firmsync uses and the deterministic ids of its jobs.
 
-Sync runs go to the ``sync`` queue; maintenance jobs (nightly fan-out, reaper) started by
-``rq cron`` go to ``default``. Every queue is bound to the application's Redis connection
+Sync runs go to one of three queues, by priority (docs/sync-engine.md, "Queues and fairness"):
+``people`` (a person asked: sync now, Resync selected, the API), ``sync`` (the night's runs and
+system retries; the name of the single queue before, so jobs queued before an upgrade still run)
+and ``backfill`` (first syncs, a few per firm at a time). Maintenance jobs (nightly fan-out,
+reaper, data checks, webhooks) go to ``default``. Workers listen to :data:`WORKER_QUEUES`, in
+that order. Every queue is bound to the application's Redis connection
 (:func:`app.redis_connection.redis_connection`) and to :class:`jobs.worker.AppJob`, so a
 job runs inside an application context whichever worker picks it up.
 
@@ -16,7 +20,18 @@ from rq.serializers import JSONSerializer
 from app.redis_connection import redis_connection
 
 SYNC_QUEUE = "sync"
+#: runs a person asked for: "sync now", "Resync selected", the API's trigger
+PEOPLE_QUEUE = "people"
+#: the night's runs and system retries (the name of the one sync queue before issue #21)
+NIGHTLY_QUEUE = SYNC_QUEUE
+#: first syncs (backfills), released a few per firm at a time (``SYNC_BACKFILL_JOBS_PER_FIRM``)
+BACKFILL_QUEUE = "backfill"
+#: the sync queues, highest priority first
+SYNC_QUEUES = (PEOPLE_QUEUE, NIGHTLY_QUEUE, BACKFILL_QUEUE)
 MAINTENANCE_QUEUE = "default"
+#: what a worker started without queue names listens to, in this order: maintenance jobs are
+#: short and some are due at a time (webhooks, the reaper), so they come before the backfills
+WORKER_QUEUES = (PEOPLE_QUEUE, NIGHTLY_QUEUE, MAINTENANCE_QUEUE, BACKFILL_QUEUE)
 #: the job class that runs each job inside an application context
 APP_JOB = "jobs.worker.AppJob"
 #: how jobs, their arguments and results are written to Redis
@@ -52,6 +67,8 @@ def fetch_jobs(job_ids, connection=None):
     return Job.fetch_many(job_ids, connection=connection or redis_connection(), serializer=JOB_SERIALIZER)
 
 
-def sync_queue():
-    """The queue of sync runs."""
-    return get_queue(SYNC_QUEUE)
+def sync_queue(name=NIGHTLY_QUEUE):
+    """A queue of sync runs: ``name`` is one of :data:`SYNC_QUEUES` (default: the nightly one)."""
+    if name not in SYNC_QUEUES:
+        raise ValueError(f"not a sync queue: {name!r}")
+    return get_queue(name)

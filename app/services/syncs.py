@@ -5,23 +5,33 @@ enqueues ``jobs.sync.run(run_id)`` with the job id ``sync-run-<run_id>``. A doss
 link already has a queued, running or deferred run gets that run back instead of a new one;
 a short Redis lock per dossier around check-and-create makes two simultaneous clicks give
 one run. :func:`cancel_run` stops a run.
+
+Queues and fairness (docs/sync-engine.md): a run goes to the ``people`` queue when a person
+asked for it (:data:`PEOPLE_FIRST`), to ``backfill`` when it is a first sync
+(:func:`backfill_condition`), else to ``sync`` (:func:`initial_queues`). A first sync waits in
+the database (``SyncRun.queue`` is None) until its firm has fewer than
+``SYNC_BACKFILL_JOBS_PER_FIRM`` first syncs in the backfill queue: :func:`release_backfills`
+tops each firm up, after a run is created, when one of its first syncs ends or is deferred, and
+from the reaper. "Sync now" of a queued run moves it to the front of the people queue
+(:func:`hurry`).
 """
 import logging
 from contextlib import ExitStack, contextmanager
 
 from rq import Queue
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, case, exists, false, func, insert, literal, null, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from werkzeug.exceptions import Forbidden
 
 from app import audit
 from app.access import can, dossier_visibility
 from app.extensions import db
-from app.models import Dossier, DossierLink, RunStatus, SyncRun, Trigger
+from app.models import Dossier, DossierLink, Firm, RunStatus, SyncRun, Trigger
 from app.models.base import utcnow
 from app import locks
 from app.redis_connection import OUTAGE_ERRORS
-from app.services.queues import sync_job_id, sync_queue
+from app.services.queues import BACKFILL_QUEUE, NIGHTLY_QUEUE, PEOPLE_QUEUE, get_queue, sync_job_id, sync_queue
 
 log = logging.getLogger("firmsync.jobs")
 
@@ -67,11 +77,13 @@ def request_sync(dossier_id, trigger, actor=None, *, nightly_key=None, link_id=N
             if nightly_key and existing.nightly_key is None:
                 existing.nightly_key = nightly_key  # this night's sync is covered by that run
             _commit_or_rollback()
+            if trigger in PEOPLE_FIRST:
+                hurry(existing)
             return existing
         run = SyncRun(
             firm_id=dossier.firm_id, dossier_id=dossier.id, link_id=link.id, trigger=trigger,
             triggered_by_id=actor.user_id if actor else None, nightly_key=nightly_key,
-            status=RunStatus.QUEUED,
+            status=RunStatus.QUEUED, queue=initial_queues(trigger, [link.id])[link.id],
         )
         db.session.add(run)
         if sets_file_status(link):
@@ -82,6 +94,8 @@ def request_sync(dossier_id, trigger, actor=None, *, nightly_key=None, link_id=N
             db.session.rollback()
             return db.session.scalar(select(SyncRun).where(SyncRun.nightly_key == nightly_key))
         enqueue_or_leave_queued([run])
+        if run.queue is None:
+            release_backfills([run.firm_id])
     return run
 
 
@@ -110,9 +124,12 @@ def queue_runs(targets, trigger, actor=None):
 
     ``targets`` are ``(dossier_id, link_id)`` pairs; the caller has checked the rights.
     Returns the runs, reused or new, loaded. A link with a queued, running or deferred run
-    gets that run back. New runs are inserted together (``INSERT ... RETURNING``) and
-    committed, then enqueued (:func:`enqueue_runs`). The per-dossier Redis trigger lock is not
-    taken here.
+    gets that run back (with ``trigger`` manual, the API's sync of one file, a queued one is
+    moved to the front of the people queue: :func:`hurry`; a bulk resync moves nothing, or a
+    selection of hundreds of first syncs would skip their firm's turn). New runs are inserted
+    together (``INSERT ... RETURNING``) and committed, then enqueued (:func:`enqueue_runs`);
+    new first syncs are released by their firm's turn (:func:`release_backfills`). The
+    per-dossier Redis trigger lock is not taken here.
     (The nightly fan-out works in SQL instead, see :mod:`jobs.nightly`.)
 
     One run per link also holds against simultaneous batches and "sync now" clicks: links
@@ -130,12 +147,14 @@ def queue_runs(targets, trigger, actor=None):
     firm_of = dict(db.session.execute(select(Dossier.id, Dossier.firm_id).where(
         Dossier.id.in_({dossier_id for dossier_id, _ in targets}))).all())
     rows = []
+    new_links = [link_id for _, link_id in targets if link_id not in active]
+    queues = initial_queues(trigger, new_links) if new_links else {}
     for dossier_id, link_id in targets:
         if link_id not in active:
             active[link_id] = None  # one new run per link
             rows.append({"firm_id": firm_of[dossier_id], "dossier_id": dossier_id, "link_id": link_id,
                          "trigger": trigger, "triggered_by_id": actor.user_id if actor else None,
-                         "status": RunStatus.QUEUED})
+                         "status": RunStatus.QUEUED, "queue": queues[link_id]})
     new_ids = []
     if rows:
         new_ids = list(db.session.scalars(insert(SyncRun).returning(SyncRun.id, sort_by_parameter_order=True), rows))
@@ -148,7 +167,13 @@ def queue_runs(targets, trigger, actor=None):
         active[row["link_id"]] = run_id
     wanted = list(dict.fromkeys(active[link_id] for _, link_id in targets))
     loaded = {run.id: run for run in db.session.scalars(select(SyncRun).where(SyncRun.id.in_(wanted)))}
-    enqueue_or_leave_queued([loaded[run_id] for run_id in new_ids], batch=True)
+    new_runs = [loaded[run_id] for run_id in new_ids]
+    enqueue_or_leave_queued(new_runs, batch=True)
+    release_backfills({run.firm_id for run in new_runs if run.queue is None})
+    if trigger == Trigger.MANUAL:
+        for run_id in wanted:
+            if run_id not in new_ids:
+                hurry(loaded[run_id])
     return [loaded[run_id] for run_id in wanted]
 
 
@@ -188,18 +213,161 @@ def lock_links(link_ids):
 ENQUEUE_CHUNK = 1000
 
 
-#: runs a person asked for ("sync now", "Resync selected") go to the front of the queue, before
-#: the night's runs and the first syncs already waiting (docs/sync-engine.md, "Queue order")
+#: runs a person asked for ("sync now", "Resync selected", the API's trigger) go to the people
+#: queue, before the night's runs and the first syncs (docs/sync-engine.md, "Queues and fairness")
 PEOPLE_FIRST = (Trigger.MANUAL, Trigger.BULK)
 
 
-def enqueue_runs(run_ids, *, front=False):
-    """Enqueue several committed runs (same job options as :func:`enqueue_run`; ``front``: at
-    the front of the queue), a thousand jobs per Redis pipeline. Returns how many jobs were
-    enqueued."""
+def backfill_condition(trigger, link_id):
+    """Whether a run is a **backfill** (a first sync), as SQL: the one definition.
+
+    A run with ``trigger`` of link ``link_id`` is one when the set-up scenario created it
+    (trigger ``setup``) or when its link has never synced successfully (a nightly run or a
+    retry of a link whose first sync failed), unless a person asked for it
+    (:data:`PEOPLE_FIRST`: "sync now" goes to the people queue, whatever the link's past).
+    ``trigger`` and ``link_id`` are values or SQL columns (the nightly fan-out's
+    ``INSERT ... SELECT`` applies it to the links).
+    """
+    succeeded = aliased(SyncRun)
+    never_synced = ~exists().where(succeeded.link_id == link_id, succeeded.status == RunStatus.SUCCEEDED)
+    if isinstance(trigger, str):
+        if trigger in PEOPLE_FIRST:
+            return false()
+        return true() if trigger == Trigger.SETUP else never_synced
+    return and_(trigger.not_in(PEOPLE_FIRST), or_(trigger == Trigger.SETUP, never_synced))
+
+
+def is_backfill(trigger, link_id):
+    """Whether a run with ``trigger`` of link ``link_id`` is a first sync (:func:`backfill_condition`)."""
+    return bool(db.session.scalar(select(backfill_condition(trigger, link_id))))
+
+
+def initial_queue_column(trigger, link_id):
+    """SQL for the queue a new run starts in (``SyncRun.queue``; NULL: a first sync waiting for
+    its turn), from :func:`backfill_condition`."""
+    if isinstance(trigger, str) and trigger in PEOPLE_FIRST:
+        return literal(PEOPLE_QUEUE)
+    return case((backfill_condition(trigger, link_id), null()), else_=literal(NIGHTLY_QUEUE))
+
+
+def initial_queues(trigger, link_ids):
+    """``{link_id: queue}`` of new runs with ``trigger``: :data:`PEOPLE_QUEUE`, :data:`NIGHTLY_QUEUE`,
+    or None for a first sync, which waits for its turn (:func:`release_backfills`)."""
+    if trigger in PEOPLE_FIRST:
+        return {link_id: PEOPLE_QUEUE for link_id in link_ids}
+    return dict(db.session.execute(select(DossierLink.id, initial_queue_column(trigger, DossierLink.id))
+                                   .where(DossierLink.id.in_(set(link_ids)))).all())
+
+
+def waiting_for_turn(firm_id=None):
+    """SQL: the run is a first sync waiting for its turn (of firm ``firm_id`` when given)."""
+    condition = and_(SyncRun.status == RunStatus.QUEUED, SyncRun.queue.is_(None))
+    return condition if firm_id is None else and_(SyncRun.firm_id == firm_id, condition)
+
+
+def _in_backfill_queue(firm_id):
+    """SQL: the firm's first syncs that hold one of its turns (in the backfill queue or running)."""
+    return and_(SyncRun.firm_id == firm_id, SyncRun.queue == BACKFILL_QUEUE,
+                SyncRun.status.in_((RunStatus.QUEUED, RunStatus.RUNNING)))
+
+
+def release_backfills(firm_ids):
+    """Top each firm of ``firm_ids`` up to ``SYNC_BACKFILL_JOBS_PER_FIRM`` first syncs in the
+    backfill queue (or running), its oldest waiting ones first; returns the ids released.
+
+    A deferred first sync gives its turn back until it runs again. Each firm is decided in its
+    own transaction under a lock of the firm's row (this commits the session first), so two
+    workers ending two first syncs of a firm at once release one each, never past the quota.
+    The released runs are committed with ``queue = "backfill"`` and then enqueued; while Redis
+    is away the reaper enqueues them (a queued run whose job is missing).
+    """
+    quota = max(1, int(locks.setting("SYNC_BACKFILL_JOBS_PER_FIRM", 2)))
+    released = []
+    for firm_id in sorted(set(firm_ids)):
+        db.session.commit()
+        _lock_firm(firm_id)
+        free = quota - db.session.scalar(select(func.count()).select_from(SyncRun).where(_in_backfill_queue(firm_id)))
+        ids = list(db.session.scalars(select(SyncRun.id).where(waiting_for_turn(firm_id))
+                                      .order_by(SyncRun.id).limit(free))) if free > 0 else []
+        if ids:
+            db.session.execute(update(SyncRun).where(SyncRun.id.in_(ids), waiting_for_turn())
+                               .values(queue=BACKFILL_QUEUE), execution_options={"synchronize_session": False})
+        db.session.commit()
+        released += ids
+    if released:
+        try:
+            enqueue_runs(released, queue=BACKFILL_QUEUE)
+        except OUTAGE_ERRORS as exc:
+            log.warning("first syncs %s released but not enqueued: Redis unavailable (%s); the reaper enqueues them",
+                        ", ".join(map(str, released)), type(exc).__name__)
+    return released
+
+
+def release_next_backfills(run_id):
+    """After run ``run_id`` ended or was deferred: when it was a first sync in the backfill
+    queue its turn is free, so its firm's next waiting first sync is released."""
+    row = db.session.execute(select(SyncRun.firm_id, SyncRun.queue).where(SyncRun.id == run_id)).first()
+    if row is None or row.queue != BACKFILL_QUEUE:
+        return []
+    return release_backfills([row.firm_id])
+
+
+def backfills_ahead(run):
+    """How many first syncs of the run's firm are ahead of ``run`` while it waits for its turn
+    (those in the backfill queue or running, and the older ones waiting); None when ``run`` is
+    not waiting for its turn."""
+    if run is None or run.status != RunStatus.QUEUED or run.queue is not None:
+        return None
+    return db.session.scalar(select(func.count()).select_from(SyncRun).where(or_(
+        _in_backfill_queue(run.firm_id), and_(waiting_for_turn(run.firm_id), SyncRun.id < run.id))))
+
+
+def hurry(run):
+    """Move the queued ``run`` to the front of the people queue (a person pressed "sync now" on a
+    file whose run is queued): a first sync waiting for its turn at once, a run in the nightly or
+    backfill queue when its job is still in that queue (not taken by a worker, not scheduled for
+    a later try). Returns whether it moved. A first sync leaving the backfill queue gives its
+    firm's turn to the next one."""
+    if run.status != RunStatus.QUEUED or run.queue == PEOPLE_QUEUE:
+        return False
+    was = run.queue
+    if was is not None:
+        try:
+            if not sync_queue(was).remove(sync_job_id(run.id)):
+                return False  # a worker took it, or its next try is scheduled
+        except OUTAGE_ERRORS:
+            return False
+    moved = db.session.execute(
+        update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.QUEUED,
+                              SyncRun.queue.is_(None) if was is None else SyncRun.queue == was)
+        .values(queue=PEOPLE_QUEUE), execution_options={"synchronize_session": False}).rowcount
+    db.session.commit()
+    db.session.refresh(run)
+    if not moved:
+        return False
+    enqueue_or_leave_queued([run])
+    if was == BACKFILL_QUEUE:
+        release_backfills([run.firm_id])
+    return True
+
+
+def _lock_firm(firm_id):
+    """Lock the firm's row until the transaction ends (PostgreSQL: ``FOR NO KEY UPDATE``;
+    SQLite: a no-op ``UPDATE`` taking the single write lock first, as :func:`lock_links`)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(Firm.id).where(Firm.id == firm_id).with_for_update(key_share=True))
+    else:
+        db.session.execute(update(Firm).where(Firm.id == firm_id).values(name=Firm.name),
+                           execution_options={"synchronize_session": False})
+
+
+def enqueue_runs(run_ids, *, queue=NIGHTLY_QUEUE, front=False):
+    """Enqueue several committed runs on the sync queue ``queue`` (same job options as
+    :func:`enqueue_run`; ``front``: at its front), a thousand jobs per Redis pipeline. Returns
+    how many jobs were enqueued."""
     if not run_ids:
         return 0
-    queue = sync_queue()
+    queue = sync_queue(queue)
     for start in range(0, len(run_ids), ENQUEUE_CHUNK):
         with queue.connection.pipeline(transaction=False) as pipe:
             queue.enqueue_many([Queue.prepare_data("jobs.sync.run", (run_id,), at_front=front, **_job_options(run_id))
@@ -225,17 +393,22 @@ def enqueue_or_leave_queued(runs, batch=False):
     the database, where the reaper finds a queued run without a job and enqueues it (a legal
     state, docs/operations.md). Each run gets ``waits_for_queue`` (True: not enqueued yet), so
     the page that asked can say the sync starts when the queue is back. ``batch``: one Redis
-    pipeline per thousand jobs (:func:`enqueue_runs`), else :func:`enqueue_run` per run."""
+    pipeline per thousand jobs (:func:`enqueue_runs`), else :func:`enqueue_run` per run.
+    Each run goes to its own queue (``run.queue``; a first sync waiting for its turn is left to
+    :func:`release_backfills`), people's runs at the front of theirs."""
     for run in runs:
         run.waits_for_queue = False
+    runs = [run for run in runs if run.queue is not None]
     if not runs:
         return
     try:
         if batch:
-            enqueue_runs([run.id for run in runs], front=all(run.trigger in PEOPLE_FIRST for run in runs))
+            for queue in dict.fromkeys(run.queue for run in runs):
+                enqueue_runs([run.id for run in runs if run.queue == queue], queue=queue,
+                             front=queue == PEOPLE_QUEUE)
         else:
             for run in runs:
-                enqueue_run(run.id, front=run.trigger in PEOPLE_FIRST)
+                enqueue_run(run.id, front=run.queue == PEOPLE_QUEUE, queue=run.queue)
     except OUTAGE_ERRORS as exc:
         log.warning("runs %s stay queued in the database: Redis unavailable (%s)",
                     ", ".join(str(run.id) for run in runs), type(exc).__name__)
@@ -253,13 +426,15 @@ def active_run(link_id):
     )
 
 
-def enqueue_run(run_id, *, at=None, front=False):
-    """Put run ``run_id`` on the sync queue (now, at its front with ``front``, or at the
-    datetime ``at``, UTC).
+def enqueue_run(run_id, *, at=None, front=False, queue=None):
+    """Put run ``run_id`` on its sync queue (now, at its front with ``front``, or at the
+    datetime ``at``, UTC). ``queue`` defaults to the run's own (``SyncRun.queue``; the nightly
+    queue for a run that has none), so a run tried again returns to the queue it came from.
 
     The job id is deterministic: enqueueing a run twice replaces its job, never doubles it.
     """
-    queue = sync_queue()
+    queue = sync_queue(queue or db.session.scalar(select(SyncRun.queue).where(SyncRun.id == run_id))
+                       or NIGHTLY_QUEUE)
     options = _job_options(run_id)
     options["job_timeout"] = options.pop("timeout")
     if at is not None:
@@ -293,15 +468,15 @@ def cancel_run(run_id, actor=None):
         run.dossier.sync_status = RunStatus.CANCELLED
     audit.record(actor, "sync.cancelled", run, summary=f"Sync run #{run.id} cancelled")
     db.session.commit()
+    if run.status == RunStatus.CANCELLED and run.queue == BACKFILL_QUEUE:
+        release_backfills([run.firm_id])  # its turn is free
     return run
 
 
 def _remove_job(run_id):
     from rq.exceptions import InvalidJobOperation, NoSuchJobError
 
-    from app.services.queues import get_queue
-
-    queue = get_queue()
+    queue = get_queue(db.session.scalar(select(SyncRun.queue).where(SyncRun.id == run_id)) or NIGHTLY_QUEUE)
     try:
         job = queue.fetch_job(sync_job_id(run_id))
         if job is not None:

@@ -14,7 +14,14 @@
 * ``shots`` (function): ``shots.take(page, "name", publish="docs-name")`` saves a screenshot
   under the artifacts folder (``FIRMSYNC_BROWSER_ARTIFACTS``, else a pytest temp folder);
   with ``FIRMSYNC_UPDATE_SCREENSHOTS=1`` a ``publish`` name is also copied to
-  ``docs/screenshots/<name>.png`` (the committed screenshots of the README).
+  ``docs/screenshots/<name>.png`` (the committed screenshots of the README). With
+  ``FIRMSYNC_SCREENSHOT_LOCALE=fr`` (or ``nl``) the published copy is taken in that language
+  instead, into ``docs/screenshots/fr/<name>.png``: the journey itself runs in English (its
+  steps find buttons by their English names), and each published screenshot is retaken in a
+  second tab of the same browser session asking for that language (``Accept-Language`` on
+  each of its requests), on
+  the same address with the same form values, open tabs and scroll position (see
+  :meth:`Shots.in_locale`; a flash message of the moment is not repeated).
 
 Data is written through the ``app`` fixture's session (committed before the browser acts)
 and the tables are emptied after each test by it, like every other test.
@@ -38,6 +45,40 @@ VIEWPORT = {"width": 1280, "height": 800}
 STEP_TIMEOUT_MS = 20_000
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = ROOT / "docs" / "screenshots"
+#: the languages the README's screenshots are published in ("en" at the top of docs/screenshots/)
+SCREENSHOT_LOCALES = ("en", "fr", "nl")
+#: what a page shows that a reload would lose: form values, open tabs, scroll position, visible ids
+PAGE_STATE_JS = """() => {
+  const names = {};
+  const fields = [];
+  for (const field of document.querySelectorAll("input[name], select[name], textarea[name]")) {
+    const index = names[field.name] = (names[field.name] ?? -1) + 1;
+    if (["hidden", "file", "submit", "button"].includes(field.type)) continue;
+    fields.push({name: field.name, index, type: field.type, value: field.value, checked: field.checked,
+                 selected: field.multiple ? Array.from(field.selectedOptions).map(o => o.value) : null});
+  }
+  const tabs = Array.from(document.querySelectorAll('[data-toggle="tab"].active, [role="tab"].active'))
+    .map(tab => tab.id ? "#" + CSS.escape(tab.id) : tab.getAttribute("href") ? `[href="${tab.getAttribute("href")}"]` : null)
+    .filter(Boolean);
+  const visible = Array.from(document.querySelectorAll("[id]")).filter(e => e.offsetParent !== null).map(e => e.id);
+  return {fields, tabs, visible, x: window.scrollX, y: window.scrollY};
+}"""
+#: puts a :data:`PAGE_STATE_JS` state on a freshly loaded copy of the page (no form is submitted)
+APPLY_STATE_JS = """state => {
+  for (const selector of state.tabs) { const tab = document.querySelector(selector); if (tab) tab.click(); }
+  for (const f of state.fields) {
+    const field = document.getElementsByName(f.name)[f.index];
+    if (!field || field.type !== f.type) continue;
+    if (f.type === "checkbox" || f.type === "radio") {
+      if (field.checked !== f.checked) { field.checked = f.checked; field.dispatchEvent(new Event("change", {bubbles: true})); }
+    } else if (f.selected) {
+      for (const option of field.options) option.selected = f.selected.includes(option.value);
+    } else if (field.value !== f.value && !field.hasAttribute("data-submit-on-change")) {
+      field.value = f.value;
+    }
+  }
+  window.scrollTo(state.x, state.y);
+}"""
 
 
 def pytest_collection_modifyitems(config, items):
@@ -136,11 +177,20 @@ def page(browser, firmsync_server, test_artifacts, request):
 
 
 class Shots:
-    """Numbered screenshots of one test; some are published to ``docs/screenshots/``."""
+    """Numbered screenshots of one test; some are published to ``docs/screenshots/``.
 
-    def __init__(self, folder, publish):
+    ``locale`` is the language of the published copies: ``"en"`` publishes the screenshot
+    itself to ``docs/screenshots/``, another language retakes it in that language
+    (:meth:`in_locale`) into ``docs/screenshots/<locale>/``.
+    """
+
+    def __init__(self, folder, publish, locale="en"):
+        if locale not in SCREENSHOT_LOCALES:
+            raise ValueError(f"FIRMSYNC_SCREENSHOT_LOCALE must be one of {', '.join(SCREENSHOT_LOCALES)}, "
+                             f"not {locale!r}")
         self.folder = folder
         self.publish = publish
+        self.locale = locale
         self.taken = []
 
     def take(self, page, name, publish=None):
@@ -149,11 +199,44 @@ class Shots:
         page.screenshot(path=str(path))
         self.taken.append(path)
         if publish and self.publish:
-            PUBLISHED.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, PUBLISHED / f"{publish}.png")
+            target = PUBLISHED if self.locale == "en" else PUBLISHED / self.locale
+            source = path if self.locale == "en" else \
+                self.in_locale(page, path.with_name(f"{path.stem}-{self.locale}.png"))
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target / f"{publish}.png")
+        return path
+
+    def in_locale(self, page, path):
+        """Screenshot ``page`` again in :attr:`locale` into ``path``; answer ``path``.
+
+        A second tab of the same browser context (same login, viewport, time zone) asks for the
+        page's address with ``Accept-Language: <locale>`` (users of the test firms have no
+        language of their own, so the browser's decides), then gets the first tab's form
+        values, open tabs and scroll position, and waits (5 s at most) until the elements
+        visible in the first tab are visible. The first tab is left as it was.
+        """
+        state = page.evaluate(PAGE_STATE_JS)
+        tab = page.context.new_page()
+        try:
+            # the context's own locale would win over extra headers: set the header on each request
+            tab.route("**/*", lambda route: route.continue_(headers={**route.request.headers,
+                                                                     "accept-language": self.locale}))
+            response = tab.goto(page.url)
+            assert response is not None and response.ok, \
+                f"{page.url} answered {response and response.status} in {self.locale}"
+            tab.evaluate(APPLY_STATE_JS, state)
+            try:
+                tab.wait_for_function("ids => ids.every(id => { const e = document.getElementById(id); "
+                                      "return e && e.offsetParent !== null; })", arg=state["visible"], timeout=5_000)
+            except Exception:  # noqa: BLE001 - a transient element (a flash) is not worth failing a picture for
+                pass
+            tab.screenshot(path=str(path))
+        finally:
+            tab.close()
         return path
 
 
 @pytest.fixture
 def shots(test_artifacts):
-    return Shots(test_artifacts, publish=os.environ.get("FIRMSYNC_UPDATE_SCREENSHOTS") == "1")
+    return Shots(test_artifacts, publish=os.environ.get("FIRMSYNC_UPDATE_SCREENSHOTS") == "1",
+                 locale=os.environ.get("FIRMSYNC_SCREENSHOT_LOCALE", "en"))

@@ -139,3 +139,12 @@ def log_in(page, email, password=PASSWORD):
 def log_out(page):
     page.locator("form[action$='/logout'] button").first.click()
     page.wait_for_url("**/login")
+
+
+def open_menu(page, category, entry):
+    """Go to a console screen through the navbar, like a person: open ``category``'s dropdown,
+    click ``entry`` (exact names, in the page's language)."""
+    navbar = page.locator("#admin-navbar-collapse")
+    navbar.get_by_role("button", name=category, exact=True).click()
+    navbar.locator(".dropdown-menu.show").get_by_role("link", name=entry, exact=True).click()
+    page.wait_for_load_state()

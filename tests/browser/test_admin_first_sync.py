@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from app.models import Connection, Dossier, LedgerLine, RunStatus, Scenario, SyncRun, Trigger
-from tests.browser.firm_world import COMPANIES, add_fiscal_years, build_people, fresh, log_in
+from tests.browser.firm_world import COMPANIES, add_fiscal_years, build_people, fresh, log_in, open_menu
 
 COMPANY = COMPANIES["c-1003"]
 TRANSFER_DATE = date(2024, 1, 1)
@@ -32,8 +32,8 @@ def all_finished(db, dossier_id, count):
 
 
 def add_exact_connection(page, sandbox, shots):
-    """Synchronisations > Create > Accounting > Exact Online (BE) > form > Exact's consent page > back."""
-    page.get_by_role("link", name="Synchronisations").click()
+    """Synchronisations > Connections > Create > Accounting > Exact Online (BE) > form > Exact's consent page > back."""
+    open_menu(page, "Synchronisations", "Connections")
     page.get_by_role("link", name="Create").click()
     page.locator("select#kind").select_option("accounting")
     page.locator("select#package").select_option(label="Exact Online (BE)")
@@ -66,7 +66,7 @@ def test_admin_connects_exact_sets_up_a_file_with_a_transfer_date_and_syncs(app,
     division = next(ref["reference"] for ref in connection.references if ref["name"] == COMPANY)
 
     # a manual client file from the wizard; its fiscal years come from the data layer
-    page.get_by_role("link", name="Add new client").click()
+    open_menu(page, "Clients", "Add new client")
     page.get_by_label("Client name").fill("Northwind Trading")
     page.get_by_label("Client number").fill("GB-007")
     page.get_by_label("Manual").check()
@@ -77,7 +77,7 @@ def test_admin_connects_exact_sets_up_a_file_with_a_transfer_date_and_syncs(app,
     add_fiscal_years(dossier_id, 2023, 2024)
 
     # the file's page, then its Sync tab: scenario (A) from 2024-01-01
-    page.get_by_role("link", name="Files").click()
+    open_menu(page, "Clients", "Files")
     page.get_by_role("link", name="Northwind Trading", exact=True).click()
     page.wait_for_url(f"**/admin/dossier/?id={dossier_id}")
     page.locator("#sync-settings-link").click()

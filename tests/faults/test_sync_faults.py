@@ -216,7 +216,8 @@ def test_a_sqlite_write_lock_held_by_another_process_only_delays_the_sync(db, wo
         other.close()
     healed = heal(db, workers, dossier.id)
     assert healed.id == run_id and healed.trigger == Trigger.MANUAL  # the same run, only delayed
-    assert fetch_job(sync_job_id(run_id)).get_status() == "finished"
+    # RQ marks the job finished just after the run's outcome is committed
+    workers.wait_for(lambda: fetch_job(sync_job_id(run_id)).get_status() == "finished", what="RQ to finish the job")
     assert_like_a_clean_sync(db, dossier.id, company, clean_sync_snapshot, sandbox)
 
 

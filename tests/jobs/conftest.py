@@ -103,6 +103,19 @@ def linked_dossier(db, firm):
     return _make
 
 
+def synced_before(db, *dossiers):
+    """Give the link of each dossier a set-up run that succeeded long ago, so its next runs are no
+    first syncs (they go to the nightly queue, not the backfill one); the ids of those runs."""
+    from datetime import datetime
+
+    history = [SyncRun(firm_id=d.firm_id, dossier_id=d.id, link_id=d.links[0].id, trigger="setup",
+                       status=RunStatus.SUCCEEDED, queued_at=datetime(2024, 1, 1), finished_at=datetime(2024, 1, 1))
+               for d in dossiers]
+    db.session.add_all(history)
+    db.session.commit()
+    return {run.id for run in history}
+
+
 @pytest.fixture
 def users(firm, other_firm):
     """One user per role (plus staff without access to private dossiers, and an outsider)."""

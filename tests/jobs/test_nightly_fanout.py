@@ -7,8 +7,9 @@ from app.models import Connection, ConnectionStatus, Dossier, DossierLink, Firm,
 from app.models.base import utcnow
 from jobs import nightly
 from jobs.nightly import fan_out
-from app.services.queues import fetch_job, sync_job_id, sync_queue
+from app.services.queues import BACKFILL_QUEUE, PEOPLE_QUEUE, fetch_job, sync_job_id, sync_queue
 from app.services.syncs import request_sync, request_syncs
+from tests.jobs.conftest import synced_before
 
 # Brussels is UTC+1 in January: 01:30 UTC is 02:30 local, after the default 02:00.
 AFTER_NIGHTLY = datetime(2025, 1, 15, 1, 30)
@@ -21,8 +22,9 @@ def all_runs(db):
 
 def test_fan_out_commits_runs_marks_dossiers_and_enqueues_one_job_per_run(db, linked_dossier):
     dossiers = [linked_dossier(name=f"Client {i}", reference=f"C{i}") for i in range(4)]
+    history = synced_before(db, *dossiers)
     created = fan_out(now=AFTER_NIGHTLY)
-    runs = all_runs(db)
+    runs = [r for r in all_runs(db) if r.id not in history]
     assert sorted(created) == [r.id for r in runs] and len(runs) == 4
     assert {r.dossier_id for r in runs} == {d.id for d in dossiers}
     assert all(r.status == RunStatus.QUEUED and r.trigger == Trigger.NIGHTLY and r.firm_id == dossiers[0].firm_id
@@ -34,7 +36,7 @@ def test_fan_out_commits_runs_marks_dossiers_and_enqueues_one_job_per_run(db, li
     assert job.func_name == "jobs.sync.run" and job.args == [created[0]]
     # the cron fires again a minute later: nothing new in the database or on the queue
     assert fan_out(now=AFTER_NIGHTLY + timedelta(minutes=1)) == []
-    assert len(all_runs(db)) == 4 and sync_queue().count == 4
+    assert len(all_runs(db)) == 4 + len(history) and sync_queue().count == 4
 
 
 def test_every_active_link_gets_a_run_but_not_ended_links_or_inactive_connections(db, firm, linked_dossier):
@@ -166,7 +168,8 @@ def test_a_clash_with_a_concurrent_fan_out_is_retried_without_doubling(db, linke
     runs = all_runs(db)
     assert [r.dossier_id for r in runs if r.id in created] == [second.id]
     assert db.session.scalar(select(func.count()).select_from(SyncRun)) == 2
-    assert sync_queue().get_job_ids() == [sync_job_id(created[0])]
+    # B has never synced: its night's run is its first sync, released to the backfill queue
+    assert sync_queue(BACKFILL_QUEUE).get_job_ids() == [sync_job_id(created[0])]
 
 
 def test_bulk_resync_reuses_active_runs_and_queues_the_rest_in_order(db, linked_dossier):
@@ -179,11 +182,11 @@ def test_bulk_resync_reuses_active_runs_and_queues_the_rest_in_order(db, linked_
     assert runs[1].id == busy.id and runs[1].trigger == Trigger.MANUAL
     new = [runs[0], runs[2]]
     assert all(r.trigger == Trigger.BULK and r.status == RunStatus.QUEUED for r in new)
-    assert set(sync_queue().get_job_ids()) == {sync_job_id(r.id) for r in (busy, *new)}
+    assert set(sync_queue(PEOPLE_QUEUE).get_job_ids()) == {sync_job_id(r.id) for r in (busy, *new)}
     assert all(db.session.get(Dossier, d.id).sync_status == RunStatus.QUEUED for d in dossiers)
     again, _ = request_syncs(ids, Trigger.BULK)
     assert [r.id for r in again] == [r.id for r in runs]
-    assert len(all_runs(db)) == 3 and sync_queue().count == 3
+    assert len(all_runs(db)) == 3 and sync_queue(PEOPLE_QUEUE).count == 3
 
 
 def test_firms_take_turns_on_the_queue_and_a_press_of_sync_now_goes_first(db, other_firm, linked_dossier):
@@ -192,6 +195,7 @@ def test_firms_take_turns_on_the_queue_and_a_press_of_sync_now_goes_first(db, ot
     for row in (small, small.links[0], small.links[0].connection):
         row.firm_id = other_firm.id
     db.session.commit()
+    synced_before(db, *big, small)
     created = fan_out(now=AFTER_NIGHTLY)
     runs = {sync_job_id(run_id): db.session.get(SyncRun, run_id) for run_id in created}
     queued = sync_queue().get_job_ids()
@@ -199,4 +203,4 @@ def test_firms_take_turns_on_the_queue_and_a_press_of_sync_now_goes_first(db, ot
     # the first run of each firm, then the second...: the small firm's only run is not behind the big one's three
     assert {runs[job_id].dossier_id for job_id in queued[:2]} == {big[0].id, small.id}
     pressed = request_sync(linked_dossier(name="Pressed", reference="P1").id, Trigger.MANUAL)
-    assert sync_queue().get_job_ids()[0] == sync_job_id(pressed.id)  # before the night's runs
+    assert sync_queue(PEOPLE_QUEUE).get_job_ids() == [sync_job_id(pressed.id)]  # before the night's runs

@@ -7,11 +7,11 @@ from app.models import ConnectionStatus, DossierLink, RunStatus, SyncRun, Trigge
 from app.models.base import utcnow
 from app import locks
 from jobs.nightly import fan_out
-from app.services.queues import sync_job_id, sync_queue
+from app.services.queues import BACKFILL_QUEUE, PEOPLE_QUEUE, sync_job_id, sync_queue
 from jobs.reaper import INTERRUPTED, reap
 from jobs.sync import run
 from app.services.syncs import request_sync
-from tests.jobs.conftest import at_once
+from tests.jobs.conftest import at_once, synced_before
 
 
 def runs(db):
@@ -87,7 +87,8 @@ def test_reaper_fails_a_silent_run_releases_its_lock_and_queues_a_retry(db, scri
     assert locks.dossier_lock_holder(dossier.id) is None
     retry = db.session.get(SyncRun, result["retries"][0])
     assert retry.trigger == Trigger.RETRY and retry.status == RunStatus.QUEUED
-    assert sync_job_id(retry.id) in sync_queue().job_ids
+    # the link never synced: the retry is a first sync, in the backfill queue (its firm's turn is free)
+    assert sync_job_id(retry.id) in sync_queue(BACKFILL_QUEUE).job_ids
     run(retry.id)
     db.session.expire_all()
     assert db.session.get(SyncRun, retry.id).status == RunStatus.SUCCEEDED
@@ -96,9 +97,9 @@ def test_reaper_fails_a_silent_run_releases_its_lock_and_queues_a_retry(db, scri
 
 def test_reaper_reenqueues_a_queued_run_whose_job_was_lost(db, linked_dossier, redis_url):
     queued = request_sync(linked_dossier().id, Trigger.MANUAL)
-    sync_queue().empty()
+    sync_queue(PEOPLE_QUEUE).empty()
     assert reap(now=utcnow() + timedelta(minutes=10))["requeued"] == [queued.id]
-    assert sync_job_id(queued.id) in sync_queue().job_ids
+    assert sync_job_id(queued.id) in sync_queue(PEOPLE_QUEUE).job_ids  # back to its own queue
 
 
 def test_cli_sync_now_nightly_reap_and_cron(app, db, linked_dossier):
@@ -152,16 +153,17 @@ def test_the_cron_job_wrappers_run_fan_out_and_reap(db, linked_dossier):
 def test_the_fan_out_enqueues_every_new_run_and_reuses_a_queued_one(db, linked_dossier):
     busy = linked_dossier(name="Busy")
     quiet = [linked_dossier(name=f"Quiet {i}", reference=f"Q{i}") for i in range(5)]
+    history = synced_before(db, *quiet)
     clicked = request_sync(busy.id, Trigger.MANUAL)  # already queued when the night starts
     created = fan_out(now=AFTER_NIGHTLY)
     assert len(created) == len(quiet)
-    queued = set(sync_queue().get_job_ids())
-    assert {sync_job_id(run_id) for run_id in created} | {sync_job_id(clicked.id)} == queued
+    assert {sync_job_id(run_id) for run_id in created} == set(sync_queue().get_job_ids())
+    assert sync_queue(PEOPLE_QUEUE).get_job_ids() == [sync_job_id(clicked.id)]
     db.session.expire_all()
     covered = db.session.get(SyncRun, clicked.id)
     assert covered.trigger == Trigger.MANUAL and covered.nightly_key.endswith(":2025-01-15")
     assert fan_out(now=AFTER_NIGHTLY) == []  # the busy link's night is covered by the click
-    assert db.session.scalar(select(func.count()).select_from(SyncRun)) == len(quiet) + 1
+    assert db.session.scalar(select(func.count()).select_from(SyncRun)) == len(quiet) + 1 + len(history)
 
 
 # --------------------------------------------------------------------------------------
@@ -182,10 +184,10 @@ def test_reaper_requeues_a_queued_run_whose_job_failed_at_start(db, linked_dossi
 
     queued = request_sync(linked_dossier().id, Trigger.MANUAL)
     job = fetch_job(sync_job_id(queued.id))
-    sync_queue().remove(job.id)
+    sync_queue(PEOPLE_QUEUE).remove(job.id)
     job.set_status("failed")  # as RQ leaves a job whose function raised: kept 7 days, never run again
     assert reap()["requeued"] == [queued.id]  # at once: a failed job is not a job on its way
-    assert sync_job_id(queued.id) in sync_queue().job_ids
+    assert sync_job_id(queued.id) in sync_queue(PEOPLE_QUEUE).job_ids
     assert fetch_job(sync_job_id(queued.id)).get_status() == "queued"
     assert reap()["requeued"] == []
 
@@ -202,8 +204,8 @@ def test_reaper_reschedules_deferred_runs_whose_next_try_vanished(db, linked_dos
     redis_db.flushdb()  # Redis restarted without its data
     result = reap()
     assert sorted(result["requeued"]) == sorted([past.id, future.id])
-    assert sync_job_id(past.id) in sync_queue().job_ids  # its time has passed: at once
-    scheduled = ScheduledJobRegistry(queue=sync_queue())
+    assert sync_job_id(past.id) in sync_queue(PEOPLE_QUEUE).job_ids  # its time has passed: at once
+    scheduled = ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE))
     at = scheduled.get_scheduled_time(sync_job_id(future.id)).replace(tzinfo=None)
     assert abs((at - future.resume_at).total_seconds()) < 2
     assert reap()["requeued"] == []  # both are on their way now

@@ -9,7 +9,7 @@ from app.models import Connection, ConnectionStatus, Dossier, DossierLink, RunSt
 from app.models.base import utcnow
 from connectors.base import AuthError, DataError, NotFoundError, RateLimited, TransientError
 from app import locks
-from app.services.queues import sync_job_id, sync_queue
+from app.services.queues import PEOPLE_QUEUE, sync_job_id, sync_queue
 from jobs.sync import CANCELLED, INTERNAL_ERROR, WAITING_FOR_LOCK, run
 from app.services.syncs import cancel_run, request_sync
 from tests.jobs.conftest import bookkeeping_snapshot, line_count
@@ -87,7 +87,7 @@ def test_auth_error_marks_the_connection_for_reconnection_and_is_not_retried(db,
     assert done.status == RunStatus.NEEDS_RECONNECT
     link = fresh(db, DossierLink, done.link_id)
     assert fresh(db, Connection, link.connection_id).status == ConnectionStatus.NEEDS_RECONNECT
-    assert ScheduledJobRegistry(queue=sync_queue()).get_job_ids() == []
+    assert ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE)).get_job_ids() == []
     # the next trigger does not even call the package
     scripted.seen_bookmarks.clear()
     nxt = sync_once(db, dossier.id)
@@ -102,7 +102,7 @@ def test_rate_limited_defers_the_run_until_resume_at(db, scripted, linked_dossie
     assert done.status == RunStatus.DEFERRED and done.error_category == "rate_limited"
     assert started + timedelta(seconds=3590) <= done.resume_at <= utcnow() + timedelta(seconds=3610)
     assert done.finished_at is None and line_count(db, dossier.id) == 0
-    registry = ScheduledJobRegistry(queue=sync_queue())
+    registry = ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE))
     assert sync_job_id(done.id) in registry.get_job_ids()
     scheduled_at = registry.get_scheduled_time(sync_job_id(done.id)).replace(tzinfo=None)
     assert abs((scheduled_at - done.resume_at).total_seconds()) < 5
@@ -181,7 +181,7 @@ def test_a_second_job_for_the_same_dossier_waits_for_the_lock(db, scripted, link
     waiting = fresh(db, SyncRun, queued.id)
     assert waiting.status == RunStatus.QUEUED and waiting.message == WAITING_FOR_LOCK
     assert line_count(db, dossier.id) == 0
-    assert sync_job_id(queued.id) in ScheduledJobRegistry(queue=sync_queue()).get_job_ids()
+    assert sync_job_id(queued.id) in ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE)).get_job_ids()
     run(queued.id)
     assert fresh(db, SyncRun, queued.id).status == RunStatus.SUCCEEDED
 
@@ -269,7 +269,7 @@ def test_a_database_fault_at_the_very_start_defers_the_run_instead_of_failing_it
     assert run(queued.id) is None  # no exception reaches RQ: the job does not fail
     deferred = fresh(db, SyncRun, queued.id)
     assert deferred.status == RunStatus.DEFERRED and deferred.error_category == "infrastructure"
-    assert sync_job_id(queued.id) in ScheduledJobRegistry(queue=sync_queue()).get_job_ids()
+    assert sync_job_id(queued.id) in ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE)).get_job_ids()
     monkeypatch.setattr(sync_job, "_refusal", real)
     run(queued.id)
     assert fresh(db, SyncRun, queued.id).status == RunStatus.SUCCEEDED and line_count(db, dossier.id) == 30
@@ -294,7 +294,7 @@ def test_when_even_the_outcome_cannot_be_written_the_job_is_scheduled_again(app,
     run(run_id)
     assert len(writes) == 2  # tried on a fresh session, then given up for now
     assert fresh(db, SyncRun, run_id).status == RunStatus.QUEUED
-    assert sync_job_id(run_id) in ScheduledJobRegistry(queue=sync_queue()).get_job_ids()
+    assert sync_job_id(run_id) in ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE)).get_job_ids()
 
 
 def test_a_final_transient_failure_never_promises_another_try(app, db, scripted, linked_dossier):

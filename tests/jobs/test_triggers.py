@@ -6,7 +6,7 @@ from werkzeug.exceptions import Forbidden
 
 from app.access import actor_for
 from app.models import RunStatus, SyncRun, Trigger
-from app.services.queues import fetch_job, sync_job_id, sync_queue
+from app.services.queues import PEOPLE_QUEUE, SYNC_QUEUES, fetch_job, sync_job_id, sync_queue
 from app.services.syncs import cancel_run, request_sync, request_syncs
 from tests.jobs.conftest import at_once
 
@@ -23,7 +23,7 @@ def test_sync_now_commits_a_run_and_enqueues_its_job(db, linked_dossier, users, 
     assert run.status == RunStatus.QUEUED and run.triggered_by_id == users["admin"].id
     db.session.expire_all()
     assert db.session.get(SyncRun, run.id) is not None  # committed, not just flushed
-    assert sync_job_id(run.id) in sync_queue().job_ids
+    assert sync_job_id(run.id) in sync_queue(PEOPLE_QUEUE).job_ids  # a person asked: the people queue
     job = fetch_job(sync_job_id(run.id))
     assert job.func_name == "jobs.sync.run" and job.args == [run.id]
     assert dossier.sync_status == RunStatus.QUEUED
@@ -36,7 +36,7 @@ def test_two_clicks_give_one_run(db, linked_dossier, users, firm):
     second = request_sync(dossier.id, Trigger.MANUAL, actor)
     assert first.id == second.id
     assert run_count(db) == 1
-    assert sync_queue().count == 1
+    assert sync_queue(PEOPLE_QUEUE).count == 1
 
 
 def test_second_trigger_while_running_returns_the_running_run(db, linked_dossier):
@@ -78,7 +78,10 @@ def test_the_console_the_api_and_the_nightly_fan_out_at_once_give_one_run_per_fi
     db.session.expire_all()
     runs = db.session.scalars(select(SyncRun)).all()
     assert sorted(run.dossier_id for run in runs) == sorted(ids)  # one run per file, whoever came first
-    assert sorted(sync_queue().get_job_ids()) == sorted(sync_job_id(run.id) for run in runs)
+    # each run's job is in its own queue; a first sync beyond its firm's turn waits in the database
+    queued = [job_id for name in SYNC_QUEUES for job_id in sync_queue(name).get_job_ids()]
+    assert sorted(queued) == sorted(sync_job_id(run.id) for run in runs if run.queue is not None)
+    assert all(sync_job_id(run.id) in sync_queue(run.queue).job_ids for run in runs if run.queue is not None)
 
 
 def test_dossier_without_a_link_gives_none(db, firm):
@@ -134,7 +137,7 @@ def test_cancelling_a_queued_run_removes_its_job(db, linked_dossier, users, firm
     run = request_sync(dossier.id, Trigger.MANUAL)
     cancelled = cancel_run(run.id, actor_for(users["admin"], firm.id))
     assert cancelled.status == RunStatus.CANCELLED
-    assert sync_job_id(run.id) not in sync_queue().job_ids
+    assert sync_job_id(run.id) not in sync_queue(PEOPLE_QUEUE).job_ids
     # a new click afterwards starts a fresh run
     assert request_sync(dossier.id, Trigger.MANUAL).id != run.id
 

@@ -6,7 +6,7 @@ import pytest
 from rq.registry import ScheduledJobRegistry
 
 from app.models import Connection, ConnectionStatus, DossierLink, RunStatus, Trigger
-from app.services.queues import sync_job_id, sync_queue
+from app.services.queues import PEOPLE_QUEUE, sync_job_id, sync_queue
 from jobs.reaper import INTERRUPTED, reap
 from app.services.syncs import request_sync
 from tests.jobs.conftest import bookkeeping_snapshot, finished, line_count, run_row
@@ -127,7 +127,7 @@ def test_a_long_retry_after_defers_the_run(db, workers, demo_dossier, sandbox):
     assert deferred.resume_at is not None and deferred.error_category == "rate_limited"
     assert (deferred.resume_at - deferred.started_at).total_seconds() > 3000
     assert line_count(db, dossier.id) == 0
-    assert sync_job_id(run.id) in ScheduledJobRegistry(queue=sync_queue()).get_job_ids()
+    assert sync_job_id(run.id) in ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE)).get_job_ids()
 
 
 def test_a_malformed_payload_fails_with_a_readable_message_and_writes_nothing(db, workers, demo_dossier, sandbox):
