@@ -29,6 +29,7 @@ from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
+from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -301,7 +302,7 @@ class SecureModelView(AccessMixin, ModelView):
         """Bulk delete through :meth:`scoped` (typed ids, scoped rows) and :meth:`delete_model`."""
         count = sum(1 for model in self.scoped(ids) if self.delete_model(model))
         if count:
-            flash(f"{count} record(s) deleted.", "success")
+            flash(ngettext("%(num)d record deleted.", "%(num)d records deleted.", count), "success")
 
     # -- writes --------------------------------------------------------------------
     def create_model(self, form):
@@ -393,7 +394,7 @@ class SecureModelView(AccessMixin, ModelView):
         if current_app.config.get("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION"):
             raise exc
         log.exception("console write failed in %s", type(self).__name__)
-        flash("This could not be saved. Please check the form and try again.", "error")
+        flash(gettext("This could not be saved. Please check the form and try again."), "error")
         return True
 
 

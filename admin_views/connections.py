@@ -405,8 +405,10 @@ class ConnectionView(SecureModelView):
         """Refused while a dossier link (active or ended) refers to the connection."""
         links = db.session.scalar(select(func.count(DossierLink.id)).where(DossierLink.connection_id == model.id))
         if links:
-            flash(f"“{model.name}” cannot be deleted: {links} file link(s) use it (including past links). "
-                  "Switch those files to another source first.", "error")
+            flash(ngettext("“%(name)s” cannot be deleted: %(num)d file link uses it (including past links). Switch "
+                           "that file to another source first.",
+                           "“%(name)s” cannot be deleted: %(num)d file links use it (including past links). Switch "
+                           "those files to another source first.", links, name=model.name), "error")
             return False
         return super().delete_model(model)
 

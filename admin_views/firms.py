@@ -5,6 +5,7 @@ Firms are created with ``flask users create --firm``, never in the console.
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
@@ -23,7 +24,7 @@ def valid_timezone(form, field):
     try:
         ZoneInfo(field.data or "")
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError("Unknown time zone; use a name such as Europe/Brussels.") from None
+        raise ValidationError(gettext("Unknown time zone; use a name such as Europe/Brussels.")) from None
 
 
 def locale_choices():

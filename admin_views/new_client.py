@@ -149,7 +149,7 @@ class NewClientView(SecureBaseView):
         chosen = next((r for r in connection.references or [] if str(r.get("reference")) == form.reference.data), None)
         if chosen is None:
             flash(gettext("Choose the %(what)s of this client.",
-                          what=registry.get_connector(connection.package).spec.reference_label), "error")
+                          what=gettext(registry.get_connector(connection.package).spec.reference_label)), "error")
             return self._pick_reference(form, connection)
         if connection.status != ConnectionStatus.ACTIVE:
             flash(gettext("%(name)s must be reconnected before a file can sync through it.", name=connection.name), "error")

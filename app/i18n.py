@@ -69,10 +69,16 @@ def extract_connector_labels(fileobj, keywords, comment_tags, options):
     Connectors import neither the application nor Flask, so their schema fields carry plain
     English in ``metadata={"label": ..., "description": ...}``; this yields those strings
     (``(line, None, text, [])``) so the catalogs hold them, and
-    :mod:`admin_views.connection_forms` translates them when it builds a form.
+    :mod:`admin_views.connection_forms` translates them when it builds a form. It also yields
+    each package's ``reference_label`` (its word for a company: "organisation", "division"),
+    which the console translates where it shows it.
     """
     tree = ast.parse(fileobj.read())
     for node in ast.walk(tree):
+        if (isinstance(node, ast.keyword) and node.arg == "reference_label" and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str) and node.value.value):
+            yield node.value.lineno, None, node.value.value, []  # the package's word for a company
+            continue
         if not (isinstance(node, ast.keyword) and node.arg == "metadata" and isinstance(node.value, ast.Dict)):
             continue
         for key, value in zip(node.value.keys, node.value.values):

@@ -25,6 +25,7 @@ import secrets as _secrets
 import time
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
@@ -371,8 +372,8 @@ def _after_grant(flow, spec):
     needs_choice = flow["purpose"] in (NEW_CLIENT, RE_ESTABLISH)
     if needs_choice and not references:
         discard_flow(flow)
-        flash(problem or f"{spec.display_name} accepted the sign-in, but no {spec.reference_label} was shared "
-                         "with Firmsync. Nothing was changed.", "error")
+        flash(problem or gettext("%(package)s accepted the sign-in, but shared no %(thing)s with Firmsync. Nothing "
+                                 "was changed.", package=spec.display_name, thing=gettext(spec.reference_label)), "error")
         return redirect(restart_url(flow))
     flow["references"] = references or []
     flow["expires_at"] = time.time() + FLOW_SECONDS
@@ -400,7 +401,7 @@ def choose():
         chosen = next((r for r in flow["references"] if r["reference"] == request.form.get("reference")), None)
         if chosen is not None:
             return _finish(flow, spec, chosen, None)
-        flash(f"Choose one {spec.reference_label}.", "error")
+        flash(gettext("Choose one %(thing)s.", thing=gettext(spec.reference_label)), "error")
     admin = current_app.extensions["firmsync.admin"]
     return admin.index_view.render("admin/oauth/choose.html", spec=spec, references=flow["references"],
                                    details=flow.get("details") or {})
@@ -442,8 +443,10 @@ def _finish_new_connection(flow, spec, actor, *, chosen, problem, **_):
     audit.record(actor, "create", connection, summary=f"Added connection {name} ({spec.display_name}) after consent",
                  changes=changes)
     db.session.commit()
-    flash(f"{name} is connected to {spec.display_name}." + (f" {problem}" if problem else
-          f" {len(connection.references or [])} {spec.reference_label}(s) found."), "success" if not problem else "warning")
+    found = len(connection.references or [])
+    flash(gettext("%(name)s is connected to %(package)s.", name=name, package=spec.display_name) + " " + (
+          problem or ngettext("%(num)d company found.", "%(num)d companies found.", found)),
+          "success" if not problem else "warning")
     return url_for("connections.details_view", id=connection.id)
 
 
@@ -454,14 +457,15 @@ def _finish_reconnect(flow, spec, actor, *, connection, problem, **_):
     _remember_references(connection, flow)
     audit.record(actor, "connection.reconnect", connection, summary=f"Reconnected {connection.name} ({spec.display_name})",
                  changes={"grant": [audit.SECRET_MARK, audit.SECRET_MARK], "status": [None, ConnectionStatus.ACTIVE]})
-    message = f"{connection.name} is reconnected."
+    message = gettext("%(name)s is reconnected.", name=connection.name)
     category = "success"
     if connection.level == DOSSIER:
         reachable = {r["reference"] for r in flow["references"]}
         lost = [l for l in connection_links(connection) if l.reference not in reachable]
         if flow["references"] and lost:
-            message += (f" Careful: the new sign-in does not reach {spec.reference_label} "
-                        f"{lost[0].reference_name or lost[0].reference}; re-establish the file's sync to pick another.")
+            message += " " + gettext("Careful: the new sign-in does not reach %(company)s (%(thing)s); re-establish "
+                                     "the file's sync to pick another.", thing=gettext(spec.reference_label),
+                                     company=lost[0].reference_name or lost[0].reference)
             category = "warning"
     if problem:
         message, category = f"{message} {problem}", "warning"

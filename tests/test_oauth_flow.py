@@ -121,6 +121,21 @@ def test_a_forged_choice_is_refused(client, db, admin):
     assert count(db, Dossier) == 0 and count(db, Connection) == 0
 
 
+def test_the_organisation_chooser_speaks_the_users_language(client, db, admin):
+    """Issue #18: the page after a package's consent, its refusal and the package's word for a
+    company are translated (Xero's "organisation" in French)."""
+    admin.locale = "fr"
+    db.session.commit()
+    logged_in(client, admin)
+    client.get(consent(new_client(client, "xero").location))
+    page = client.get("/oauth/choose")
+    html = page.get_data(as_text=True)
+    assert "Quel·le organisation\u202f?" in html and "Choisissez celui avec lequel le dossier" in html
+    assert "Which organisation" not in html and "gives access" not in html
+    answer = client.post("/oauth/choose", data={"reference": "not-in-the-grant", "csrf_token": csrf_from(page)})
+    assert "Choisissez un élément (organisation)." in answer.get_data(as_text=True)
+
+
 def test_quickbooks_takes_the_realm_from_the_callback(client, db, admin, sandbox):
     logged_in(client, admin)
     start = new_client(client, "quickbooks")
