@@ -4,6 +4,8 @@
   the test may stop and start again with or without its data (``.stop(keep_data=...)``,
   ``.start()``, ``.url``).
 * ``linked_dossier``: the job tests' linked dossier (``tests/jobs/conftest.py``).
+* ``gate``: ``gate(path, nth)`` holds the sandbox's ``nth`` request to ``path`` until the test
+  opens it, so a sync stops exactly where the test wants it (no timing).
 * ``clean_sync_snapshot``: ``clean_sync_snapshot(package, company, config=..., credentials=...)``
   syncs the company in-process into a new dossier and returns its :func:`business_values`;
   compare a healed dossier's :func:`business_values` with it.
@@ -11,12 +13,15 @@
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
 from redis import Redis
+from sqlalchemy import create_engine, text
 
 from app.models import RunStatus, Trigger
 from tests.conftest import free_port
@@ -93,20 +98,79 @@ def private_redis():
 def clean_sync_snapshot(db, linked_dossier):
     """``clean_sync_snapshot(package, company, config=..., credentials=...)`` -> the business
     values of a clean, in-process sync of ``company`` into a new dossier."""
-    from app.services.syncs import request_sync
+    from app.models import SyncRun
     from jobs.sync import run
 
     def _snapshot(package, company, *, config, credentials):
         dossier = linked_dossier(package=package, reference=company, name=f"Clean copy of {company}",
                                  config=config, credentials=credentials)
-        queued = request_sync(dossier.id, Trigger.MANUAL)
+        # a run row only, never enqueued: the test's workers, still alive, must not take it
+        queued = SyncRun(firm_id=dossier.firm_id, dossier_id=dossier.id, link_id=dossier.active_link().id,
+                         trigger=Trigger.MANUAL, status=RunStatus.QUEUED)
+        db.session.add(queued)
+        db.session.commit()
         run_id, dossier_id = queued.id, dossier.id
         run(run_id)
         db.session.expire_all()
-        from app.models import SyncRun
 
         done = db.session.get(SyncRun, run_id)
         assert done.status == RunStatus.SUCCEEDED, done.message
         return business_values(db, dossier_id)
 
     return _snapshot
+
+
+class Gate:
+    """WSGI middleware holding the ``nth`` request to ``path`` until :meth:`open` (or 30 s)."""
+
+    def __init__(self, wrapped, path, nth):
+        self.wrapped, self.path, self.nth = wrapped, path, nth
+        self.seen = 0
+        self.reached = threading.Event()
+        self._open = threading.Event()
+        self._count = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith(self.path):
+            with self._count:
+                self.seen += 1
+                held = self.seen == self.nth
+            if held:
+                self.reached.set()
+                self._open.wait(30)
+        return self.wrapped(environ, start_response)
+
+    def open(self):
+        self._open.set()
+
+
+@pytest.fixture
+def gate(sandbox, monkeypatch):
+    """``gate(path, nth=2)``: hold the in-process sandbox's ``nth`` request to ``path`` until the
+    test calls ``.open()`` (``.reached`` is set once it holds it); opened after the test."""
+    gates = []
+
+    def _gate(path, nth=2):
+        made = Gate(sandbox.app.wsgi_app, path, nth)
+        monkeypatch.setattr(sandbox.app, "wsgi_app", made)
+        gates.append(made)
+        return made
+
+    yield _gate
+    for made in gates:
+        made.open()
+
+
+def hold_the_writing(db, link_id):
+    """Make a staged sync's writing wait (the fetch before it does not): SQLite, another
+    process takes the write lock, which a fetching sync does not hold (it is granted at once);
+    PostgreSQL, the link's row, whose bookmarks the sync writes before its commit. Returns a
+    function releasing it."""
+    if db.engine.dialect.name == "sqlite":
+        other = sqlite3.connect(db.engine.url.database, timeout=0)
+        other.execute("BEGIN IMMEDIATE")
+        return lambda: (other.rollback(), other.close())
+    engine = create_engine(db.engine.url)
+    conn = engine.connect()
+    conn.execute(text("SELECT id FROM dossier_link WHERE id = :id FOR NO KEY UPDATE"), {"id": link_id})
+    return lambda: (conn.rollback(), conn.close(), engine.dispose())

@@ -8,7 +8,6 @@ what the test does meanwhile happens while the sync is still fetching, by constr
 """
 import os
 import sqlite3
-import threading
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,52 +17,13 @@ from app.services.syncs import request_sync
 from jobs import progress as progress_module
 from jobs import staging
 from tests.conftest import make_user
+from tests.faults.conftest import hold_the_writing
 from tests.console_world import csrf_token, fresh_request_globals  # noqa: F401 - fresh g per test request
 from tests.faults.test_sync_faults import (FAST, LEDGER, assert_like_a_clean_sync, company, fast_reaper,  # noqa: F401
                                            heal, kill_horse, progress_of)
 from tests.jobs.conftest import finished, line_count, run_row
 
 pytestmark = pytest.mark.slow
-
-
-class Gate:
-    """WSGI middleware holding the ``nth`` request to ``path`` until :meth:`open` (or 30 s)."""
-
-    def __init__(self, wrapped, path, nth):
-        self.wrapped, self.path, self.nth = wrapped, path, nth
-        self.seen = 0
-        self.reached = threading.Event()
-        self._open = threading.Event()
-        self._count = threading.Lock()
-
-    def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO", "").startswith(self.path):
-            with self._count:
-                self.seen += 1
-                held = self.seen == self.nth
-            if held:
-                self.reached.set()
-                self._open.wait(30)
-        return self.wrapped(environ, start_response)
-
-    def open(self):
-        self._open.set()
-
-
-@pytest.fixture
-def gate(sandbox, monkeypatch):
-    """``gate(path, nth=2)``: hold the sandbox's ``nth`` request to ``path`` (opened after the test)."""
-    gates = []
-
-    def _gate(path=LEDGER, nth=2):
-        made = Gate(sandbox.app.wsgi_app, path, nth)
-        monkeypatch.setattr(sandbox.app, "wsgi_app", made)
-        gates.append(made)
-        return made
-
-    yield _gate
-    for made in gates:
-        made.open()
 
 
 def spools_of(app, dossier_id):
@@ -77,7 +37,7 @@ def test_the_console_works_while_a_sync_fetches(app, db, workers, company, sandb
     dossier = company()
     other = linked_dossier(package="demo", reference="c-1003", name="Northwind Trading", **company.settings)
     client = as_user(make_user("admin@alpha.test", firm).email)
-    held = gate()
+    held = gate(LEDGER)
     run_id = request_sync(dossier.id, Trigger.MANUAL).id
     workers.start(**FAST)
     workers.wait_for(held.reached.is_set, what="the sync to fetch the second ledger page")
@@ -103,26 +63,11 @@ def test_the_console_works_while_a_sync_fetches(app, db, workers, company, sandb
     assert spools_of(app, dossier.id) == [] and spools_of(app, other.id) == []
 
 
-def hold_the_writing(db, link_id):
-    """Make a staged sync's writing wait (the fetch before it does not): SQLite, another
-    process takes the write lock, which a fetching sync does not hold (it is granted at once);
-    PostgreSQL, the link's row, whose bookmarks the sync writes before its commit. Returns a
-    function releasing it."""
-    if db.engine.dialect.name == "sqlite":
-        other = sqlite3.connect(db.engine.url.database, timeout=0)
-        other.execute("BEGIN IMMEDIATE")
-        return lambda: (other.rollback(), other.close())
-    engine = create_engine(db.engine.url)
-    conn = engine.connect()
-    conn.execute(text("SELECT id FROM dossier_link WHERE id = :id FOR NO KEY UPDATE"), {"id": link_id})
-    return lambda: (conn.rollback(), conn.close(), engine.dispose())
-
-
 @pytest.mark.parametrize("phase", ["fetch", "write"])
 def test_a_staged_sync_killed_while_fetching_or_writing_heals_and_its_spool_is_swept(
         app, db, workers, company, sandbox, clean_sync_snapshot, fast_reaper, gate, phase):
     dossier = company()
-    held = gate()
+    held = gate(LEDGER)
     run_id = request_sync(dossier.id, Trigger.MANUAL).id
     worker = workers.start(**FAST, SYNC_STAGE_BEFORE_WRITE="true")  # "auto" stages on SQLite only
     workers.wait_for(held.reached.is_set, what="the sync to fetch the second ledger page")

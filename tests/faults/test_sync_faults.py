@@ -20,7 +20,7 @@ from app.redis_connection import EXTENSION_KEY, WEB_EXTENSION_KEY, job_client, w
 from app.services.queues import fetch_job, sync_job_id
 from app.services.syncs import request_sync
 from jobs.reaper import reap
-from tests.faults.conftest import business_values
+from tests.faults.conftest import business_values, hold_the_writing
 from tests.fixtures_worker import Workers, children_of
 from tests.jobs.conftest import line_count, run_row
 
@@ -181,16 +181,21 @@ def test_the_workers_database_connection_terminated_mid_write_is_retried(db, wor
     if db.engine.dialect.name != "postgresql":
         pytest.skip("needs PostgreSQL's pg_terminate_backend")
     dossier = company()
-    sandbox.fault("slow", path=LEDGER, count=4, delay=1.0)
     run_id = request_sync(dossier.id, Trigger.MANUAL).id
-    workers.start(**FAST)
-    workers.wait_for(lambda: (progress_of(run_id).get("records") or 0) >= 1200, what="lines being written")
-    db.session.commit()  # this process holds no transaction open: the one left is the sync's
-    with db.engine.connect() as conn:
-        killed = conn.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'")).all()
-    assert killed, "the sync's open transaction was not found"
+    # the link's row is locked: the sync writes its 2,000 lines, then waits at its bookmarks
+    release = hold_the_writing(db, dossier.links[0].id)
+    try:
+        workers.start(**FAST)
+
+        def terminate_the_waiting_sync():  # a transaction per look: PostgreSQL's activity view is a snapshot
+            with db.engine.connect() as conn:
+                return conn.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND backend_xid IS NOT NULL")).all()
+
+        workers.wait_for(terminate_the_waiting_sync, what="the sync waiting before its commit, its lines written")
+    finally:
+        release()
     deferred = workers.wait_for(
         lambda: (r := run_row(db, run_id)).error_category == "infrastructure" and r, what="an infrastructure retry")
     assert "Firmsync's own services" in (deferred.message or "")
