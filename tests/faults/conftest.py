@@ -161,16 +161,21 @@ def gate(sandbox, monkeypatch):
         made.open()
 
 
-def hold_the_writing(db, link_id):
-    """Make a staged sync's writing wait (the fetch before it does not): SQLite, another
-    process takes the write lock, which a fetching sync does not hold (it is granted at once);
-    PostgreSQL, the link's row, whose bookmarks the sync writes before its commit. Returns a
-    function releasing it."""
+def hold_row(db, table, row_id, lock="FOR UPDATE"):
+    """Another process's lock on row ``row_id`` of ``table`` (SQLite: the whole database's write
+    lock). Returns a function releasing it."""
     if db.engine.dialect.name == "sqlite":
-        other = sqlite3.connect(db.engine.url.database, timeout=0)
+        other = sqlite3.connect(db.engine.url.database, timeout=1)
         other.execute("BEGIN IMMEDIATE")
         return lambda: (other.rollback(), other.close())
     engine = create_engine(db.engine.url)
     conn = engine.connect()
-    conn.execute(text("SELECT id FROM dossier_link WHERE id = :id FOR NO KEY UPDATE"), {"id": link_id})
+    conn.execute(text(f"SELECT id FROM {table} WHERE id = :id {lock}"), {"id": row_id})
     return lambda: (conn.rollback(), conn.close(), engine.dispose())
+
+
+def hold_the_writing(db, link_id):
+    """Make a sync's writing wait (a staged sync's fetch before it does not): SQLite, another
+    process takes the write lock, which a fetching staged sync does not hold; PostgreSQL, the
+    link's row, whose bookmarks the sync writes before its commit. Returns a function releasing it."""
+    return hold_row(db, "dossier_link", link_id, "FOR NO KEY UPDATE")

@@ -20,7 +20,7 @@ from app.redis_connection import EXTENSION_KEY, WEB_EXTENSION_KEY, job_client, w
 from app.services.queues import fetch_job, sync_job_id
 from app.services.syncs import request_sync
 from jobs.reaper import reap
-from tests.faults.conftest import business_values, hold_the_writing
+from tests.faults.conftest import business_values, hold_row, hold_the_writing
 from tests.fixtures_worker import Workers, children_of
 from tests.jobs.conftest import line_count, run_row
 
@@ -229,14 +229,7 @@ def test_a_sqlite_write_lock_held_by_another_process_only_delays_the_sync(db, wo
 def _hold_the_run_row(db, run_id):
     """Another process's lock on what the job writes first (the run's row; SQLite: the whole
     database). Returns a function releasing it."""
-    if db.engine.dialect.name == "sqlite":
-        other = sqlite3.connect(db.engine.url.database, timeout=1)
-        other.execute("BEGIN IMMEDIATE")
-        return lambda: (other.rollback(), other.close())
-    engine = create_engine(db.engine.url)
-    conn = engine.connect()
-    conn.execute(text("SELECT id FROM sync_run WHERE id = :id FOR UPDATE"), {"id": run_id})
-    return lambda: (conn.rollback(), conn.close(), engine.dispose())
+    return hold_row(db, "sync_run", run_id)
 
 
 def test_a_run_whose_job_failed_at_start_is_requeued_by_the_reaper(db, workers, company, sandbox,
