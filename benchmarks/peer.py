@@ -178,39 +178,47 @@ def journal_pages(stats):
     return stats["calls"].get("/xero/api.xro/2.0/Journals", 0)
 
 
-def measure(bench, lines, runs, installs):
-    """Alternate the peers' runs and Firmsync full syncs of the same organisation; medians and ratios.
+def measure(benches, lines, runs, installs):
+    """Alternate the peers' runs and Firmsync full syncs of the same organisation into each
+    database; per database label, medians and ratios (the peers' figures repeated in each).
 
+    :param benches: ``{"SQLite": Bench, "PostgreSQL": Bench}`` sharing one sandbox.
     :param installs: ``{"tap": PeerInstall, "airbyte": PeerInstall}`` (started).
     """
-    bench.workdir.mkdir(parents=True, exist_ok=True)
+    first = next(iter(benches.values()))
+    for bench in benches.values():
+        bench.workdir.mkdir(parents=True, exist_ok=True)
     tap_python, airbyte_python = installs["tap"].python(), installs["airbyte"].python()
-    raw = []
-    with bench.app.app_context():
-        for index in range(runs):
-            bench.sandbox.reset()
-            figures = {}
+    raw = {label: [] for label in benches}
+    for index in range(runs):
+        first.sandbox.reset()
+        peers = {}
+        with first.app.app_context():
             for peer, python, runner in (("tap", tap_python, run_tap), ("airbyte", airbyte_python, run_airbyte)):
+                credentials = connect_xero(first.sandbox.url)
+                before = first.sandbox.stats()
+                peers[f"{peer}_seconds"] = runner(python, first.sandbox.url, credentials, first.workdir)
+                after = first.sandbox.stats()
+                peers[f"{peer}_calls"] = after["total_calls"] - before["total_calls"]
+                peers[f"{peer}_journal_pages"] = journal_pages(after) - journal_pages(before)
+        for label, bench in benches.items():
+            with bench.app.app_context():
                 credentials = connect_xero(bench.sandbox.url)
-                before = bench.sandbox.stats()
-                figures[f"{peer}_seconds"] = runner(python, bench.sandbox.url, credentials, bench.workdir)
-                after = bench.sandbox.stats()
-                figures[f"{peer}_calls"] = after["total_calls"] - before["total_calls"]
-                figures[f"{peer}_journal_pages"] = journal_pages(after) - journal_pages(before)
-            credentials = connect_xero(bench.sandbox.url)
-            dossier_id = add_xero_dossier(bench.sandbox.url, COMPANY, credentials, f"peer {lines} run {index + 1}")
-            run, _, _ = sync_and_wait(bench, dossier_id)
-            if run.status != "succeeded":
-                raise RuntimeError(f"the Firmsync sync ended {run.status}: {run.message}")
-            seconds = run_seconds(run)
-            firmsync = run.lines_inserted / seconds
-            figures.update(firmsync_seconds=seconds, firmsync_records_per_second=firmsync, lines=run.lines_inserted,
-                           firmsync_calls=run.api_calls)
-            for peer in ("tap", "airbyte"):
-                figures[f"{peer}_records_per_second"] = run.lines_inserted / figures[f"{peer}_seconds"]
-                figures[f"firmsync_over_{peer}"] = firmsync / figures[f"{peer}_records_per_second"]
-            raw.append(figures)
-    return {"runs": len(raw), "raw": raw, "median": {k: statistics.median(r[k] for r in raw) for k in raw[0]}}
+                dossier_id = add_xero_dossier(bench.sandbox.url, COMPANY, credentials,
+                                              f"peer {lines} run {index + 1}")
+                run, _, _ = sync_and_wait(bench, dossier_id)
+                if run.status != "succeeded":
+                    raise RuntimeError(f"the Firmsync sync ({label}) ended {run.status}: {run.message}")
+                seconds = run_seconds(run)
+                firmsync = run.lines_inserted / seconds
+                figures = dict(peers, firmsync_seconds=seconds, firmsync_records_per_second=firmsync,
+                               lines=run.lines_inserted, firmsync_calls=run.api_calls)
+                for peer in ("tap", "airbyte"):
+                    figures[f"{peer}_records_per_second"] = run.lines_inserted / figures[f"{peer}_seconds"]
+                    figures[f"firmsync_over_{peer}"] = firmsync / figures[f"{peer}_records_per_second"]
+                raw[label].append(figures)
+    return {label: {"runs": len(rows), "raw": rows, "median": {k: statistics.median(r[k] for r in rows) for k in rows[0]}}
+            for label, rows in raw.items()}
 
 
 if __name__ == "__main__":

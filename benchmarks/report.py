@@ -114,7 +114,8 @@ FULL_RUNS = [
      "2,000 files, 50 connections, 200 organisations, 4 workers (~20 min: the budgets' bound is ~14 min)"),
     ("7", ".venv/bin/python -m benchmarks --only 7 --runs 3",
      "tap-xero and airbyte-source-xero (installed from PyPI into virtualenvs in the run's temp dir; "
-     "`--peer-venv DIR` / `--airbyte-venv DIR` reuse existing ones) vs Firmsync, 100,000 lines"),
+     "`--peer-venv DIR` / `--airbyte-venv DIR` reuse existing ones) vs Firmsync storing into SQLite and into "
+     "PostgreSQL, 100,000 lines"),
 ]
 
 

@@ -31,6 +31,8 @@ def amount(value, field, package, *, decimal_comma=False):
     (``" 72,893.84 "``; with ``decimal_comma`` ``"72.893,84"``), and ``None``/``""`` as zero.
     Booleans, text, NaN and infinities are a :class:`DataError`.
     """
+    if type(value) is Decimal and value.is_finite():  # most JSON amounts (HttpClient.json_of)
+        return value
     if value is None or (isinstance(value, str) and not value.strip()):
         return Decimal("0")
     if isinstance(value, bool):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import os
 import pickle
 import tempfile
@@ -51,7 +52,9 @@ SWEEP_AFTER_HOURS = 24
 RECORD_TYPES = (AccountRecord, FiscalYearRecord, BalanceRecord, LedgerLineRecord, DeletedRecord,
                 OpeningBalanceRecord, CompanyProfileRecord)
 _TAGS = {record_type: tag for tag, record_type in enumerate(RECORD_TYPES)}
-_FIELDS = tuple(tuple(field.name for field in dataclasses.fields(record_type)) for record_type in RECORD_TYPES)
+#: per tag, what reads a record's field values as a tuple (every record type has several fields)
+_VALUES_OF = tuple(operator.attrgetter(*(field.name for field in dataclasses.fields(record_type)))
+                   for record_type in RECORD_TYPES)
 #: the tag of any other object (pickled as it is)
 _OTHER = -1
 
@@ -130,7 +133,7 @@ class Spool:
         if tag is None:
             self._chunk.append((_OTHER, record))
         else:
-            self._chunk.append((tag, tuple(getattr(record, name) for name in _FIELDS[tag])))
+            self._chunk.append((tag, _VALUES_OF[tag](record)))
         self.count += 1
         if len(self._chunk) >= self.chunk_records:
             self._write_chunk()

@@ -47,13 +47,15 @@ Usage (the sync job)::
 """
 from __future__ import annotations
 
+import json as jsonlib
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timezone
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 
-from sqlalchemy import ARRAY, String, bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import JSON, String, bindparam, cast, delete, func, insert, or_, select, true, update
 
 from app.services import fiscal_years, sync_windows
 from app.models import (
@@ -68,6 +70,8 @@ from connectors.base import (
 #: ledger lines and deletes buffered before one read query and one write per kind
 BATCH_SIZE = 1000
 CENT = Decimal("0.01")
+#: a day not looked up yet (None is a day without a period)
+_UNSEEN = object()
 
 _LINE_FIELDS = (
     "account_id", "period_id", "booking_date", "amount", "description", "reference", "journal",
@@ -158,6 +162,7 @@ class SyncWriter:
         self._before_from_lines = defaultdict(Decimal)
         self._before_from_balances = defaultdict(Decimal)
         self._period_rows = []
+        self._existing_statement = None
         self._period_starts = []
         self._locked_period_ids = set()
         self._finished = False
@@ -171,7 +176,7 @@ class SyncWriter:
             raise RuntimeError("this writer has finished")
         if isinstance(record, DeletedRecord) and record.entry:
             self._delete_entry(record.source_id)
-        elif isinstance(record, LedgerLineRecord) or isinstance(record, DeletedRecord):
+        elif isinstance(record, (LedgerLineRecord, DeletedRecord)):
             self._line_ops[record.source_id] = record
             if len(self._line_ops) >= self.batch_size:
                 self._flush_lines()
@@ -320,53 +325,61 @@ class SyncWriter:
         ops, self._line_ops = self._line_ops, {}
         table = LedgerLine.__table__
         stamp = utcnow()  # updated_at of every line this flush inserts or really changes (the API's updated_since)
-        link_condition = table.c.link_id == self.link_id if self.link_id is not None else table.c.link_id.is_(None)
-        existing = {
-            row.source_id: row for row in self.session.execute(self._existing_lines_query(link_condition, list(ops)))
-            if row.dossier_id == self.dossier.id
-        }
+        existing = {row.source_id: row for row in self._existing_lines(list(ops)) if row.dossier_id == self.dossier.id}
         lines = [r for r in ops.values() if isinstance(r, LedgerLineRecord)]
         account_ids = self._account_ids({str(r.account) for r in lines}) if lines else {}
 
         inserts, updates, delete_ids = [], [], []
+        locked, skipped, dossier_id = self._locked_period_ids, 0, self.dossier.id
+        period_ids = {}  # {day: its period's id or None}: a flush's lines share few days
+        modified_at = naive_modified_at = None  # likewise the moment (one per entry)
         for source_id, record in ops.items():
             row = existing.get(source_id)
-            if isinstance(record, DeletedRecord):
+            if type(record) is DeletedRecord:
                 if row is not None:
-                    if row.period_id in self._locked_period_ids:
-                        self.result.skipped += 1
+                    if row.period_id in locked:
+                        skipped += 1
                     else:
                         delete_ids.append(row.id)
                 continue
-            amount = money(record.amount, f"an amount for line {source_id}")
+            try:  # a Decimal, as the parsers make them (the message is only built for a bad one)
+                amount = record.amount.quantize(CENT)
+            except (AttributeError, InvalidOperation):
+                amount = money(record.amount, f"an amount for line {source_id}")
             bucket = record.booking_period_end or record.booking_date
             if self.taking_opening and bucket < self.valid_from:
                 self._before_from_lines[(str(record.account), bucket)] += amount
             if not self._in_scope(bucket):
-                self.result.skipped += 1
+                skipped += 1
                 continue
-            period = self._period_of(bucket)
-            if period is None or period.id in self._locked_period_ids or (
-                row is not None and row.period_id in self._locked_period_ids
-            ):
-                self.result.skipped += 1
+            period_id = period_ids.get(bucket, _UNSEEN)
+            if period_id is _UNSEEN:
+                period = self._period_of(bucket)
+                period_id = period_ids[bucket] = period.id if period is not None else None
+                locked = self._locked_period_ids  # a new year reloads the periods
+            if period_id is None or period_id in locked or (row is not None and row.period_id in locked):
+                skipped += 1
                 continue
+            if record.modified_at is not modified_at:
+                modified_at, naive_modified_at = record.modified_at, _naive_utc(record.modified_at)
             values = {
                 "account_id": account_ids[str(record.account)],
-                "period_id": period.id,
+                "period_id": period_id,
                 "booking_date": record.booking_date,
                 "amount": amount,
                 "description": (record.description or "")[:500],
                 "reference": (record.reference or "")[:120],
                 "journal": (record.journal or "")[:60],
                 "dimensions": dict(record.dimensions or {}),
-                "modified_at": _naive_utc(record.modified_at),
+                "modified_at": naive_modified_at,
             }
             if row is None:
-                inserts.append({"dossier_id": self.dossier.id, "link_id": self.link_id, "source_id": source_id[:120], **values,
-                                "updated_at": stamp})
+                values.update(dossier_id=dossier_id, link_id=self.link_id, source_id=source_id[:120],
+                              updated_at=stamp)
+                inserts.append(values)
             elif any(getattr(row, name) != values[name] for name in _LINE_FIELDS):
                 updates.append({"_id": row.id, **values, "updated_at": stamp})
+        self.result.skipped += skipped
 
         if inserts:
             insert_rows(self.session, table, inserts)
@@ -402,28 +415,39 @@ class SyncWriter:
             self.session.execute(delete(table).where(table.c.id.in_(delete_ids)))
         self.result.lines_deleted += len(delete_ids)
 
-    def _existing_lines_query(self, link_condition, source_ids):
-        """One query for the batch's existing lines, always probing the (link, source id) index.
+    def _existing_lines(self, source_ids):
+        """The link's existing lines among ``source_ids`` (one query, built once per writer)."""
+        if self._existing_statement is None:
+            self._existing_statement = self._existing_lines_query()
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        return self.session.execute(self._existing_statement,
+                                    {"batch_ids": jsonlib.dumps(source_ids) if postgres else source_ids})
+
+    def _existing_lines_query(self):
+        """The query for a batch's existing lines (``batch_ids``), always probing the (link, source id) index.
 
         The dossier is checked by the caller (manual lines, link NULL, carry their dossier
         in their source ids). On PostgreSQL a plain ``IN`` lets the planner scan every line
         of the link per batch (quadratic on a first sync, when the table has no statistics
         yet inside the transaction), so each id of the batch probes the unique index
-        through a LATERAL subquery over ``unnest`` (a plan that does not depend on statistics;
+        through a LATERAL subquery over the batch's ids (a plan that does not depend on statistics;
         measured: without the ``LIMIT 1`` fence, after an ANALYZE of a table holding other
         links' lines, the lookups of a 100,000-line first sync took 11 s instead of 3.7 s).
+        The ids travel as one JSON array: psycopg adapts a Python list to a PostgreSQL array
+        string by string (measured: a tenth of a first sync's worker CPU on PostgreSQL).
         """
         table = LedgerLine.__table__
+        link_condition = table.c.link_id == self.link_id if self.link_id is not None else table.c.link_id.is_(None)
         columns = [table.c.id, table.c.source_id, table.c.dossier_id, *[table.c[name] for name in _LINE_FIELDS]]
         if self.session.get_bind().dialect.name == "postgresql":
-            keys = func.unnest(bindparam("batch_ids", value=source_ids, type_=ARRAY(String))).table_valued(
-                "source_id").render_derived(name="batch")
+            ids = cast(bindparam("batch_ids", type_=String), JSON)
+            keys = func.json_array_elements_text(ids).table_valued("value").render_derived(name="batch")
             # LIMIT 1 (the key is unique) keeps PostgreSQL from pulling the subquery up into a
             # plain join, which it then plans from stale statistics as a scan of the link's lines
-            line = (select(*columns).where(link_condition, table.c.source_id == keys.c.source_id)
+            line = (select(*columns).where(link_condition, table.c.source_id == keys.c.value)
                     .limit(1).lateral("line"))
             return select(*line.c).select_from(keys.join(line, true()))
-        return select(*columns).where(link_condition, table.c.source_id.in_(source_ids))
+        return select(*columns).where(link_condition, table.c.source_id.in_(bindparam("batch_ids", expanding=True)))
 
     # ----------------------------------------------------------------------------------
     # Balances
@@ -676,25 +700,101 @@ def insert_rows(session, table, rows):
 
     On PostgreSQL the rows are streamed with ``COPY ... FROM STDIN`` on the session's own
     connection: measured 3 to 7 times faster than ``executemany`` (psycopg re-parses every
-    multi-row VALUES statement in Python; see ``docs/benchmarks.md``, measure 1). Values are
-    adapted by psycopg (``Decimal``, dates, naive UTC datetimes, text); JSON columns are
-    wrapped in :class:`psycopg.types.json.Json`. Python-side column defaults do not apply,
-    so callers give every column that has no server default. Elsewhere: one Core
-    ``executemany`` insert.
+    multi-row VALUES statement in Python; see ``docs/benchmarks.md``, measure 1). The COPY
+    is binary, with each column's type read from the catalogue (:func:`_copy_types`): psycopg
+    then picks each column's dumper once instead of once per value (half the CPU of a text
+    COPY). Values are adapted by psycopg (``Decimal``, dates, naive UTC datetimes, text);
+    ``json`` columns are sent as their JSON text (``{}`` without a call to the encoder).
+    Python-side column defaults do not apply, so callers give every column that has no
+    server default. Elsewhere: one Core ``executemany`` insert.
     """
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":
+        _insert_rows_sqlite(session, dialect, table, rows)
+        return
+    if dialect.name != "postgresql":
         session.execute(insert(table), rows)
         return
     from psycopg.sql import SQL, Identifier
-    from psycopg.types.json import Json
-    from sqlalchemy import JSON
 
     names = list(rows[0])
-    is_json = [isinstance(table.c[name].type, JSON) for name in names]
+    values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     driver = session.connection().connection.driver_connection
-    statement = SQL("COPY {} ({}) FROM STDIN").format(Identifier(table.name), SQL(", ").join(map(Identifier, names)))
+    types = _copy_types(driver, table.name, names)
+    json_at = [index for index, name in enumerate(names)
+               if isinstance(table.c[name].type, JSON) and (types is None or types[index] == TEXT_OID)]
+    statement = SQL("COPY {} ({}) FROM STDIN{}").format(
+        Identifier(table.name), SQL(", ").join(map(Identifier, names)), SQL(" (FORMAT BINARY)" if types else ""))
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        if types:
+            copy.set_types(types)
         for row in rows:
-            copy.write_row([Json(row[name]) if json else row[name] for name, json in zip(names, is_json)])
+            values = values_of(row)
+            if json_at:
+                values = list(values)
+                for index in json_at:
+                    values[index] = _json_text(values[index])
+            copy.write_row(values)
+
+
+def _insert_rows_sqlite(session, dialect, table, rows):
+    """:func:`insert_rows` on SQLite: one ``executemany`` on the session's own sqlite3
+    connection, each value converted by its column type's own bind processor (so stored
+    exactly as SQLAlchemy stores it), a processor's last answer reused for the same object
+    (a flush's rows share their stamps). Measured: a third of the CPU of a Core insert,
+    whose per-row parameter building was a quarter of a first sync's worker CPU on SQLite."""
+    names = list(rows[0])
+    quote = dialect.identifier_preparer.quote
+    statement = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
+                 f"VALUES ({', '.join('?' * len(names))})")
+    convert = [_RepeatingProcessor(table.c[name].type.bind_processor(dialect)) for name in names]
+    pairs = list(zip(names, convert))
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.executemany(statement, [tuple(process(row[name]) for name, process in pairs) for row in rows])
+    finally:
+        cursor.close()
+
+
+class _RepeatingProcessor:
+    """A column's bind processor (or none) that answers again for the object it was last given."""
+
+    __slots__ = ("processor", "last_in", "last_out")
+
+    def __init__(self, processor):
+        self.processor, self.last_in, self.last_out = processor, self, None
+
+    def __call__(self, value):
+        if self.processor is None or value is None:
+            return value
+        if value is not self.last_in:
+            self.last_in, self.last_out = value, self.processor(value)
+        return self.last_out
+
+
+#: PostgreSQL's ``json`` and ``text`` type oids: a binary COPY sends a ``json`` column as text
+JSON_OID, TEXT_OID = 114, 25
+
+
+def _copy_types(driver, table_name, names):
+    """The type oids of ``names`` in ``table_name`` for a binary COPY (``json`` sent as
+    ``text``, whose binary form is the same bytes; ``jsonb`` stays and psycopg encodes it),
+    or None when a column's type is one psycopg cannot send in binary (a text COPY then)."""
+    found = dict(driver.execute(
+        "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
+        " AND NOT attisdropped", (table_name,)).fetchall())
+    registry = driver.adapters.types
+    types = []
+    for name in names:
+        oid = found.get(name)
+        if oid is None or registry.get(oid) is None:
+            return None
+        types.append(TEXT_OID if oid == JSON_OID else oid)
+    return types
+
+
+def _json_text(value):
+    """``value`` as JSON text for a COPY into a JSON column (most lines' dimensions are empty)."""
+    return "{}" if value == {} else jsonlib.dumps(value)

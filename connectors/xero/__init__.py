@@ -150,17 +150,18 @@ def ledger_lines(journal):
         raise DataError("Xero sent a journal without a JournalID.")
     booking_date = parse_ms_date(journal.get("JournalDate"), "JournalDate")
     created = parse_ms_datetime(journal["CreatedDateUTC"], "CreatedDateUTC") if journal.get("CreatedDateUTC") else None
+    reference, source_type = journal.get("Reference") or "", journal.get("SourceType") or ""
     for line in journal.get("JournalLines") or []:
+        tracking = line.get("TrackingCategories")
         yield LedgerLineRecord(
             source_id=f"{journal_id}:{line.get('JournalLineID')}",
             booking_date=booking_date,
             account=account_number(line),
             amount=parse_amount(line.get("NetAmount"), "NetAmount"),
             description=line.get("Description") or "",
-            reference=journal.get("Reference") or "",
-            journal=journal.get("SourceType") or "",
-            dimensions={t["Name"]: t.get("Option") or ""
-                        for t in line.get("TrackingCategories") or [] if t.get("Name")},
+            reference=reference,
+            journal=source_type,
+            dimensions={t["Name"]: t.get("Option") or "" for t in tracking if t.get("Name")} if tracking else {},
             modified_at=created,
         )
 

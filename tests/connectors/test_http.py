@@ -324,3 +324,25 @@ def test_vendor_error_and_match_fault():
     assert vendor_error("Odoo", ConfigError).message.startswith("Odoo refused the settings")
     transient = vendor_error("Odoo", TransientError, "")
     assert transient.message == "Odoo had a problem on its side. The sync will try again."
+
+
+def test_the_environments_proxy_is_honoured_and_read_once_per_host(monkeypatch, requests_mock):
+    from connectors.http import VendorSession
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.firm.test:3128")
+    monkeypatch.setenv("NO_PROXY", "bypass.example.test")
+    session = VendorSession()
+    looked_up = []
+    real = requests.sessions.get_environ_proxies
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies",
+                        lambda url, no_proxy=None: looked_up.append(url) or real(url, no_proxy=no_proxy))
+    first = session.merge_environment_settings(URL, {}, None, None, None)
+    assert first["proxies"].get("https") == "http://proxy.firm.test:3128"
+    first["proxies"].clear()  # what a caller does with its copy does not reach the next request
+    again = session.merge_environment_settings(URL + "?page=2", {}, None, None, None)
+    assert again["proxies"].get("https") == "http://proxy.firm.test:3128"
+    bypassed = session.merge_environment_settings("https://bypass.example.test/x", {}, None, None, None)
+    assert "https" not in bypassed["proxies"]
+    assert len(looked_up) == 2, "one look-up per scheme and host"
+    explicit = session.merge_environment_settings(URL, {"https": "http://other.test:1"}, None, None, None)
+    assert explicit["proxies"]["https"] == "http://other.test:1"

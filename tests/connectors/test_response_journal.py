@@ -1,9 +1,10 @@
 """The response journal (connectors/response_journal.py) and the HttpClient's parking and replay."""
 import pytest
+import requests
 
 from connectors.base import RateBudget, RateLimited
 from connectors.http import HttpClient
-from connectors.response_journal import ResponseJournal, journaled, kept_headers, request_key
+from connectors.response_journal import ResponseJournal, full_url, holds_credential, journaled, kept_headers, request_key
 
 URL = "https://api.example.test/v1/journals"
 TOKEN_URL = "https://identity.example.test/connect/token"
@@ -29,6 +30,14 @@ def test_the_key_names_method_url_query_and_body_but_never_headers():
     assert request_key("POST", URL, json={"a": 1}) != request_key("POST", URL, json={"a": 2})
     assert request_key("POST", URL, data="<page>1</page>") != request_key("POST", URL, data="<page>2</page>")
     assert len(key) == 64 and "offset" not in key  # a hash: nothing of the request is readable
+
+
+@pytest.mark.parametrize("url, params", [
+    (URL, {"offset": 100, "page": 2}), (URL + "?y=1", {"$filter": "Date ge 2024-01-01 and x eq 'é'", "n": None}),
+    (URL, [("a", 1), ("a", 2)]), (URL, {"l": [1, 2], "b": True}), (URL, "a=1&b=2"), (URL, {"n": None}), (URL, None),
+])
+def test_the_full_url_is_the_one_requests_sends(url, params):
+    assert full_url(url, params) == requests.Request("GET", url, params=params).prepare().url
 
 
 def test_credential_exchanges_are_never_journaled():
@@ -71,6 +80,18 @@ def test_tokens_and_answers_carrying_credentials_are_never_kept(requests_mock):
     assert journal.recorded == 0
     http.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": "rt-secret"})
     assert requests_mock.call_count == 3  # never answered from the journal
+
+
+@pytest.mark.parametrize("body, held", [
+    (b'{"access_token": "x"}', True), (b'{"Access_Token":"x"}', True), (b'{"refreshToken": "x"}', True),
+    (b'{"id_token": "x"}', True), (b"<Password>x</Password>", True), (b"{'ClientSecret': 'x'}", True),
+    (b'{"apiKey": "x"}', True), (b'{"API_KEY": "x"}', True), (b'{"SessionId": "x"}', True),
+    (b'{"session_token": "x"}', True), (b'{"AuthToken": "x"}', True), (b'{"bearer": "x"}', True),
+    (b'{"Journals": [{"Description": "token of appreciation", "AccountCode": "400"}]}', False),
+    (b'{"Keys": ["session", "password reset fee"]}', False), (b"", False),
+])
+def test_only_bodies_naming_a_credential_field_are_refused(body, held):
+    assert holds_credential(body) is held
 
 
 def test_errors_are_not_kept(requests_mock):
