@@ -52,11 +52,14 @@ class RateLimited(ConnectorError):
     category = "rate_limited"
     retry = True
 
-    def __init__(self, message, *, retry_after=60.0, daily=False, detail=None):
+    def __init__(self, message, *, retry_after=60.0, daily=False, detail=None, own_budget=False):
         super().__init__(message, detail=detail)
         self.retry_after = float(retry_after)
         #: the day's budget is spent (defer until it resets)
         self.daily = daily
+        #: raised by Firmsync's own client-side budget before the call was made (its turn in
+        #: the budget), not by the package's answer
+        self.own_budget = own_budget
 
 
 class TransientError(ConnectorError):

@@ -463,7 +463,8 @@ class HttpClient:
                 raise self._endpoint_spent(spent, permit.wait)
             if permit.wait > longest or permit.daily:
                 template = DAILY_MESSAGE if permit.daily else WAIT_MESSAGE
-                error = RateLimited(self._text(template), retry_after=permit.wait, daily=permit.daily)
+                error = RateLimited(self._text(template), retry_after=permit.wait, daily=permit.daily,
+                                    own_budget=True)
                 error.parked = not permit.daily and permit.wait <= self.max_wait
                 raise error
             self.sleep(permit.wait)
@@ -501,7 +502,7 @@ class HttpClient:
         what = budget.label or f"call {budget.name or 'this endpoint'}"
         error = RateLimited(self._text(ENDPOINT_MESSAGE, allowance=allowance, what=what,
                                        when=resume_at.strftime("%Y-%m-%d %H:%M UTC")),
-                            retry_after=wait, daily=True)
+                            retry_after=wait, daily=True, own_budget=True)
         error.resume_at = resume_at
         error.budget = budget.name
         return error

@@ -108,6 +108,10 @@ class Outcome:
     waiting_for: str | None = None
     #: a parked attempt that fetched (and kept) new answers: not a fruitless deferral
     progressed: bool = False
+    #: a deferral that only waits its turn in Firmsync's own budget of a minute (or so): other
+    #: runs of the same organisation or connection spent it, which is queueing, not a failure
+    #: of this run; never counted against ``SYNC_MAX_DEFERRALS`` (a day's budget is)
+    waiting_turn: bool = False
 
 
 def run(run_id):
@@ -223,6 +227,7 @@ def _run_locked(run_id, lock):
         outcome = _classify(run_id, exc, attempt)
         if isinstance(exc, RateLimited):
             outcome = _parked(run_id, outcome, http_holder)
+            outcome = dataclasses.replace(outcome, waiting_turn=getattr(exc, "own_budget", False) and not exc.daily)
         if isinstance(exc, RateLimited) and exc.daily:
             outcome = _with_day_usage(outcome, http_holder.get("http"))
         _keep_diagnostic_quietly(run_id, http_holder, outcome)  # before the outcome: a finished run has it
@@ -469,7 +474,10 @@ def _write_outcome(run_id, outcome, api_calls):
     if outcome.retry_in is not None:
         sync_run.resume_at = now + timedelta(seconds=outcome.retry_in)
         if outcome.category == "rate_limited":
-            sync_run.deferrals = 0 if outcome.progressed else (sync_run.deferrals or 0) + 1
+            if outcome.progressed:
+                sync_run.deferrals = 0
+            elif not outcome.waiting_turn:
+                sync_run.deferrals = (sync_run.deferrals or 0) + 1
         else:
             sync_run.attempt = (sync_run.attempt or 1) + 1
         when = sync_run.resume_at.strftime("%H:%M UTC")
@@ -501,7 +509,8 @@ def _resolved(sync_run, outcome):
         else:
             message = f"{final_message(outcome.message)} {GAVE_UP.format(tries=attempt)}".strip()
         return dataclasses.replace(outcome, status=RunStatus.FAILED, message=message, retry_in=None, backoff=False)
-    if outcome.category == "rate_limited" and outcome.retry_in is not None and not outcome.progressed:
+    if (outcome.category == "rate_limited" and outcome.retry_in is not None and not outcome.progressed
+            and not outcome.waiting_turn):
         cap = int(_setting("SYNC_MAX_DEFERRALS", DEFAULT_MAX_DEFERRALS))
         if (sync_run.deferrals or 0) >= cap:
             package = sync_run.link.connection.name if sync_run.link is not None else "the package"

@@ -129,3 +129,11 @@ def test_audit_files_are_read_whole_and_compared_with_a_parse_only_floor(reports
         assert f["lines"] >= 3_000 and f["floor_units"] >= 3_000, label
         assert f["lines_per_second"] > 0 and f["floor_lines_per_second"] > 0
         assert 0 < f["peak_rss_mb"] < 100  # the reading process's own peak (VmHWM), not the harness's
+
+
+def test_the_copy_cost_experiment_runs_its_four_tables():
+    from benchmarks.copy_costs import measure
+
+    results = measure(300)
+    assert list(results) == ["foreign keys and indexes", "indexes only", "foreign keys only", "neither"]
+    assert all(cpu >= 0 and wall > 0 for cpu, wall in results.values())

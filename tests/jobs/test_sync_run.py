@@ -311,6 +311,27 @@ def test_a_final_transient_failure_never_promises_another_try(app, db, scripted,
     assert "stopped" in final.message
 
 
+def test_waiting_for_a_turn_in_our_own_minute_budget_is_never_capped(app, db, scripted, linked_dossier):
+    """Other runs of the organisation spent the minute's budget: queueing, not a failure (a day's
+    budget still counts: the next test's cap applies to it)."""
+    app.config["SYNC_MAX_DEFERRALS"] = 2
+    dossier = linked_dossier()
+    scripted.fail_at = ("ledger_lines", 5, RateLimited("Firmsync is waiting for Scripted Books's API budget.",
+                                                       retry_after=40, own_budget=True))
+    queued = request_sync(dossier.id, Trigger.MANUAL)
+    for _ in range(4):
+        run(queued.id)
+        current = fresh(db, SyncRun, queued.id)
+        assert current.status == RunStatus.DEFERRED and current.deferrals == 0
+    scripted.fail_at = ("ledger_lines", 5, RateLimited("Scripted Books's budget for today is used up.",
+                                                       retry_after=3600, daily=True, own_budget=True))
+    for expected in (1, 2):
+        run(queued.id)
+        assert fresh(db, SyncRun, queued.id).deferrals == expected
+    run(queued.id)
+    assert fresh(db, SyncRun, queued.id).status == RunStatus.FAILED
+
+
 def test_rate_limited_deferrals_are_capped(app, db, scripted, linked_dossier):
     app.config["SYNC_MAX_DEFERRALS"] = 2
     dossier = linked_dossier()
