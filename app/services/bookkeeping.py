@@ -749,7 +749,7 @@ def _insert_rows_sqlite(session, dialect, table, rows):
     quote = dialect.identifier_preparer.quote
     statement = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
                  f"VALUES ({', '.join('?' * len(names))})")
-    convert = [_RepeatingProcessor(table.c[name].type.bind_processor(dialect)) for name in names]
+    convert = [_RepeatingProcessor(table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
     pairs = list(zip(names, convert))
     cursor = session.connection().connection.driver_connection.cursor()
     try:
@@ -767,7 +767,7 @@ class _RepeatingProcessor:
         self.processor, self.last_in, self.last_out = processor, self, None
 
     def __call__(self, value):
-        if self.processor is None or value is None:
+        if self.processor is None:  # None goes through the processor too (a JSON column stores ``null``)
             return value
         if value is not self.last_in:
             self.last_in, self.last_out = value, self.processor(value)

@@ -352,3 +352,32 @@ def test_without_the_option_lines_leave_balances_alone(db, dossier, connection, 
     write_records(db.session, link.id, [line("L1", date(2024, 1, 5), "400000", "121.00")])
     db.session.commit()
     assert balances_by_period(db, dossier.id, "400000") == {}
+
+
+@pytest.mark.parametrize("extra", [
+    {"description": "Tab\there, new\nline, back\\slash, quote ' \" and é", "dimensions": {"projet": "Été \t\\"},
+     "modified_at": datetime(2024, 1, 5, 10, 0), "amount": D("-1234567.89")},
+    {"description": "", "dimensions": {}, "modified_at": datetime(2024, 1, 5, 10, 0, 0, 123456), "amount": D("0.00")},
+    {"description": "", "dimensions": None, "modified_at": None, "amount": D("0.01")},
+])
+def test_bulk_inserted_rows_are_stored_as_a_core_insert_stores_them(db, dossier, connection, make_link, extra):
+    """insert_rows (COPY on PostgreSQL, raw executemany on SQLite) against SQLAlchemy's own insert."""
+    from sqlalchemy import insert, text
+
+    from app.services.bookkeeping import insert_rows
+
+    link = make_link(dossier, connection)
+    write_records(db.session, link.id, package_2024())
+    model = db.session.execute(select(LedgerLine).where(LedgerLine.source_id == "L1")).scalar_one()
+    base = {"dossier_id": dossier.id, "link_id": link.id, "account_id": model.account_id, "period_id": model.period_id,
+            "booking_date": date(2024, 1, 5), "reference": "R", "journal": "J",
+            "updated_at": datetime(2024, 2, 1, 8, 30, 15, 500), **extra}
+    insert_rows(db.session, LedgerLine.__table__, [{**base, "source_id": "bulk"}])
+    db.session.execute(insert(LedgerLine.__table__), [{**base, "source_id": "core"}])
+    columns = "booking_date, amount, description, reference, journal, dimensions, modified_at, updated_at"
+    stored = {source_id: row for source_id, *row in db.session.execute(
+        text(f"SELECT source_id, {columns} FROM ledger_line WHERE source_id IN ('bulk', 'core')"))}
+    assert stored["bulk"] == stored["core"]
+    line = db.session.execute(select(LedgerLine).where(LedgerLine.source_id == "bulk")).scalar_one()
+    assert (line.description, line.amount, line.modified_at) == (extra["description"], extra["amount"],
+                                                                 extra["modified_at"])
