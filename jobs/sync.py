@@ -227,7 +227,7 @@ def _run_locked(run_id, lock):
         outcome = _classify(run_id, exc, attempt)
         if isinstance(exc, RateLimited):
             outcome = _parked(run_id, outcome, http_holder)
-            outcome = dataclasses.replace(outcome, waiting_turn=getattr(exc, "own_budget", False) and not exc.daily)
+            outcome = dataclasses.replace(outcome, waiting_turn=exc.own_budget and not exc.daily)
         if isinstance(exc, RateLimited) and exc.daily:
             outcome = _with_day_usage(outcome, http_holder.get("http"))
         _keep_diagnostic_quietly(run_id, http_holder, outcome)  # before the outcome: a finished run has it

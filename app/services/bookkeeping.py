@@ -721,8 +721,9 @@ def insert_rows(session, table, rows):
 
     names = list(rows[0])
     values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    driver = session.connection().connection.driver_connection
-    types = _copy_types(driver, table.name, names)
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    types = _copy_types(connection, table.name, names)
     json_at = [index for index, name in enumerate(names)
                if isinstance(table.c[name].type, JSON) and (types is None or types[index] == TEXT_OID)]
     statement = SQL("COPY {} ({}) FROM STDIN{}").format(
@@ -778,14 +779,18 @@ class _RepeatingProcessor:
 JSON_OID, TEXT_OID = 114, 25
 
 
-def _copy_types(driver, table_name, names):
+def _copy_types(connection, table_name, names):
     """The type oids of ``names`` in ``table_name`` for a binary COPY (``json`` sent as
     ``text``, whose binary form is the same bytes; ``jsonb`` stays and psycopg encodes it),
-    or None when a column's type is one psycopg cannot send in binary (a text COPY then)."""
-    found = dict(driver.execute(
-        "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
-        " AND NOT attisdropped", (table_name,)).fetchall())
-    registry = driver.adapters.types
+    or None when a column's type is one psycopg cannot send in binary (a text COPY then).
+    The catalogue is read once per table and database connection (kept in its ``info``)."""
+    known = connection.info.setdefault("copy_column_types", {})
+    if table_name not in known:
+        known[table_name] = dict(connection.connection.driver_connection.execute(
+            "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
+            " AND NOT attisdropped", (table_name,)).fetchall())
+    found = known[table_name]
+    registry = connection.connection.driver_connection.adapters.types
     types = []
     for name in names:
         oid = found.get(name)
