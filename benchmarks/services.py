@@ -119,9 +119,12 @@ class SandboxProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        self.companies_file = tempfile.NamedTemporaryFile("w", prefix="firmsync-sandbox-", suffix=".json")
+        json.dump(self.companies, self.companies_file)
+        self.companies_file.flush()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.sandbox_process", "--port", str(self.port),
-             "--companies", json.dumps(self.companies), "--budgets", json.dumps(self.budgets)],
+             "--companies", self.companies_file.name, "--budgets", json.dumps(self.budgets)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         wait_for_port(self.port, timeout=120)
         return self
@@ -142,6 +145,7 @@ class SandboxProcess:
 
     def __exit__(self, *exc):
         stop_process(self.proc)
+        self.companies_file.close()
 
 
 def stop_process(proc, grace=10):

@@ -1,15 +1,15 @@
-"""``make soak`` (``python -m benchmarks.soak``): one night of the production topology on this machine.
+"""``make soak`` (``python -m benchmarks.soak``): two nights of the production topology on this machine.
 
 gunicorn with ``--web-workers`` processes, ``--workers`` RQ workers (with the scheduler),
 PostgreSQL, Redis and the sandbox, all as separate processes started here with production
 settings. ``--files`` Xero files (``--connections`` grants of the firm's app, real OAuth
-consent) go through one night (``jobs.nightly.fan_out``, as the cron fires it) while
-``--users`` simulated people log in through the form and browse the dashboard, the Files list
-and file pages. The vendor budgets stay as the packages declare them.
+consent) go through two nights (``jobs.nightly.fan_out``, as the cron fires it: their first
+sync, then an ordinary night) while ``--users`` simulated people log in through the form and
+browse the dashboard, the Files list and file pages. The vendor budgets stay as the packages declare them.
 
-Reported in ``--out`` (default ``docs/soak.md``): p95 of each page during the night, runs
-succeeded, the 429s the sandbox answered, the memory (RSS) of every process at the start and
-at the end of the night, and a check that nothing was lost (every file holds the ledger lines
+Reported in ``--out`` (default ``docs/soak.md``): p95 of each page during each night, runs
+succeeded, the 429s the sandbox answered, the memory (RSS) of every process before the first
+night and after each, and a check that nothing was lost (every file holds the ledger lines
 its company has). Not part of ``make test``: it takes minutes and the whole machine.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ from benchmarks.world import XERO_CLIENT, Bench, connect_xero, xero_config
 
 PASSWORD = "soak-password-123"
 PAGES = ("dashboard", "files list", "file page")
+NIGHTS = ("first night", "second night")
 
 
 def parse(argv):
@@ -44,6 +45,8 @@ def parse(argv):
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--lines", type=int, default=120, help="ledger lines of each company")
     parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--think", type=float, default=2.0,
+                        help="mean seconds a person reads a page before the next (uniform, 0 to twice this)")
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--deadline", type=int, default=3600, help="seconds before the night is called unfinished")
@@ -145,9 +148,9 @@ def memory(procs):
 class Browser(threading.Thread):
     """One person: logs in through the form, then opens pages until told to stop."""
 
-    def __init__(self, base, email, dossier_ids, stop):
+    def __init__(self, base, email, dossier_ids, stop, think):
         super().__init__(daemon=True)
-        self.base, self.email, self.dossier_ids, self.stop = base, email, dossier_ids, stop
+        self.base, self.email, self.dossier_ids, self.stop, self.think = base, email, dossier_ids, stop, think
         self.timings = {page: [] for page in PAGES}
         self.failures = []
 
@@ -174,6 +177,7 @@ class Browser(threading.Thread):
                 self.timings[label].append((time.perf_counter() - started) * 1000)
                 if response.status_code != 200:
                     self.failures.append(f"{url} answered {response.status_code}")
+                self.stop.wait(rng.uniform(0, 2 * self.think))  # reading the page
 
 
 def stop_processes(procs):
@@ -226,40 +230,62 @@ def outcome(run_ids, dossier_ids, lines):
 
 
 def write(path, args, figures):
-    rows = "\n".join(f"| {page} | {len(figures['timings'][page])} | {figures['p50'][page]} | {figures['p95'][page]} |"
-                     for page in PAGES)
-    memory_rows = "\n".join(f"| {label} | {figures['memory_start'].get(label)} | {figures['memory_end'].get(label)} |"
-                            for label in sorted(set(figures["memory_start"]) | set(figures["memory_end"])))
-    text = f"""# Soak: one night of the production topology
+    nights = figures["nights"]
+    header = " | ".join(n["label"] for n in nights)
+    line = "|---" * (len(nights) + 1) + "|"
+
+    def row(title, key, show=lambda v: v):
+        return f"| {title} | " + " | ".join(str(show(n[key])) for n in nights) + " |"
+
+    figure_rows = "\n".join([
+        row("runs queued by the nightly fan-out", "runs"),
+        row("night finished in (s)", "night_seconds"),
+        row("run outcomes", "statuses"),
+        row("other outcomes", "messages", lambda v: v or "none"),
+        row("files whose ledger is not complete", "wrong", len),
+        row("429 answered by the sandbox", "sandbox_429"),
+        row("API calls", "api_calls"),
+        row("page errors seen by the people browsing", "page_failures", lambda v: v or "none")])
+    page_rows = "\n".join(
+        f"| {page} | " + " | ".join(f"{len(n['timings'][page])} / {n['p50'][page]} / {n['p95'][page]}" for n in nights)
+        + " |" for page in PAGES)
+    labels = sorted(set(figures["memory_start"]).union(*(n["memory"] for n in nights)))
+    memory_rows = "\n".join(f"| {label} | {figures['memory_start'].get(label)} | "
+                             + " | ".join(str(n["memory"].get(label)) for n in nights) + " |" for label in labels)
+    growth = [n["memory"].get(label, 0) - nights[0]["memory"].get(label, 0)
+              for label in labels for n in nights[1:] if nights[0]["memory"].get(label) and n["memory"].get(label)]
+    text = f"""# Soak: the production topology through two nights
 
 Written by `make soak` (`python -m benchmarks.soak`) on {figures['date']}. Machine: {os.cpu_count()} CPUs.
 Topology: gunicorn with {args.web_workers} workers, {args.workers} RQ workers with the scheduler, PostgreSQL,
 Redis and the sandbox, each its own process, production settings. {args.files} Xero files on
 {args.connections} grants, {args.lines} ledger lines each, vendor budgets as declared; {args.users} people
-browse the console during the night.
+log in and browse the console during each night: the dashboard, the Files list and a file page,
+again and again, each person reading a page {args.think} s on average (uniformly 0 to
+{2 * args.think} s; `--think 0` makes them robots that ask for the next page at once).
 
-| figure | value |
-|---|---|
-| runs queued by the nightly fan-out | {figures['runs']} |
-| night finished in | {figures['night_seconds']} s |
-| run outcomes | {figures['statuses']} |
-| other outcomes | {figures['messages'] or 'none'} |
-| files whose ledger is not complete | {len(figures['wrong'])} |
-| 429 answered by the sandbox | {figures['sandbox_429']} |
-| API calls | {figures['api_calls']} |
-| page errors seen by the people browsing | {figures['page_failures'] or 'none'} |
+The first night is the files' first sync (every file is new: first syncs are backfills, released
+`SYNC_BACKFILL_JOBS_PER_FIRM` at a time per firm); the second night is an ordinary night, the
+files already in sync. Memory is read from every long-lived process before the first night and
+after each; growth is judged between the two nights (the first night warms the processes up).
 
-## Pages during the night
+| figure | {header} |
+{line}
+{figure_rows}
 
-| page | requests | p50 ms | p95 ms |
-|---|---|---|---|
-{rows}
+## Pages during the nights (requests / p50 ms / p95 ms)
 
-## Memory (RSS, MB) at the start and at the end of the night
+| page | {header} |
+{line}
+{page_rows}
 
-| process | start | end |
-|---|---|---|
+## Memory (RSS, MB)
+
+| process | before | after {" | after ".join(n["label"] for n in nights)} |
+{line}---|
 {memory_rows}
+
+Largest change of one process between the nights: {max(growth, key=abs, default=0):+.1f} MB.
 """
     Path(path).write_text(text)
 
@@ -292,38 +318,45 @@ def main(argv=None):
         wait_for_port(port, timeout=60)
         base = f"http://127.0.0.1:{port}"
         requests.get(base + "/login", timeout=60).raise_for_status()
-        stop = threading.Event()
-        browsers = [Browser(base, email, dossier_ids, stop) for email in emails]
         memory_start = memory(procs)
-        for browser in browsers:
-            browser.start()
-        with bench.app.app_context():
-            from jobs.nightly import fan_out
-
-            calls_before = sandbox.stats()["total_calls"]
-            tonight = datetime.utcnow().replace(hour=2, minute=1, second=0, microsecond=0) + timedelta(days=1)
-            say("firing the night")
-            run_ids = fan_out(now=tonight)
-            seconds = night(bench, run_ids, args.deadline)
-            stop.set()
+        nights = []
+        for number, label in enumerate(NIGHTS):
+            stop = threading.Event()
+            browsers = [Browser(base, email, dossier_ids, stop, args.think) for email in emails]
             for browser in browsers:
-                browser.join(120)
-            memory_end = memory(procs)
-            statuses, messages, wrong = outcome(run_ids, dossier_ids, args.lines)
-        stats = sandbox.stats()
-        timings = {page: [t for b in browsers for t in b.timings[page]] for page in PAGES}
-        failures = [f for b in browsers for f in b.failures]
-        figures = {"date": datetime.utcnow().strftime("%Y-%m-%d"), "runs": len(run_ids),
-                   "night_seconds": round(seconds, 1) if seconds else f"unfinished after {args.deadline}",
-                   "statuses": statuses, "messages": messages, "wrong": wrong, "timings": timings,
-                   "p50": {p: round(statistics.median(v), 1) if v else None for p, v in timings.items()},
-                   "p95": {p: p95(v) for p, v in timings.items()},
-                   "sandbox_429": stats["rejected"].get("xero", 0), "api_calls": stats["total_calls"] - calls_before,
-                   "page_failures": dict(Counter(failures)),
-                   "memory_start": memory_start, "memory_end": memory_end}
+                browser.start()
+            with bench.app.app_context():
+                from jobs.nightly import fan_out
+
+                calls_before = sandbox.stats()["total_calls"]
+                rejected_before = sandbox.stats()["rejected"].get("xero", 0)
+                tonight = (datetime.utcnow().replace(hour=2, minute=1, second=0, microsecond=0)
+                           + timedelta(days=1 + number))
+                say(f"firing the {label}")
+                run_ids = fan_out(now=tonight)
+                seconds = night(bench, run_ids, args.deadline)
+                stop.set()
+                for browser in browsers:
+                    browser.join(120)
+                statuses, messages, wrong = outcome(run_ids, dossier_ids, args.lines)
+            stats = sandbox.stats()
+            timings = {page: [t for b in browsers for t in b.timings[page]] for page in PAGES}
+            nights.append({
+                "label": label, "runs": len(run_ids),
+                "night_seconds": round(seconds, 1) if seconds else f"unfinished after {args.deadline}",
+                "finished": bool(seconds), "statuses": statuses, "messages": messages, "wrong": wrong,
+                "timings": timings,
+                "p50": {p: round(statistics.median(v), 1) if v else None for p, v in timings.items()},
+                "p95": {p: p95(v) for p, v in timings.items()},
+                "sandbox_429": stats["rejected"].get("xero", 0) - rejected_before,
+                "api_calls": stats["total_calls"] - calls_before,
+                "page_failures": dict(Counter(f for b in browsers for f in b.failures)),
+                "memory": memory(procs)})
+        figures = {"date": datetime.utcnow().strftime("%Y-%m-%d"), "memory_start": memory_start, "nights": nights}
         write(args.out, args, figures)
         say(f"written to {args.out}")
-        return 0 if seconds and not wrong and not failures and statuses.get("succeeded") == len(run_ids) else 1
+        return 0 if all(n["finished"] and not n["wrong"] and not n["page_failures"]
+                        and n["statuses"].get("succeeded") == n["runs"] for n in nights) else 1
 
 
 if __name__ == "__main__":

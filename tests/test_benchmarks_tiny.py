@@ -62,6 +62,7 @@ def test_resync_changes_nothing_and_memory_and_fan_out_are_counted(reports):
     assert fan_out["nightly_runs"] == fan_out["nightly_rows"] == 200
     assert fan_out["bulk_runs"] == 50 and fan_out["bulk_skipped"] == 0
     assert fan_out["nightly_refire_runs"] == 0  # the next cron fire of the same night queues nothing
+    assert data["measures"]["5"]["figures"]["PostgreSQL, first night after the import"]["runs"] == 200
     assert 0 < fan_out["nightly_enqueue_seconds"] < fan_out["nightly_seconds"]
     assert fan_out["nightly_database_seconds"] == pytest.approx(
         fan_out["nightly_seconds"] - fan_out["nightly_enqueue_seconds"])
