@@ -10,7 +10,8 @@ days) resumes where it stopped.
 * :func:`request_key` names a request: method, URL with its query string and a hash of its
   body. Never a header (the credentials travel there), and only the hash of it is kept.
 * :func:`journaled` tells which requests may be kept: never a token request, a login or a
-  session request, never an answer that carries a credential.
+  session request; :func:`without_credentials` what of an answer may be kept: a credential
+  it names is blanked (a JSON string in the answer to a GET) or the answer is not kept.
 * :class:`ResponseJournal` keeps the answers (status, the headers that hold no credential,
   the body compressed) in a spill file, with only a small index in memory, and hands out each
   recorded answer once per attempt (a request asked twice is asked live the second time).
@@ -41,9 +42,13 @@ SPILL_AFTER_BYTES = 4 * 1024 * 1024
 #: a URL path naming a credential exchange: its answer is never kept
 CREDENTIAL_PATH = re.compile(r"(?i)(token|oauth|login|logon|signin|sign-in|authenticat|authori[sz]|session)")
 #: a body field that carries a credential (JSON key, form field or XML element): such an answer is never kept
-CREDENTIAL_FIELD = re.compile(
-    rb"(?i)[\"'<:]\s*(access_?token|refresh_?token|id_?token|bearer|client_?secret|password|api_?key|"
-    rb"session_?(id|token|key)|auth_?token)\s*[\"'>]")
+CREDENTIAL_NAMES = (rb"(?:access_?token|refresh_?token|id_?token|bearer|client_?secret|password|api_?key|"
+                    rb"session_?(?:id|token|key)|auth_?token)")
+CREDENTIAL_FIELD = re.compile(rb"(?i)[\"'<:]\s*" + CREDENTIAL_NAMES + rb"\s*[\"'>]")
+#: a credential-named JSON key with a string value: in an answer to a GET (a read, never a sign-in)
+#: the value is blanked in the kept copy rather than the answer refused (Xero's Organisation
+#: carries an ``APIKey``; refusing it made every resume of a parked run ask for it again)
+CREDENTIAL_JSON_STRING = re.compile(rb'(?i)("' + CREDENTIAL_NAMES + rb'"\s*:\s*)"(?:[^"\\]|\\.)*"')
 #: a word every :data:`CREDENTIAL_FIELD` match contains (lower case): a body without any
 #: skips the regex, which costs about 20 times more on a page of journals
 CREDENTIAL_WORDS = (b"token", b"bearer", b"secret", b"password", b"key", b"session")
@@ -124,6 +129,19 @@ def kept_headers(headers):
             and "cookie" not in name.lower() and "session" not in name.lower()}
 
 
+def without_credentials(method, body):
+    """``body`` as it may be kept: as is when it names no credential field; for a GET, with the
+    value of every credential-named JSON string field blanked (``""``); None (not to be kept)
+    when a credential is named any other way (XML, a form, a value that is not a string, an
+    answer to a POST)."""
+    if not holds_credential(body):
+        return body
+    if method.upper() != "GET":
+        return None
+    blanked, count = CREDENTIAL_JSON_STRING.subn(rb'\1""', body)
+    return blanked if count == len(CREDENTIAL_FIELD.findall(body)) else None
+
+
 def holds_credential(body):
     """Whether an answer's body names a credential field (a token, a password, a session id)."""
     if not body:
@@ -165,10 +183,11 @@ class ResponseJournal:
         return _response(method, url, entry, body)
 
     def record(self, key, response):
-        """Keep a successful live answer (not one whose body names a credential). Returns
-        whether it was kept."""
-        body = response.content or b""
-        if holds_credential(body):
+        """Keep a successful live answer, its credentials blanked or, where they cannot be,
+        not at all (:func:`without_credentials`). Returns whether it was kept."""
+        body = without_credentials(response.request.method if response.request is not None else "POST",
+                                   response.content or b"")
+        if body is None:
             return False
         self._add(key, int(response.status_code), kept_headers(response.headers),
                   zlib.compress(body, COMPRESSION_LEVEL), new=True)

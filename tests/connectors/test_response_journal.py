@@ -1,4 +1,6 @@
 """The response journal (connectors/response_journal.py) and the HttpClient's parking and replay."""
+import zlib
+
 import pytest
 import requests
 
@@ -72,14 +74,40 @@ def test_a_resumed_attempt_is_answered_from_the_journal_without_calls_then_conti
 
 def test_tokens_and_answers_carrying_credentials_are_never_kept(requests_mock):
     requests_mock.post(TOKEN_URL, json={"access_token": "at-1", "expires_in": 1800})
-    requests_mock.get(URL, json={"sessionId": "abc", "rows": []})
+    requests_mock.post(URL, json={"sessionId": "abc", "rows": []})
+    requests_mock.get(URL, text='<Login><Password>pw-1</Password></Login>')
     journal = ResponseJournal()
     http = client(journal)
     http.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": "rt-secret"})
-    http.get(URL, headers={"Authorization": "Bearer at-1"})
+    http.post(URL, json={"method": "list"}, headers={"Authorization": "Bearer at-1"})
+    http.get(URL)
     assert journal.recorded == 0
     http.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": "rt-secret"})
-    assert requests_mock.call_count == 3  # never answered from the journal
+    assert requests_mock.call_count == 4  # never answered from the journal
+
+
+def test_a_read_naming_a_credential_is_kept_with_the_credential_blanked(requests_mock):
+    # Xero's Organisation carries an APIKey: refusing it made every resume ask for it again
+    body = b'{"Organisations": [{"Name": "Demo \\"Ltd\\"", "APIKey": "K3Y\\"S3CR3T", "session_id": "s-1", "BaseCurrency": "GBP"}]}'
+    requests_mock.get(URL, content=body, headers={"Content-Type": "application/json"})
+    journal = ResponseJournal()
+    client(journal).get(URL)
+    assert journal.recorded == 1
+    stored = [zlib.decompress(answer.body) for answer in journal.new_answers()]
+    assert b"S3CR3T" not in stored[0] and b"s-1" not in stored[0]
+    http = client(resumed(journal))
+    organisation = http.get(URL).json()["Organisations"][0]
+    assert organisation == {"Name": 'Demo "Ltd"', "APIKey": "", "session_id": "", "BaseCurrency": "GBP"}
+    assert requests_mock.call_count == 1 and http.api_calls == 0
+
+
+@pytest.mark.parametrize("body", [b'{"apiKey": null, "rows": []}', b'{"rows": [], "password": 12345}',
+                                  b'{"Type": "password", "Value": "x"}'])
+def test_a_read_whose_credential_cannot_be_blanked_is_not_kept(requests_mock, body):
+    requests_mock.get(URL, content=body)
+    journal = ResponseJournal()
+    client(journal).get(URL)
+    assert journal.recorded == 0
 
 
 @pytest.mark.parametrize("body, held", [
