@@ -154,3 +154,45 @@ def test_short_waits_are_slept_not_raised(redis_db, requests_mock):
     client.get("https://api.example.test/x")
     assert requests_mock.call_count == 2
     assert slept and all(0 < s <= 1 for s in slept)
+
+
+def test_waiters_get_turns_one_slot_apart(redis_db):
+    limiter = RateLimiter(redis_db)
+    budget = RateBudget(per_minute=2, window_seconds=60)
+    assert limiter.acquire("pkg", "t", budget).granted and limiter.acquire("pkg", "t", budget).granted
+    everyone = limiter.acquire("pkg", "t", budget).wait  # what a full budget tells every waiter
+    turns = [limiter.reserve("pkg", [("t", budget)], f"run-{n}") for n in range(5)]
+    assert turns[0] == pytest.approx(everyone, abs=1) and turns[1] == pytest.approx(everyone, abs=1)
+    assert turns[2] == pytest.approx(everyone + 60, abs=1) and turns[3] == pytest.approx(everyone + 60, abs=1)
+    assert turns[4] == pytest.approx(everyone + 120, abs=1)
+    # asking again moves a waiter's promise, it does not queue it twice
+    assert limiter.reserve("pkg", [("t", budget)], "run-4") == pytest.approx(turns[4], abs=1)
+    assert limiter.reserve("pkg", [("t", budget)], "run-5") == pytest.approx(everyone + 120, abs=1)
+
+
+def test_a_budget_with_room_gives_a_turn_now_and_promises_nothing(redis_db):
+    limiter = RateLimiter(redis_db)
+    budget = RateBudget(per_minute=2, window_seconds=60)
+    assert limiter.acquire("pkg", "t", budget).granted
+    assert limiter.reserve("pkg", [("t", budget)], "first") == 0
+    assert not redis_db.exists("firmsync:rate:pkg:t:promised")
+    assert limiter.acquire("pkg", "t", budget).granted
+    assert limiter.reserve("pkg", [("t", budget)], "second") == pytest.approx(60, abs=1)
+
+
+def test_a_turn_is_the_latest_of_the_full_budgets_and_promised_only_in_those(redis_db):
+    limiter = RateLimiter(redis_db)
+    tenant, connection = RateBudget(per_minute=1, window_seconds=60), RateBudget(per_minute=2, window_seconds=60)
+    first, second = [("t1", tenant), ("c1", connection)], [("t2", tenant), ("c1", connection)]
+    assert limiter.acquire_all("pkg", first).granted
+    # the tenant's budget is full, the connection's has room: only the tenant's is a queue
+    assert limiter.reserve("pkg", first, "a") == pytest.approx(60, abs=1)
+    assert limiter.reserve("pkg", first, "b") == pytest.approx(120, abs=1)
+    assert redis_db.zcard("firmsync:rate:pkg:t1:promised") == 2
+    assert not redis_db.exists("firmsync:rate:pkg:c1:promised")
+    # another tenant on the same connection is not queued behind them
+    assert limiter.acquire_all("pkg", second).granted
+    # now the connection is full too: the later of the two budgets' turns, promised in both
+    assert limiter.reserve("pkg", [("t3", tenant), ("c1", connection)], "c") == pytest.approx(60, abs=1)
+    assert limiter.reserve("pkg", first, "d") == pytest.approx(180, abs=1)
+    assert redis_db.zcard("firmsync:rate:pkg:c1:promised") == 2
