@@ -461,16 +461,13 @@ class HttpClient:
             spent = self._spent_endpoint_budget(budgets) if permit.wait > self.max_wait or permit.daily else None
             if spent is not None:
                 raise self._endpoint_spent(spent, permit.wait)
-            wait = permit.wait
-            if self.park_after is not None and self.limiter.holder and not (permit.daily or permit.concurrency):
-                # a turn of its own behind the runs already waiting, not the same moment as all of them
-                wait = max(wait, self.limiter.reserve(self.budget_key[0], budgets, self.limiter.holder))
-            if wait > longest or permit.daily:
+            if permit.wait > longest or permit.daily:
                 template = DAILY_MESSAGE if permit.daily else WAIT_MESSAGE
-                error = RateLimited(self._text(template), retry_after=wait, daily=permit.daily, own_budget=True)
-                error.parked = not permit.daily and wait <= self.max_wait
+                error = RateLimited(self._text(template), retry_after=permit.wait, daily=permit.daily,
+                                    own_budget=True)
+                error.parked = not permit.daily and permit.wait <= self.max_wait
                 raise error
-            self.sleep(wait)
+            self.sleep(permit.wait)
 
     def daily_usage(self):
         """``(calls counted today, calls allowed a day)`` of the first budget with a daily count

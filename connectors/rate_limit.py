@@ -32,9 +32,6 @@ from datetime import datetime, timezone
 
 #: how long a caller should wait before asking again when only the concurrency cap is full
 CONCURRENCY_POLL_SECONDS = 0.05
-#: how long a promised turn (:meth:`RateLimiter.reserve`) still counts once due: its parked
-#: run is on its way back (the scheduler's poll, a free worker)
-PROMISE_GRACE_SECONDS = 2.0
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -149,47 +146,6 @@ redis.call('DEL', KEYS[1])
 return freed
 """
 
-#: a turn of one's own: KEYS per budget (window log, promised turns), ARGV[1] the member
-#: (the waiting holder), ARGV[2] how long a due turn still counts (ms: its run is on its way),
-#: then per budget its window (ms) and calls per window. The waiter's position is the number
-#: of turns promised and not yet due; its turn is when that many more window slots will have
-#: freed (the window's entries, and the free slots counted as taken now, each coming round
-#: again a window later). The latest turn over the budgets is promised in each budget that has
-#: no slot for the waiter now: a budget with room is no queue (promising there too would count
-#: runs queued on another budget, for later turns, as if they took its next slots).
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local member, grace_ms = ARGV[1], tonumber(ARGV[2])
-local count = math.floor(#KEYS / 2)
-local turn, queued = now, {}
-for i = 0, count - 1 do
-  local window_key, promised_key = KEYS[i*2+1], KEYS[i*2+2]
-  local window_ms, per_window = tonumber(ARGV[i*2+3]), tonumber(ARGV[i*2+4])
-  if per_window > 0 then
-    redis.call('ZREMRANGEBYSCORE', window_key, '-inf', now - window_ms)
-    redis.call('ZREMRANGEBYSCORE', promised_key, '-inf', now - grace_ms)
-    redis.call('ZREM', promised_key, member)
-    local position = redis.call('ZCARD', promised_key)
-    local logged = redis.call('ZRANGE', window_key, 0, per_window - 1, 'WITHSCORES')
-    local slots = {}
-    for j = 2, #logged, 2 do slots[#slots + 1] = tonumber(logged[j]) end
-    while #slots < per_window do slots[#slots + 1] = now end
-    local used = #logged / 2
-    if position >= per_window - used then
-      local k = position - (per_window - used)
-      turn = math.max(turn, slots[(k % per_window) + 1] + window_ms * (math.floor(k / per_window) + 1))
-      queued[#queued + 1] = i
-    end
-  end
-end
-for _, i in ipairs(queued) do
-  redis.call('ZADD', KEYS[i*2+2], turn, member)
-  redis.call('PEXPIRE', KEYS[i*2+2], turn - now + grace_ms + tonumber(ARGV[i*2+3]))
-end
-return turn - now
-"""
-
 _BLOCK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -247,7 +203,6 @@ class RateLimiter:
         self._release = redis.register_script(_RELEASE)
         self._release_holder = redis.register_script(_RELEASE_HOLDER)
         self._block = redis.register_script(_BLOCK)
-        self._reserve = redis.register_script(_RESERVE)
 
     def _key(self, package, scope, part):
         return f"{self.prefix}:{package}:{scope}:{part}"
@@ -289,22 +244,6 @@ class RateLimiter:
             return Permit(wait=int(wait_ms) / 1000, daily=bool(daily), concurrency=bool(concurrency),
                           package=package, scope=first)
         return Permit(wait=0, lease=lease, package=package, scope=first, held=held)
-
-    def reserve(self, package, budgets, member):
-        """Seconds until a call slot of ``member``'s own in every window budget of ``budgets``
-        (``(scope, budget)`` pairs), behind the callers already promised one and not yet due;
-        promises ``member`` that turn (asking again moves its promise, never adds one).
-
-        A full budget tells every waiter the same wait (when its oldest call leaves the
-        window): a run that parks for it comes back with all the others and most of them
-        park again. With turns, waiters come back one slot apart, each when a slot should be
-        free for it. A promise reserves nothing: a caller that finds room takes it.
-        """
-        keys, args = [], [str(member), int(PROMISE_GRACE_SECONDS * 1000)]
-        for scope, budget in budgets:
-            keys += [self._key(package, str(scope), "window"), self._key(package, str(scope), "promised")]
-            args += [int(budget.window_seconds * 1000), budget.per_minute or 0]
-        return int(self._reserve(keys=keys, args=args)) / 1000 if keys else 0.0
 
     def release(self, permit: Permit):
         """After the call of a granted permit: give back its concurrency slots and count its

@@ -156,16 +156,6 @@ def test_a_long_budget_wait_parks_instead_of_sleeping(requests_mock, redis_db):
     assert caught.value.parked and not caught.value.daily and 5 < caught.value.retry_after <= 60
     assert sleeps == [] and requests_mock.call_count == 1
 
-    # runs that park for the same full budget come back one slot apart, not all at once
-    turns = []
-    for run in ("run-7", "run-8"):
-        waiting = client(ResponseJournal(), limiter=RateLimiter(redis_db, holder=run), budget=budget,
-                         budget_key=("xero", "t1"), max_wait=200.0, park_after=5.0, sleeps=sleeps)
-        with pytest.raises(RateLimited) as parked:
-            waiting.get(URL, params={"page": 2})
-        turns.append(parked.value.retry_after)
-    assert turns[1] - turns[0] == pytest.approx(60, abs=1) and sleeps == []
-
     # without parking the same wait is slept out in the worker (one minute window)
     class Slept(Exception):
         pass
