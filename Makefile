@@ -19,7 +19,7 @@ test:
 bench:
 	.venv/bin/python -m benchmarks
 
-## soak: one night of 1,000 files on gunicorn, RQ workers, PostgreSQL and Redis while 20 people browse (docs/soak.md)
+## soak: two nights of 1,000 files on gunicorn, RQ workers, PostgreSQL and Redis while 20 people browse (docs/soak.md)
 soak:
 	.venv/bin/python -m benchmarks.soak
 
