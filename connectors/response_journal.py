@@ -41,7 +41,7 @@ from connectors.scrubbing import SECRET_KEY_PATTERN
 SPILL_AFTER_BYTES = 4 * 1024 * 1024
 #: a URL path naming a credential exchange: its answer is never kept
 CREDENTIAL_PATH = re.compile(r"(?i)(token|oauth|login|logon|signin|sign-in|authenticat|authori[sz]|session)")
-#: a body field that carries a credential (JSON key, form field or XML element): such an answer is never kept
+#: a body field that carries a credential (JSON key, form field or XML element): see :func:`without_credentials`
 CREDENTIAL_NAMES = (rb"(?:access_?token|refresh_?token|id_?token|bearer|client_?secret|password|api_?key|"
                     rb"session_?(?:id|token|key)|auth_?token)")
 CREDENTIAL_FIELD = re.compile(rb"(?i)[\"'<:]\s*" + CREDENTIAL_NAMES + rb"\s*[\"'>]")
