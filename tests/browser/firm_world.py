@@ -143,7 +143,12 @@ def log_out(page):
 
 def open_menu(page, category, entry):
     """Go to a console screen through the navbar, like a person: open ``category``'s dropdown,
-    click ``entry`` (exact names, in the page's language)."""
+    click ``entry`` (exact names, in the page's language).
+
+    Waits for the page's ``load`` first: a flash can be visible while the scripts at the end of
+    the body (Bootstrap's dropdowns among them) have not run yet, and a click on the toggle then
+    opens nothing."""
+    page.wait_for_load_state()
     navbar = page.locator("#admin-navbar-collapse")
     navbar.get_by_role("button", name=category, exact=True).click()
     navbar.locator(".dropdown-menu.show").get_by_role("link", name=entry, exact=True).click()
