@@ -31,6 +31,7 @@ the outcome is written on a fresh session with a few retries; the data commit ca
 deferrals are capped by ``SYNC_MAX_DEFERRALS``.
 """
 import logging
+import math
 import re
 import time
 import traceback
@@ -53,6 +54,7 @@ from app.secret_scrubbing import scrub_text
 from app.services import data_checks
 from app.services import response_stages
 from app.services.connectors import SYNC, connection_secrets, open_link_connector
+from app.services.queues import queue_rank
 from app.services.sync_windows import sync_window
 from app.services.syncs import release_next_backfills, sets_file_status
 from connectors.base import (AuthError, BalanceRecord, CompanyProfileRecord, ConnectorError, LedgerLineRecord,
@@ -196,7 +198,7 @@ def _run_locked(run_id, lock):
     sync_run.data_committed_at = None
     if sets_file_status(sync_run.link):
         sync_run.dossier.sync_status = RunStatus.RUNNING
-    link_id, attempt = sync_run.link_id, sync_run.attempt
+    link_id, attempt, rank = sync_run.link_id, sync_run.attempt, queue_rank(sync_run.queue)
     db.session.commit()
 
     redis = redis_connection()
@@ -213,7 +215,7 @@ def _run_locked(run_id, lock):
         connector = open_link_connector(link, purpose=SYNC)
         http_holder["http"] = connector.http
         _attach_journal(run_id, http_holder)
-        hold_leases(connector.http, run_id)
+        hold_leases(connector.http, run_id, rank)
         result, bookmarks = _read_into_writer(connector, link, run_id, progress)
         if heartbeat.lost_lock:
             raise LostLock()
@@ -438,7 +440,7 @@ def _finish(run_id, outcome, api_calls=0):
         _rollback_quietly()
         log.warning("run %s: the firm's next first sync not released; the reaper will", run_id, exc_info=True)
     if outcome.retry_in is not None:
-        return _again(run_id, outcome.retry_in)
+        return _again(run_id, outcome.retry_in, front=outcome.waiting_turn)
     return None
 
 
@@ -525,13 +527,16 @@ def final_message(message):
     return _RETRY_PROMISE.sub("", message or "").strip()
 
 
-def _again(run_id, seconds):
-    """Run this run's job again in ``seconds`` (same job id). Without Redis nothing can be
-    scheduled: the run keeps its ``resume_at`` and the reaper re-queues it from the database."""
-    seconds = max(1, int(round(seconds)))
+def _again(run_id, seconds, front=False):
+    """Run this run's job again in ``seconds`` (same job id), never sooner: RQ's scheduler
+    keeps whole seconds, dropping the fraction (a job due at 12.7 s would be queued at 12 s
+    and sleep the rest in its worker), so the delay is rounded up from the current second's
+    fraction. Without Redis nothing can be scheduled: the run keeps its ``resume_at`` and the
+    reaper re-queues it from the database."""
+    seconds = max(1, math.ceil(time.time() % 1 + seconds))
     job = get_current_job()
     if job is not None and job.id.startswith("sync-run-"):
-        return Retry(max=(job.number_of_retries or 0) + 1, interval=seconds)
+        return Retry(max=(job.number_of_retries or 0) + 1, interval=seconds, enqueue_at_front=front)
     from app.services.syncs import enqueue_run
 
     try:

@@ -51,6 +51,12 @@ def run_id_from_job_id(job_id):
     return None
 
 
+def queue_rank(name):
+    """The place of sync queue ``name`` in :data:`SYNC_QUEUES` (0: people first); the nightly
+    queue's for a run without one. A run waits in its API budgets' lines at this rank."""
+    return SYNC_QUEUES.index(name if name in SYNC_QUEUES else NIGHTLY_QUEUE)
+
+
 def get_queue(name=SYNC_QUEUE, connection=None):
     """The RQ queue ``name`` on the application's Redis (or ``connection``)."""
     # named, not imported: the services sit below the jobs that run them

@@ -1,5 +1,6 @@
 """The sync job run in-process: outcomes, rollback on every failure, idempotence, cancellation."""
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -235,6 +236,40 @@ def _locked_database():
     from sqlalchemy.exc import OperationalError
 
     return OperationalError("UPDATE sync_run ...", {}, sqlite3.OperationalError("database is locked"))
+
+
+def test_a_deferred_run_is_never_queued_again_before_its_wait_is_over(db, scripted, linked_dossier):
+    # RQ's scheduler keeps whole seconds (a job due at 12.7 s is queued at 12 s): the delay is
+    # rounded up, so a parked run never comes back early to sleep the rest in its worker
+    dossier = linked_dossier()
+    scripted.fail_at = ("ledger_lines", 3, RateLimited("Scripted Books asks us to slow down.", retry_after=2.3))
+    started = time.time()
+    done = sync_once(db, dossier.id)
+    assert done.status == RunStatus.DEFERRED
+    registry = ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE))
+    queued_at = registry.connection.zscore(registry.key, sync_job_id(done.id))
+    assert started + 2.3 <= queued_at <= time.time() + 3.3
+
+
+@pytest.mark.parametrize("own_budget, front", [(True, True), (False, False)],
+                         ids=["waiting its turn in our budget", "the package's 429"])
+def test_a_run_waiting_its_turn_comes_back_at_the_front_of_its_queue(db, scripted, linked_dossier, monkeypatch,
+                                                                     own_budget, front):
+    # a run that has started and waits for its organisation's next slot goes before the runs
+    # that have not started yet (a vendor's 429 or a 5xx goes to the back, as any retry)
+    import types
+
+    import jobs.sync as sync_job
+
+    dossier = linked_dossier()
+    scripted.fail_at = ("ledger_lines", 3, RateLimited("Firmsync is waiting for Scripted Books's API budget.",
+                                                       retry_after=30, own_budget=own_budget))
+    queued = request_sync(dossier.id, Trigger.MANUAL)
+    job = types.SimpleNamespace(id=sync_job_id(queued.id), number_of_retries=0, meta={}, save_meta=lambda: None)
+    monkeypatch.setattr(sync_job, "get_current_job", lambda: job)
+    retry = run(queued.id)
+    assert fresh(db, SyncRun, queued.id).status == RunStatus.DEFERRED
+    assert retry.enqueue_at_front is front and min(retry.intervals) >= 30
 
 
 def test_a_redis_outage_mid_sync_defers_as_infrastructure_then_gives_up_honestly(app, db, scripted, linked_dossier):
