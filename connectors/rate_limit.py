@@ -132,15 +132,17 @@ if wait > 0 then
       redis.call('SET', ticket_key, string.format('%.0f', ticket), 'PX', ticket_ms)
     end
     if ticket then
+      local place = string.format('%.0f', ticket)
       for i = 0, count - 1 do
-        local line_key, leave_key = KEYS[3+i*6+5], KEYS[3+i*6+6]
+        local k, a = 3 + i * 6, 6 + i * 6
+        local line_key, leave_key = KEYS[k+5], KEYS[k+6]
         if held_up[i] then
-          local ttl = wait + grace_ms + tonumber(ARGV[6+i*6+1])
-          redis.call('ZADD', line_key, string.format('%.0f', ticket), holder)
+          local ttl = wait + grace_ms + tonumber(ARGV[a+1])
+          redis.call('ZADD', line_key, place, holder)
           redis.call('ZADD', leave_key, now + wait + grace_ms, holder)
           redis.call('PEXPIRE', line_key, ttl)
           redis.call('PEXPIRE', leave_key, ttl)
-        elseif tonumber(ARGV[6+i*6+6]) == 1 then
+        elseif tonumber(ARGV[a+6]) == 1 then
           redis.call('ZREM', line_key, holder)
           redis.call('ZREM', leave_key, holder)
         end

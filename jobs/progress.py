@@ -170,15 +170,14 @@ def lease_holder(run_id):
     return f"sync-run-{int(run_id)}"
 
 
-def hold_leases(http, run_id, rank=None):
+def hold_leases(http, run_id, rank):
     """Take the concurrency slots of ``http`` (a :class:`connectors.http.HttpClient`) under
     the run's name, so the reaper can free them at once when the run's worker died; the run
-    also waits in its budgets' lines under that name, at ``rank`` (its queue's, when given)."""
+    also waits in its budgets' lines under that name, at ``rank`` (its queue's)."""
     limiter = getattr(http, "limiter", None)
     if limiter is not None:
         limiter.holder = lease_holder(run_id)
-        if rank is not None:
-            limiter.rank = rank
+        limiter.rank = rank
 
 
 class Heartbeat(threading.Thread):

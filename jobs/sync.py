@@ -531,7 +531,8 @@ def _again(run_id, seconds, front=False):
     """Run this run's job again in ``seconds`` (same job id), never sooner: RQ's scheduler
     keeps whole seconds, dropping the fraction (a job due at 12.7 s would be queued at 12 s
     and sleep the rest in its worker), so the delay is rounded up from the current second's
-    fraction. Without Redis nothing can be scheduled: the run keeps its ``resume_at`` and the
+    fraction. ``front``: back at the front of its queue (a run waiting its turn in our own
+    budget). Without Redis nothing can be scheduled: the run keeps its ``resume_at`` and the
     reaper re-queues it from the database."""
     seconds = max(1, math.ceil(time.time() % 1 + seconds))
     job = get_current_job()
