@@ -1,14 +1,17 @@
 """The sandbox itself: deterministic books, lazy ledgers, mutations, faults, budgets, OAuth."""
 import subprocess
 import sys
+import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import requests
 
 from sandbox import create_app
-from connectors.emulation.books import BASE_MODIFIED, Book, CompanySpec, entries_for, entry_of, lines_in, month_end, parse_ts
+from connectors.emulation.books import (BASE_MODIFIED, Book, CompanySpec, entries_for, entry_of, iso_ts, lines_in, month_end,
+                                       name_uuid, parse_ts)
 
 KEY = {"X-Api-Key": "demo-key"}
 
@@ -26,6 +29,18 @@ def test_chart_sizes_are_clamped_and_cover_every_kind():
         assert len(book.accounts) == size
         assert len({a["number"] for a in book.accounts}) == size
         assert {a["type"] for a in book.accounts} == {"asset", "liability", "equity", "income", "expense"}
+
+
+def test_generated_ids_and_time_stamps_keep_their_shapes():
+    namespace = uuid.UUID("5b0c8a9e-7f4d-4c1e-9a53-2d6f0e1b7c44")
+    for name in ("line:c-1:1", "journal:bench-xero:299999", "", "option:CC3", "é"):
+        assert name_uuid(namespace, name) == str(uuid.uuid5(namespace, name))
+    for seconds in (0, BASE_MODIFIED, BASE_MODIFIED + 86_399, 2_000_000_000):
+        assert parse_ts(iso_ts(seconds)) == seconds
+    assert iso_ts(BASE_MODIFIED) == "2025-01-01T00:00:00Z"
+    for text in ("2025-01-01", "2025-01-01T00:00+01:00", "2025-01-01T00:00:00+00", "2025-01-01 00:00:00Z"):
+        with pytest.raises(ValueError):
+            parse_ts(text)
 
 
 def test_entry_arithmetic():

@@ -13,6 +13,7 @@ Generated lines were "modified" at ``BASE_MODIFIED + entry index`` seconds; muta
 from __future__ import annotations
 
 import calendar
+import hashlib
 import random
 import threading
 import zlib
@@ -81,11 +82,23 @@ def month_end(day):
 
 
 def iso_ts(seconds):
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``2025-01-01T00:00:00Z`` for UNIX ``seconds`` (whole seconds, UTC)."""
+    return datetime.fromtimestamp(int(seconds), timezone.utc).replace(tzinfo=None).isoformat() + "Z"
 
 
 def parse_ts(text):
-    return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
+    """UNIX seconds of an :func:`iso_ts` text; ValueError for any other shape."""
+    if len(text) != 20 or text[10] != "T" or text[13] != ":" or text[16] != ":" or text[-1] != "Z":
+        raise ValueError(f"not a time stamp like 2025-01-01T00:00:00Z: {text!r}")
+    return int(datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc).timestamp())
+
+
+def name_uuid(namespace, name):
+    """``str(uuid.uuid5(namespace, name))``, computed without building a UUID object (the
+    sandbox names every generated journal and line this way, hundreds of thousands a sync)."""
+    digest = hashlib.sha1(namespace.bytes + name.encode()).hexdigest()
+    variant = "89ab"[int(digest[16], 16) & 3]  # RFC 4122 variant bits 10xx
+    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"
 
 
 def lines_in(entries):

@@ -19,6 +19,7 @@ grant (``per_connection`` of the budget, 10,000/min by default).
 """
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections import Counter, defaultdict
@@ -28,7 +29,7 @@ from email.utils import parsedate_to_datetime
 
 from flask import Blueprint, current_app, g, jsonify, render_template_string, request
 
-from connectors.emulation.books import BASE_MODIFIED, month_end, parse_ts
+from connectors.emulation.books import BASE_MODIFIED, month_end, name_uuid, parse_ts
 from connectors.emulation.oauth_server import AUTHORIZE_PARAMS, OAuthProvider
 
 PACKAGE = "xero"
@@ -72,12 +73,19 @@ CONSENT_PAGE = """<!doctype html>
 </form></body></html>"""
 
 
+@functools.lru_cache(maxsize=1024)
 def tenant_id(company_id):
-    return str(uuid.uuid5(NAMESPACE, f"tenant:{company_id}"))
+    return name_uuid(NAMESPACE, f"tenant:{company_id}")
 
 
+@functools.lru_cache(maxsize=100_000)
 def account_id(company_id, number):
-    return str(uuid.uuid5(NAMESPACE, f"account:{company_id}:{number}"))
+    return name_uuid(NAMESPACE, f"account:{company_id}:{number}")
+
+
+@functools.lru_cache(maxsize=1024)
+def tracking_id(name):
+    return name_uuid(NAMESPACE, name)
 
 
 def ms_date(day):
@@ -251,10 +259,13 @@ def organisation():
     }])
 
 
+def _account_type(account):
+    """Xero's Type of a generated account (its bank accounts are BANK)."""
+    return "BANK" if account["name"].startswith("Bank account") else ACCOUNT_TYPES[account["type"]][0]
+
+
 def _account(book, account):
-    xero_type, xero_class, _ = ACCOUNT_TYPES[account["type"]]
-    if account["name"].startswith("Bank account"):
-        xero_type = "BANK"
+    xero_type, xero_class = _account_type(account), ACCOUNT_TYPES[account["type"]][1]
     row = {"AccountID": account_id(book.spec.id, account["number"]), "Code": account["number"],
            "Name": account["name"], "Status": "ACTIVE", "Type": xero_type, "TaxType": "NONE", "Class": xero_class,
            "EnablePaymentsToAccount": False, "ShowInExpenseClaims": False, "HasAttachments": False,
@@ -282,21 +293,21 @@ def _journal(book, number, lines, chart, created):
     for line in lines:
         account = chart[line["account"]]
         amount = Decimal(line["amount"])
-        row = {"JournalLineID": str(uuid.uuid5(NAMESPACE, f"line:{book.spec.id}:{line['id']}")),
+        row = {"JournalLineID": name_uuid(NAMESPACE, f"line:{book.spec.id}:{line['id']}"),
                "AccountID": account_id(book.spec.id, account["number"]), "AccountCode": account["number"],
-               "AccountType": _account(book, account)["Type"], "AccountName": account["name"],
+               "AccountType": _account_type(account), "AccountName": account["name"],
                "Description": line["description"], "NetAmount": float(amount), "GrossAmount": float(amount),
                "TaxAmount": 0.0, "TrackingCategories": []}
         if line["dimensions"].get("cost_centre"):
             row["TrackingCategories"] = [{
-                "TrackingCategoryID": str(uuid.uuid5(NAMESPACE, "tracking:cost_centre")),
-                "TrackingOptionID": str(uuid.uuid5(NAMESPACE, f"option:{line['dimensions']['cost_centre']}")),
+                "TrackingCategoryID": tracking_id("tracking:cost_centre"),
+                "TrackingOptionID": tracking_id(f"option:{line['dimensions']['cost_centre']}"),
                 "Name": "Cost centre", "Option": line["dimensions"]["cost_centre"]}]
         journal_lines.append(row)
-    return {"JournalID": str(uuid.uuid5(NAMESPACE, f"journal:{book.spec.id}:{number}")),
+    return {"JournalID": name_uuid(NAMESPACE, f"journal:{book.spec.id}:{number}"),
             "JournalDate": ms_date(date.fromisoformat(first["date"])), "JournalNumber": number,
             "CreatedDateUTC": ms_datetime(datetime.fromtimestamp(created, timezone.utc)), "Reference": first["reference"],
-            "SourceID": str(uuid.uuid5(NAMESPACE, f"source:{book.spec.id}:{number}")),
+            "SourceID": name_uuid(NAMESPACE, f"source:{book.spec.id}:{number}"),
             "SourceType": JOURNAL_SOURCES[first["journal"]], "JournalLines": journal_lines}
 
 
