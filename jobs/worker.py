@@ -64,16 +64,15 @@ class FirmsyncWorker(Worker):
     (:data:`app.services.queues.JOB_SERIALIZER`), also when started by plain ``rq worker -w``."""
 
     job_class = AppJob
+    #: seconds the command listener (RQ's stop and kill-horse commands) waits for Redis before
+    #: it looks again whether the worker is quitting
+    COMMAND_POLL_SECONDS = 1
 
     def __init__(self, *args, **kwargs):
         from app.services.queues import JOB_SERIALIZER
 
         kwargs.setdefault("serializer", JOB_SERIALIZER)
         super().__init__(*args, **kwargs)
-
-    #: seconds the command listener (RQ's stop and kill-horse commands) waits for Redis before
-    #: it looks again whether the worker is quitting
-    COMMAND_POLL_SECONDS = 1
 
     def work(self, *args, **kwargs):
         """Create (or take) the application once in the parent so work horses inherit it."""
