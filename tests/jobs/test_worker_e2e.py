@@ -122,12 +122,14 @@ def test_a_long_retry_after_defers_the_run(db, workers, demo_dossier, sandbox):
     dossier = demo_dossier()
     run = request_sync(dossier.id, Trigger.MANUAL)
     workers.start()
-    deferred = workers.wait_for(lambda: (r := run_row(db, run.id)).status == RunStatus.DEFERRED and r,
-                                what="the deferral")
+    scheduled = ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE))
+    # the run's row says "deferred" as the job ends; RQ schedules the job's return just after
+    deferred = workers.wait_for(lambda: (r := run_row(db, run.id)).status == RunStatus.DEFERRED
+                                and sync_job_id(run.id) in scheduled.get_job_ids() and r,
+                                what="the deferral and its scheduled job")
     assert deferred.resume_at is not None and deferred.error_category == "rate_limited"
     assert (deferred.resume_at - deferred.started_at).total_seconds() > 3000
     assert line_count(db, dossier.id) == 0
-    assert sync_job_id(run.id) in ScheduledJobRegistry(queue=sync_queue(PEOPLE_QUEUE)).get_job_ids()
 
 
 def test_a_malformed_payload_fails_with_a_readable_message_and_writes_nothing(db, workers, demo_dossier, sandbox):
