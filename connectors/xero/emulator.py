@@ -84,6 +84,11 @@ def account_id(company_id, number):
 
 
 @functools.lru_cache(maxsize=1024)
+def connection_id(company_id):
+    return name_uuid(NAMESPACE, f"connection:{company_id}")
+
+
+@functools.lru_cache(maxsize=1024)
 def tracking_id(name):
     return name_uuid(NAMESPACE, name)
 
@@ -173,7 +178,7 @@ def token():
 def connections():
     provider, state = _provider(), _state()
     rows = [
-        {"id": str(uuid.uuid5(NAMESPACE, f"connection:{book.spec.id}")), "tenantId": tenant_id(book.spec.id),
+        {"id": connection_id(book.spec.id), "tenantId": tenant_id(book.spec.id),
          "tenantType": "ORGANISATION", "tenantName": book.spec.name,
          "createdDateUtc": "2024-01-02T09:00:00.0000000", "updatedDateUtc": "2024-01-02T09:00:00.0000000"}
         for book in state.books.values() if tenant_id(book.spec.id) not in provider.disconnected
@@ -187,7 +192,7 @@ def connections():
 @identity.delete("/connections/<connection>")
 def disconnect(connection):
     for book in _state().books.values():
-        if str(uuid.uuid5(NAMESPACE, f"connection:{book.spec.id}")) == connection:
+        if connection_id(book.spec.id) == connection:
             _provider().disconnected.add(tenant_id(book.spec.id))
             return "", 204
     return "", 404
