@@ -329,10 +329,14 @@ def test_balances_come_from_the_lines_when_the_package_sends_none(db, dossier, c
     calendar_years(dossier, 2024)
     records = [line("L1", date(2024, 1, 5), "400000", "121.00"), line("L2", date(2024, 1, 5), "700000", "-121.00"),
                line("L3", date(2024, 2, 9), "400000", "-21.00"), line("L4", date(2024, 2, 9), "550000", "21.00")]
-    result = write_records(db.session, link.id, records, balances_from_lines=True)
+    with write_statements() as first:
+        result = write_records(db.session, link.id, records, balances_from_lines=True)
     db.session.commit()
     assert result.balances == 4
     assert balances_by_period(db, dossier.id, "400000") == {date(2024, 1, 31): D("121.00"), date(2024, 2, 29): D("-21.00")}
+    # a first sync on PostgreSQL: the sums go from the lines into the balances in one statement
+    summed_in_place = [s for s in first if s.startswith("INSERT INTO period_balance") and "SELECT" in s]
+    assert len(summed_in_place) == (db.engine.dialect.name == "postgresql")
 
     # unchanged lines: the derived balances are not rewritten
     with write_statements() as seen:
