@@ -524,12 +524,7 @@ class SyncWriter:
         self._settle_years()
         if self._insert_first_balances_from_lines():
             return
-        lines = LedgerLine.__table__
-        sums = self.session.execute(
-            select(lines.c.account_id, lines.c.period_id, func.sum(lines.c.amount))
-            .where(lines.c.dossier_id == self.dossier.id, lines.c.link_id == self.link_id)
-            .group_by(lines.c.account_id, lines.c.period_id)
-        ).all()
+        sums = self.session.execute(self._line_sums()).all()
         wanted = {}
         for account_id, period_id, total in sums:
             amount = money(total)
@@ -542,6 +537,14 @@ class SyncWriter:
             scope = scope | table.c.period_id.in_(periods)
         self._replace_balances(wanted, scope & table.c.period_id.not_in(self._locked_period_ids or [-1]))
 
+    def _line_sums(self, *conditions):
+        """The query of the link's line amounts summed per ``(account_id, period_id, total)``,
+        for the lines that also meet ``conditions``."""
+        lines = LedgerLine.__table__
+        return (select(lines.c.account_id, lines.c.period_id, func.sum(lines.c.amount).label("total"))
+                .where(lines.c.dossier_id == self.dossier.id, lines.c.link_id == self.link_id, *conditions)
+                .group_by(lines.c.account_id, lines.c.period_id))
+
     def _insert_first_balances_from_lines(self):
         """On PostgreSQL, for a dossier holding no balance yet (its first sync): the sums go from
         the lines into the balances in one ``INSERT ... SELECT`` instead of through the worker
@@ -550,18 +553,15 @@ class SyncWriter:
         Answers whether it wrote them."""
         if self.session.get_bind().dialect.name != "postgresql":
             return False  # SQLite sums Numeric as floats: the Python path rounds them to the cent
-        table, lines = PeriodBalance.__table__, LedgerLine.__table__
+        table = PeriodBalance.__table__
         if self.session.scalar(select(table.c.id).where(table.c.dossier_id == self.dossier.id).limit(1)) is not None:
             return False
-        total = func.sum(lines.c.amount)
-        sums = (select(literal(self.dossier.id, Integer), lines.c.account_id, lines.c.period_id, total,
+        sums = self._line_sums(LedgerLine.__table__.c.period_id.not_in(self._locked_period_ids or [-1])).subquery()
+        rows = (select(literal(self.dossier.id, Integer), sums.c.account_id, sums.c.period_id, sums.c.total,
                        literal(self.link_id, Integer), literal(utcnow(), DateTime))
-                .where(lines.c.dossier_id == self.dossier.id, lines.c.link_id == self.link_id,
-                       lines.c.period_id.not_in(self._locked_period_ids or [-1]))
-                .group_by(lines.c.account_id, lines.c.period_id)
-                .having(total != 0))
+                .where(sums.c.total != 0))
         written = self.session.execute(insert(table).from_select(
-            ["dossier_id", "account_id", "period_id", "amount", "origin_link_id", "updated_at"], sums),
+            ["dossier_id", "account_id", "period_id", "amount", "origin_link_id", "updated_at"], rows),
             execution_options={"preserve_rowcount": True})
         self.result.balances += written.rowcount
         return True
@@ -588,12 +588,7 @@ class SyncWriter:
         owned = [period_id for period_id in candidates if period_id not in foreign]
         if not owned:
             return
-        sums = self.session.execute(
-            select(lines.c.account_id, lines.c.period_id, func.sum(lines.c.amount))
-            .where(lines.c.dossier_id == self.dossier.id, lines.c.link_id == self.link_id,
-                   lines.c.period_id.in_(owned))
-            .group_by(lines.c.account_id, lines.c.period_id)
-        ).all()
+        sums = self.session.execute(self._line_sums(lines.c.period_id.in_(owned))).all()
         wanted = {(account_id, period_id): money(total) for account_id, period_id, total in sums if money(total) != 0}
         existing = {(row.account_id, row.period_id): row for row in self.session.execute(
             select(balances.c.id, balances.c.account_id, balances.c.period_id, balances.c.amount,
